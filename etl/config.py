@@ -1,0 +1,135 @@
+"""Build the one validated Config that every verb takes first."""
+
+import os
+import re
+import threading
+from dataclasses import dataclass, field, fields
+from typing import Any, Optional
+
+from .errors import UsageError
+from .layout import check_prefix
+
+ENV = {
+    "mongo_uri": "ETL_MONGO_URI",
+    "mongo_db": "ETL_MONGO_DB",
+    "bucket": "ETL_BUCKET",
+    "s3_endpoint_url": "ETL_S3_ENDPOINT_URL",
+    "staging_prefix": "ETL_STAGING_PREFIX",
+    "live_prefix": "ETL_LIVE_PREFIX",
+    "state_prefix": "ETL_STATE_PREFIX",
+}
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
+
+
+def redact_uri(uri):
+    """Return a MongoDB URI with any password replaced by ``***``."""
+    return re.sub(r"(?<=://)([^:/@]+):[^@/]*@", r"\1:***@", str(uri))
+
+
+@dataclass
+class Config:
+    """Settings for one migration target: the contentstore, the bucket and the key prefixes.
+
+    ``contentstore`` is any pymongo-compatible Database holding GridFS bucket ``fs``.
+    ``s3_client`` may be given to share one boto3 client; otherwise one is built on
+    first use, with botocore's standard retry mode and a connection pool sized to
+    ``s3_concurrency``. The repr never shows the contentstore's URI or any credential.
+    """
+
+    bucket: str
+    contentstore: Any = field(default=None, repr=False)
+    s3_endpoint_url: Optional[str] = None
+    staging_prefix: str = "staging"
+    live_prefix: str = "video-transcripts"
+    state_prefix: str = "_etl"
+    transcript_suffixes: tuple = (".sjson", ".srt")
+    manifest_dir: Optional[str] = "manifests"
+    s3_concurrency: int = 16
+    read_batch_bytes: int = 8 * 1024 * 1024
+    multipart_bytes: int = 8 * 1024 * 1024
+    lease_seconds: int = 300
+    retry_attempts: int = 8
+    progress: Optional[bool] = None  # None: a bar when stderr is a terminal
+    region_name: Optional[str] = None
+    s3_client: Any = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self):
+        if not isinstance(self.bucket, str) or not _BUCKET.match(self.bucket):
+            raise UsageError(f"bucket {self.bucket!r} is not a valid S3 bucket name; "
+                             "set --bucket or ETL_BUCKET")
+        for name in ("staging_prefix", "live_prefix", "state_prefix"):
+            check_prefix(name, getattr(self, name))
+        prefixes = [self.staging_prefix, self.live_prefix, self.state_prefix]
+        for a in prefixes:
+            for b in prefixes:
+                if a is not b and (a == b or b.startswith(a + "/")):
+                    raise UsageError(f"prefixes {a!r} and {b!r} overlap; staging, live and state "
+                                     "prefixes must be separate")
+        suffixes = tuple(s.lower() for s in self.transcript_suffixes)
+        if not suffixes or not all(isinstance(s, str) and s.startswith(".") for s in suffixes):
+            raise UsageError(f"transcript suffixes {self.transcript_suffixes!r} must each start with '.'")
+        self.transcript_suffixes = suffixes
+        for name in ("s3_concurrency", "read_batch_bytes", "lease_seconds", "retry_attempts"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise UsageError(f"{name} must be a positive whole number")
+        if self.multipart_bytes < 5 * 1024 * 1024:
+            raise UsageError("multipart_bytes must be at least 5 MiB, S3's smallest part")
+        self._client_lock = threading.Lock()
+
+    @property
+    def s3(self):
+        """Return the shared boto3 S3 client, building it on first use."""
+        with self._client_lock:
+            if self.s3_client is None:
+                self.s3_client = make_s3_client(self)
+            return self.s3_client
+
+    def require_contentstore(self):
+        """Return the contentstore Database, or refuse when none is configured."""
+        if self.contentstore is None:
+            raise UsageError("no contentstore configured; set --mongo-uri or ETL_MONGO_URI")
+        return self.contentstore
+
+
+def make_s3_client(cfg):
+    """Build a boto3 S3 client with retries and a pool sized to the concurrency."""
+    import boto3
+    from botocore.config import Config as BotoConfig
+
+    boto_cfg = BotoConfig(
+        retries={"mode": "standard", "max_attempts": cfg.retry_attempts},
+        max_pool_connections=cfg.s3_concurrency + 4,
+        connect_timeout=10,
+        read_timeout=60,
+        # Path-style works with every S3-compatible endpoint operators use (MinIO, Ceph).
+        s3={"addressing_style": "path"} if cfg.s3_endpoint_url else {},
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
+    )
+    return boto3.session.Session().client(
+        "s3", endpoint_url=cfg.s3_endpoint_url, region_name=cfg.region_name, config=boto_cfg)
+
+
+def config_from_env(overrides=None, environ=None, **settings):
+    """Build a Config from ``ETL_*`` variables; a non-None override wins over the environment."""
+    environ = os.environ if environ is None else environ
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    values = {name: overrides.get(name, environ.get(var)) for name, var in ENV.items()}
+    if not values["bucket"]:
+        raise UsageError("no bucket given; set --bucket or ETL_BUCKET")
+    mongo_uri = values.pop("mongo_uri")
+    mongo_db = values.pop("mongo_db") or "edxapp"
+    contentstore = None
+    if mongo_uri:
+        import pymongo
+
+        try:
+            client = pymongo.MongoClient(mongo_uri, serverSelectionTimeoutMS=15000, appname="transcript-etl")
+        except Exception as exc:  # pymongo names the URI problem; never echo the URI itself
+            raise UsageError(f"cannot use MongoDB URI {redact_uri(mongo_uri)}: "
+                             f"{type(exc).__name__}; check ETL_MONGO_URI") from None
+        contentstore = client[mongo_db]
+    known = {f.name for f in fields(Config)}
+    kwargs = {k: v for k, v in values.items() if v}
+    kwargs.update({k: v for k, v in settings.items() if k in known and v is not None})
+    return Config(contentstore=contentstore, **kwargs)

@@ -1,0 +1,207 @@
+"""Read a course's transcripts from the contentstore (GridFS bucket ``fs``). Never writes.
+
+Assets are selected the way Open edX selects them (``query_for_course`` in
+edx-platform): dotted-field queries on ``content_son`` for new-style courses and
+on ``_id`` for old-style ones, so no query depends on the field order of a stored
+dict. Bytes come from ``fs.chunks`` in batches and are checked against ``fs.files``.
+"""
+
+import hashlib
+import json
+import math
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Optional
+
+from .errors import CorruptSource, StorageError
+
+_FIELDS = {"_id": 1, "content_son": 1, "contentType": 1, "length": 1, "chunkSize": 1,
+           "md5": 1, "custom_md5": 1, "uploadDate": 1}
+
+
+@dataclass(frozen=True)
+class Asset:
+    """One transcript's fs.files document, reduced to what the migration needs."""
+
+    asset_id: str  # asset-v1:... for new-style courses, /c4x/ORG/COURSE/asset/NAME for old-style
+    name: str
+    content_type: Optional[str]
+    length: int
+    chunk_size: int
+    stored_md5: Optional[str]  # fs.files md5 (pymongo 3) or custom_md5 (edx-platform), if any
+    upload_date: Optional[datetime]
+    file_id: Any  # the fs.files _id, as stored: a string, or a dict for old-style courses
+
+    def identity(self):
+        """Return what the source fingerprint covers: id, length, checksum and upload time."""
+        upload = self.upload_date.isoformat() if self.upload_date else None
+        return [self.asset_id, self.length, self.stored_md5, upload]
+
+
+def course_query(course, suffixes=None):
+    """Return the fs.files query for a course's assets, optionally only names with a suffix."""
+    prefix = "_id" if course.deprecated else "content_son"
+    query = {f"{prefix}.tag": "c4x", f"{prefix}.org": course.org, f"{prefix}.course": course.course,
+             f"{prefix}.category": "asset"}
+    # Old-style assets carry no run: all runs of an old-style course share them.
+    query[f"{prefix}.run"] = {"$exists": False} if course.deprecated else course.run
+    if suffixes:
+        pattern = "(" + "|".join(re.escape(s) for s in suffixes) + ")$"
+        query[f"{prefix}.name"] = {"$regex": pattern, "$options": "i"}
+    return query
+
+
+def _utc(value):
+    if isinstance(value, datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value
+
+
+def find_transcripts(cfg, course):
+    """Return the course's transcript assets, sorted by name; refuse duplicate names."""
+    db = cfg.require_contentstore()
+    try:
+        docs = list(db["fs.files"].find(course_query(course, cfg.transcript_suffixes), _FIELDS))
+    except Exception as exc:  # pymongo's errors: connection, auth, timeouts
+        raise StorageError(f"course {course}: reading fs.files failed: {type(exc).__name__}: "
+                           f"{str(exc).splitlines()[0][:200]}; check ETL_MONGO_URI and the network") from exc
+    assets = {}
+    for doc in docs:
+        fields = doc["_id"] if course.deprecated else doc.get("content_son", {})
+        name = fields.get("name")
+        if not isinstance(name, str) or not name.lower().endswith(cfg.transcript_suffixes):
+            continue
+        if course.deprecated:
+            asset_id = f"/c4x/{course.org}/{course.course}/asset/{name}"
+        else:
+            asset_id = doc["_id"] if isinstance(doc["_id"], str) else f"{course}:{name}"
+        if name in assets:
+            raise CorruptSource(f"course {course}: two contentstore assets are named {name!r}; "
+                                "delete the stale one in Studio, then re-run")
+        assets[name] = Asset(
+            asset_id=asset_id, name=name, content_type=doc.get("contentType"),
+            length=int(doc.get("length") or 0), chunk_size=int(doc.get("chunkSize") or 261120),
+            stored_md5=doc.get("md5") or doc.get("custom_md5"),
+            upload_date=_utc(doc.get("uploadDate")), file_id=doc["_id"])
+    return [assets[name] for name in sorted(assets)]
+
+
+def fingerprint(identities):
+    """Return a sha256 over assets' identities: what promote compares to detect edits."""
+    rows = sorted(identities, key=lambda row: row[0])
+    return hashlib.sha256(json.dumps(rows, separators=(",", ":")).encode()).hexdigest()
+
+
+def changed_assets(before, after):
+    """Name the assets added, removed or changed between two {asset_id: identity} maps."""
+    added = sorted(set(after) - set(before))
+    removed = sorted(set(before) - set(after))
+    changed = sorted(a for a in set(before) & set(after) if before[a] != after[a])
+    return added, removed, changed
+
+
+def _chunk_key(course, file_id):
+    return file_id.get("name") if course.deprecated and isinstance(file_id, dict) else file_id
+
+
+def _chunks(cfg, course, assets, single=False):
+    """Query fs.chunks for ``assets``: by their stored ``_id`` values, as GridFS itself does."""
+    db = cfg.require_contentstore()
+    query = {"files_id": assets[0].file_id} if single else {"files_id": {"$in": [a.file_id for a in assets]}}
+    cursor = db["fs.chunks"].find(query, {"files_id": 1, "n": 1, "data": 1}).sort("n", 1)
+    return cursor.batch_size(64) if single else cursor
+
+
+def _chunks_by_fields(cfg, course, assets):
+    # An old-style _id whose stored field order differs from its chunks' files_id: find them by fields.
+    db = cfg.require_contentstore()
+    query = {"files_id.tag": "c4x", "files_id.org": course.org, "files_id.course": course.course,
+             "files_id.category": "asset", "files_id.name": {"$in": [a.name for a in assets]}}
+    return db["fs.chunks"].find(query, {"files_id": 1, "n": 1, "data": 1}).sort("n", 1)
+
+
+class _Check:
+    """Check one asset's chunks, in order, against its fs.files document."""
+
+    def __init__(self, course, asset):
+        self.course, self.asset = course, asset
+        self.expected = math.ceil(asset.length / asset.chunk_size) if asset.length else 0
+        self.next_n, self.size, self.md5 = 0, 0, hashlib.md5()
+
+    def fail(self, what):
+        raise CorruptSource(f"course {self.course}: asset {self.asset.name!r} is corrupt in the contentstore "
+                            f"({what}); fix or re-upload it in Studio, then re-run")
+
+    def add(self, n, data):
+        data = bytes(data)
+        if n != self.next_n:
+            self.fail(f"chunk {self.next_n} of {self.expected} missing" if n > self.next_n
+                      else f"chunk {n} duplicated")
+        if n >= self.expected:
+            self.fail(f"chunk {n} beyond the {self.expected} that length {self.asset.length} needs")
+        want = self.asset.chunk_size if n < self.expected - 1 else self.asset.length - n * self.asset.chunk_size
+        if len(data) != want:
+            self.fail(f"chunk {n} has {len(data)} bytes, expected {want}")
+        self.next_n, self.size = n + 1, self.size + len(data)
+        self.md5.update(data)
+        return data
+
+    def finish(self):
+        if self.next_n != self.expected:
+            self.fail(f"chunk {self.next_n} of {self.expected} missing")
+        digest = self.md5.hexdigest()
+        if self.asset.stored_md5 and self.asset.stored_md5.lower() != digest:
+            self.fail(f"md5 {digest} does not match fs.files md5 {self.asset.stored_md5}")
+        return digest
+
+
+def _batches(assets, max_bytes, max_count=500):
+    batch, size = [], 0
+    for asset in assets:
+        if batch and (size + asset.length > max_bytes or len(batch) >= max_count):
+            yield batch
+            batch, size = [], 0
+        batch.append(asset)
+        size += asset.length
+    if batch:
+        yield batch
+
+
+def read_small(cfg, course, assets):
+    """Yield (asset, bytes, md5) for assets, reading fs.chunks one batch query at a time."""
+    for batch in _batches(assets, cfg.read_batch_bytes):
+        found = {}
+        for chunk in _read(course, _chunks(cfg, course, batch)):
+            found.setdefault(_chunk_key(course, chunk["files_id"]), []).append(chunk)
+        missing = [a for a in batch if a.length and _chunk_key(course, a.file_id) not in found]
+        if course.deprecated and missing:
+            for chunk in _read(course, _chunks_by_fields(cfg, course, missing)):
+                found.setdefault(_chunk_key(course, chunk["files_id"]), []).append(chunk)
+        for asset in batch:
+            check = _Check(course, asset)
+            data = b"".join(check.add(c["n"], c["data"]) for c in found.pop(_chunk_key(course, asset.file_id), []))
+            yield asset, data, check.finish()
+
+
+def read_stream(cfg, course, asset, sink):
+    """Feed a large asset's checked chunks to ``sink`` in order; return its md5."""
+    check = _Check(course, asset)
+    seen = False
+    for chunk in _read(course, _chunks(cfg, course, [asset], single=True)):
+        seen = True
+        sink(check.add(chunk["n"], chunk["data"]))
+    if not seen and course.deprecated and asset.length:
+        for chunk in _read(course, _chunks_by_fields(cfg, course, [asset])):
+            sink(check.add(chunk["n"], chunk["data"]))
+    return check.finish()
+
+
+def _read(course, cursor):
+    try:
+        yield from cursor
+    except CorruptSource:
+        raise
+    except Exception as exc:
+        raise StorageError(f"course {course}: reading fs.chunks failed: {type(exc).__name__}: "
+                           f"{str(exc).splitlines()[0][:200]}; check the MongoDB connection, then re-run") from exc

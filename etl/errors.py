@@ -1,0 +1,79 @@
+"""Exceptions: one root, ``EtlError``, whose message is one line for the operator.
+
+Each class carries the CLI exit code documented in the README, so the code an
+operator sees depends only on what went wrong, never on where it was raised.
+"""
+
+
+class EtlError(Exception):
+    """Root of every error this tool raises on purpose."""
+
+    exit_code = 1
+
+    def __init__(self, message):
+        # Operators grep logs line by line: never let a message span lines.
+        super().__init__(" ".join(str(message).split()))
+
+
+class UsageError(EtlError):
+    """Bad flags, configuration or ids: nothing was read or written."""
+
+    exit_code = 2
+
+
+class InvalidId(UsageError):
+    """A course id or asset name cannot safely become part of an S3 key."""
+
+
+class Refused(EtlError):
+    """The tool declined to act, to protect data; nothing was changed."""
+
+    exit_code = 3
+
+
+class AlreadyPromoted(Refused):
+    """The course's commit marker exists: its live data is never overwritten."""
+
+
+class NotStaged(Refused):
+    """The verb needs a staged run and the course has none."""
+
+
+class ConcurrentRun(Refused):
+    """Another runner holds the course, or won a conditional write first."""
+
+
+class SourceChanged(Refused):
+    """The contentstore changed between extract and promote."""
+
+
+class Conflict(Refused):
+    """Objects the tool did not write sit where it would write."""
+
+
+class IllegalTransition(Refused):
+    """A state change the course state machine does not allow."""
+
+
+class Failed(EtlError):
+    """The course could not be migrated; S3 was rolled back."""
+
+    exit_code = 4
+
+
+class CorruptSource(Failed):
+    """A contentstore asset's chunks disagree with its fs.files document."""
+
+
+class ReconcileError(Failed):
+    """Counts or checksums of contentstore, manifest and S3 disagree."""
+
+
+class StorageError(Failed):
+    """S3 or MongoDB failed, after botocore's and pymongo's own retries."""
+
+
+class NotVerified(EtlError):
+    """Verify found the course not ready for Phase II."""
+
+    exit_code = 5

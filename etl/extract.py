@@ -1,0 +1,103 @@
+"""Extract a course: snapshot its transcripts into a fresh staging run with a Parquet manifest."""
+
+import logging
+import time
+from dataclasses import asdict, dataclass
+
+from . import __version__, contentstore, manifest, s3, stage, status
+from .errors import AlreadyPromoted, Conflict
+from .layout import Layout, new_run_id, parse_course_id
+from .rollback import discard, remove_tool_objects
+
+log = logging.getLogger("etl")
+
+
+@dataclass
+class ExtractResult:
+    """What one extract staged."""
+
+    course_id: str
+    run_id: str
+    transcripts: int
+    bytes: int
+    parse_problems: int
+    manifest_key: str
+    local_manifest: str
+    source_fingerprint: str
+    seconds: float
+
+    def to_dict(self):
+        return asdict(self)
+
+
+def refuse_if_promoted(cfg, course):
+    """Raise AlreadyPromoted when the course's commit marker exists (repairing a lagging record)."""
+    marker, _ = s3.get_json(cfg, Layout(cfg, course).marker)
+    if marker is not None:
+        status.repair_promoted(cfg, course, marker)
+        raise AlreadyPromoted(f"course {course} is already promoted (run {marker.get('run_id')}, "
+                              f"{marker.get('committed_at')}); live data is never overwritten. "
+                              "Roll it back with --force first to migrate it again")
+
+
+def extract(cfg, course_id):
+    """Snapshot a course's transcripts into a new staging run and write its Parquet manifest.
+
+    Refuse a promoted course. Leftovers of earlier unfinished runs of this course
+    are removed first. On any failure the run's staged objects are deleted and the
+    course is recorded as failed.
+    """
+    started = time.monotonic()
+    course = parse_course_id(course_id)
+    cfg.require_contentstore()
+    layout = Layout(cfg, course)
+    refuse_if_promoted(cfg, course)
+    run_id = new_run_id()
+    claim = status.claim(cfg, course, run_id, status.EXTRACTING)
+    written = []
+    try:
+        _clear_leftovers(cfg, course, layout, claim)
+        assets = contentstore.find_transcripts(cfg, course)
+        fingerprint = contentstore.fingerprint(a.identity() for a in assets)
+        rows = stage.stage(cfg, course, run_id, assets, written, claim)
+        data = manifest.to_bytes(rows, course=course, run_id=run_id, source_fingerprint=fingerprint,
+                                 tool_version=__version__, created_at=status.iso(status.now()))
+        key = layout.staging_manifest(run_id)
+        s3.put(cfg, key, data, metadata=s3.tool_metadata(course, run_id), if_none_match=True,
+               content_type="application/vnd.apache.parquet")
+        written.append(key)
+        local = manifest.save_local(cfg, course, run_id, data)
+        total = sum(r["length"] for r in rows)
+        problems = sum(1 for r in rows if r["parse_ok"] is False)
+        for r in rows:
+            if r["parse_ok"] is False:
+                log.warning("course=%s run=%s event=parse_problem asset=%r error=%r",
+                            course, run_id, r["asset_name"], r["parse_error"])
+        claim.move(status.STAGED, transcripts=len(rows), bytes=total, parse_problems=problems,
+                   manifest_key=key, source_fingerprint=fingerprint)
+    except BaseException as exc:
+        _undo(cfg, course, claim, written, exc)
+        raise
+    return ExtractResult(str(course), run_id, len(rows), total, problems, key, local or "",
+                         fingerprint, round(time.monotonic() - started, 3))
+
+
+def _clear_leftovers(cfg, course, layout, claim):
+    """Remove earlier runs' staging and uncommitted live objects; refuse foreign live objects."""
+    staged, _ = remove_tool_objects(cfg, course, layout.staging_root)
+    live, foreign = remove_tool_objects(cfg, course, layout.live_root)
+    if staged or live:
+        claim.event("leftovers_removed", staged=staged, live=live)
+    if foreign:
+        raise Conflict(f"course {course}: {len(foreign)} object(s) the tool did not write are under "
+                       f"{layout.live_root}, e.g. {foreign[0]}; move them away or choose another --live-prefix")
+
+
+def _undo(cfg, course, claim, written, exc):
+    """Delete what this run staged and record the failure, keeping ``exc`` as the error shown."""
+    try:
+        discard(cfg, written)
+    except Exception as err:
+        log.error("course=%s run=%s event=cleanup_failed keys=%d error=%s; run `python -m etl rollback %s`",
+                  course, claim.run_id, len(written), status.describe(err), course)
+    status.record_failure(claim, exc)

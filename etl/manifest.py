@@ -1,0 +1,78 @@
+"""Write and read the Parquet manifest: one row per transcript, plus run metadata."""
+
+import hashlib
+import io
+import os
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .errors import ReconcileError
+
+SCHEMA = pa.schema([
+    ("course_id", pa.string()),
+    ("asset_id", pa.string()),
+    ("asset_name", pa.string()),
+    ("language", pa.string()),
+    ("format", pa.string()),
+    ("content_type", pa.string()),
+    ("length", pa.int64()),
+    ("md5", pa.string()),            # of the bytes read and staged
+    ("source_md5", pa.string()),     # fs.files md5/custom_md5, when the contentstore has one
+    ("upload_date", pa.timestamp("ms", tz="UTC")),
+    ("staged_key", pa.string()),
+    ("staged_etag", pa.string()),    # S3's ETag of the staged object (multipart ETags differ from md5)
+    ("live_key", pa.string()),
+    ("parse_ok", pa.bool_()),
+    ("parse_error", pa.string()),
+])
+META_KEYS = ("course", "run_id", "source_fingerprint", "tool_version", "created_at")
+
+
+def to_bytes(rows, **meta):
+    """Serialise manifest rows and run metadata (course, run_id, ...) to Parquet bytes."""
+    table = pa.Table.from_pylist(rows, schema=SCHEMA)
+    table = table.replace_schema_metadata({f"etl.{k}": str(meta[k]) for k in META_KEYS})
+    buf = io.BytesIO()
+    pq.write_table(table, buf, compression="zstd")
+    return buf.getvalue()
+
+
+def from_bytes(data, where=""):
+    """Return (DataFrame, metadata dict) from Parquet bytes."""
+    try:
+        table = pq.read_table(io.BytesIO(data))
+    except (pa.ArrowException, OSError) as exc:
+        raise ReconcileError(f"manifest {where} is not readable Parquet ({exc}); "
+                             "roll the course back and extract it again") from exc
+    meta = {k.decode()[4:]: v.decode() for k, v in (table.schema.metadata or {}).items()
+            if k.decode().startswith("etl.")}
+    return table.to_pandas(), meta
+
+
+def checksum(data):
+    """Return the sha256 of manifest bytes, as recorded in the commit marker."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def save_local(cfg, course, run_id, data):
+    """Keep a local copy under ``cfg.manifest_dir``; return its path, or None when disabled."""
+    if not cfg.manifest_dir:
+        return None
+    folder = os.path.join(cfg.manifest_dir, course.segment)
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, f"{run_id}.parquet")
+    with open(path, "wb") as fh:
+        fh.write(data)
+    return path
+
+
+def identities(df):
+    """Return {asset_id: identity} from a manifest, matching ``Asset.identity``."""
+    out = {}
+    for row in df.itertuples(index=False):
+        upload = None if pd.isna(row.upload_date) else row.upload_date.to_pydatetime().isoformat()
+        source_md5 = None if pd.isna(row.source_md5) else row.source_md5
+        out[row.asset_id] = [row.asset_id, int(row.length), source_md5, upload]
+    return out

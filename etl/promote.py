@@ -1,0 +1,175 @@
+"""Promote a staged run: server-side copies to the live prefix, then the commit marker, last."""
+
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+
+from . import __version__, contentstore, manifest, reconcile, s3, status
+from .errors import ConcurrentRun, Conflict, SourceChanged
+from .extract import refuse_if_promoted
+from .layout import Layout, parse_course_id
+from .progress import bar
+from .rollback import discard
+
+log = logging.getLogger("etl")
+
+
+@dataclass
+class PromoteResult:
+    """What one promote published."""
+
+    course_id: str
+    run_id: str
+    transcripts: int
+    bytes: int
+    copied: int
+    resumed: int
+    marker_key: str
+    seconds: float
+
+    def to_dict(self):
+        return asdict(self)
+
+
+def promote(cfg, course_id):
+    """Publish a course's staged run to the live prefix, then write its commit marker.
+
+    In order: reconcile; refuse if the contentstore changed since extract; copy
+    staging to live server-side, then the manifest; write the marker with
+    If-None-Match; delete the staging run. Refuse when the marker exists. A
+    re-run after a crash finishes its own run's copies; an object the tool did not
+    write at a live key is a conflict. Any failure before the marker deletes this
+    run's live and staged objects and records the course as failed.
+    """
+    started = time.monotonic()
+    course = parse_course_id(course_id)
+    cfg.require_contentstore()
+    layout = Layout(cfg, course)
+    refuse_if_promoted(cfg, course)
+    run_id = reconcile.staged_run(cfg, course)
+    claim = status.claim(cfg, course, run_id, status.PROMOTING)
+    ours, marker_written = [], False
+    try:
+        checked, df, meta, data = reconcile.check(cfg, course, run_id)
+        ours.extend(df["staged_key"])
+        ours.append(layout.staging_manifest(run_id))
+        _refuse_if_changed(cfg, course, df, run_id)
+        todo, resumed = _plan(cfg, course, layout, run_id, df, ours)
+        _copy_all(cfg, course, todo, ours, claim)
+        s3.copy(cfg, layout.staging_manifest(run_id), layout.live_manifest)
+        ours.append(layout.live_manifest)
+        _refuse_if_changed(cfg, course, df, run_id)
+        claim.check()
+        marker = {
+            "format": 1, "course_id": str(course), "run_id": run_id, "transcripts": len(df),
+            "bytes": int(df["length"].sum()), "manifest_key": layout.live_manifest,
+            "manifest_sha256": manifest.checksum(data), "source_fingerprint": meta.get("source_fingerprint"),
+            "extracted_at": meta.get("created_at"), "committed_at": status.iso(status.now()),
+            "tool_version": __version__,
+        }
+        try:
+            s3.put_json(cfg, layout.marker, marker, metadata=s3.tool_metadata(course, run_id), if_none_match=True)
+        except s3.PreconditionFailed:
+            # Someone else committed the course: what is live is theirs now, so touch nothing.
+            claim.lost = ConcurrentRun(f"course {course}: another runner wrote its commit marker first; "
+                                       "this run stops and leaves the course as that runner published it")
+            claim.release()
+            raise claim.lost from None
+        marker_written = True
+    except BaseException as exc:
+        if not marker_written:
+            _undo(cfg, course, claim, ours, exc)
+        raise
+    _finish(cfg, course, claim, layout, df, run_id)
+    return PromoteResult(str(course), run_id, len(df), int(df["length"].sum()), len(todo), resumed,
+                         layout.marker, round(time.monotonic() - started, 3))
+
+
+def _refuse_if_changed(cfg, course, df, run_id):
+    """Refuse when any transcript was added, deleted or edited since the run's snapshot."""
+    before = manifest.identities(df)
+    after = {a.asset_id: a.identity() for a in contentstore.find_transcripts(cfg, course)}
+    added, removed, changed = contentstore.changed_assets(before, after)
+    if added or removed or changed:
+        names = [n.rsplit("@", 1)[-1].rsplit("/", 1)[-1] for n in added + removed + changed]
+        kinds = ", ".join(f"{len(x)} {w}" for x, w in ((added, "added"), (removed, "deleted"),
+                                                         (changed, "edited")) if x)
+        raise SourceChanged(f"course {course}: transcripts changed in the contentstore since run {run_id} "
+                            f"was extracted ({kinds}: {reconcile.listed(names)}); nothing was published; "
+                            f"extract the course again")
+
+
+def _plan(cfg, course, layout, run_id, df, ours):
+    """Return the copies still to make, and how many a crashed earlier attempt already made.
+
+    A live object this run wrote with the right checksum is kept; one the tool
+    wrote in another, uncommitted run is replaced; anything else is a conflict.
+    """
+    existing = {o["Key"]: o for o in s3.list_objects(cfg, layout.live_transcripts)}
+    wanted = dict(zip(df["live_key"], zip(df["staged_key"], df["md5"])))
+    conflicts, todo, resumed = [], [], 0
+    for key, obj in existing.items():
+        head = s3.head(cfg, key)
+        if head is None:
+            continue
+        if not s3.written_by_tool(head, course):
+            conflicts.append(key.rsplit("/", 1)[1])
+        elif key not in wanted:
+            discard(cfg, [key])  # an uncommitted leftover of this tool, not in this run
+        elif head["Metadata"].get(s3.META_RUN) == run_id and obj["ETag"] == wanted[key][1]:
+            ours.append(key)
+            resumed += 1
+    if conflicts:
+        raise Conflict(f"course {course}: live keys hold objects the tool did not write "
+                       f"({reconcile.listed(conflicts)}); nothing was published; move them away, then promote again")
+    done = set(ours)
+    todo = [(staged, live) for live, (staged, _) in wanted.items() if live not in done]
+    return todo, resumed
+
+
+def _copy_all(cfg, course, todo, ours, claim):
+    """Copy staged objects to their live keys in parallel, registering each as it lands."""
+    def copy_one(pair):
+        staged, live = pair
+        s3.copy(cfg, staged, live)
+        ours.append(live)  # list.append is atomic under the GIL
+        progress.update(1)
+
+    with bar(cfg, len(todo), f"promote {course}") as progress, \
+            ThreadPoolExecutor(cfg.s3_concurrency, thread_name_prefix="promote") as pool:
+        futures = [pool.submit(copy_one, pair) for pair in todo]
+        try:
+            for f in futures:
+                f.result()
+                claim.check()
+        except BaseException:
+            for f in futures:
+                f.cancel()
+            raise
+
+
+def _undo(cfg, course, claim, ours, exc):
+    """Delete this run's live and staged objects and record the failure."""
+    if not claim.lost:
+        try:
+            discard(cfg, ours)
+        except Exception as err:
+            log.error("course=%s run=%s event=cleanup_failed error=%s; run `python -m etl rollback %s`",
+                      course, claim.run_id, status.describe(err), course)
+    status.record_failure(claim, exc)
+
+
+def _finish(cfg, course, claim, layout, df, run_id):
+    """After the marker: record promoted and delete the staging run. The course is committed either way."""
+    try:
+        claim.move(status.PROMOTED, transcripts=len(df), bytes=int(df["length"].sum()), marker_key=layout.marker)
+    except Exception as err:
+        claim.release()
+        log.warning("course=%s run=%s event=status_lag error=%s; the marker is written, status will catch up",
+                    course, run_id, status.describe(err))
+    try:
+        discard(cfg, list(df["staged_key"]) + [layout.staging_manifest(run_id)])
+    except Exception as err:
+        log.warning("course=%s run=%s event=staging_cleanup_failed error=%s; the course is promoted, "
+                    "the leftover staging run is harmless", course, run_id, status.describe(err))

@@ -1,0 +1,87 @@
+"""Reconcile a staged run: contentstore count == manifest rows == staged objects, checksums included."""
+
+from dataclasses import asdict, dataclass
+
+from . import contentstore, manifest, s3, status
+from .errors import NotStaged, ReconcileError, SourceChanged
+from .layout import Layout, parse_course_id
+
+
+@dataclass
+class ReconcileResult:
+    """Counts that agreed, for one staged run."""
+
+    course_id: str
+    run_id: str
+    contentstore_count: int
+    manifest_rows: int
+    staged_objects: int
+    bytes: int
+    parse_problems: int
+
+    def to_dict(self):
+        return asdict(self)
+
+
+def listed(names, limit=5):
+    """Return names for a one-line message: the first few, then how many more."""
+    names = sorted(names)
+    shown = ", ".join(repr(n) for n in names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def staged_run(cfg, course):
+    """Return the run id of the course's staged (or promoting) run; refuse when there is none."""
+    record, _ = status.read(cfg, course)
+    if not record or record.get("state") not in (status.STAGED, status.PROMOTING):
+        state = record.get("state") if record else "never extracted"
+        raise NotStaged(f"course {course} has no staged run ({state}); "
+                        f"run `python -m etl extract {course}` first")
+    return record["run_id"]
+
+
+def load_manifest(cfg, course, key):
+    """Return (DataFrame, metadata, bytes) of a manifest in S3."""
+    data, _ = s3.get(cfg, key)
+    if data is None:
+        raise ReconcileError(f"course {course}: manifest {key} is missing; "
+                             f"run `python -m etl rollback {course}` then extract again")
+    df, meta = manifest.from_bytes(data, key)
+    return df, meta, data
+
+
+def check(cfg, course, run_id):
+    """Reconcile one staged run; return (ReconcileResult, manifest DataFrame, metadata, bytes)."""
+    layout = Layout(cfg, course)
+    df, meta, data = load_manifest(cfg, course, layout.staging_manifest(run_id))
+    if meta.get("run_id") != run_id or meta.get("course") != str(course):
+        raise ReconcileError(f"course {course}: staging manifest names course {meta.get('course')} "
+                             f"run {meta.get('run_id')}, not run {run_id}; roll back and extract again")
+    source = {a.asset_id: a for a in contentstore.find_transcripts(cfg, course)}
+    in_manifest = set(df["asset_id"])
+    added, removed = set(source) - in_manifest, in_manifest - set(source)
+    if added or removed:
+        parts = [f"added {listed(added)}" if added else "", f"deleted {listed(removed)}" if removed else ""]
+        raise SourceChanged(f"course {course}: contentstore has {len(source)} transcripts, manifest of run "
+                            f"{run_id} has {len(df)} ({'; '.join(p for p in parts if p)}); "
+                            "transcripts were edited during the migration: extract again")
+    objects = {o["Key"]: o for o in s3.list_objects(cfg, f"{layout.staging_run(run_id)}transcripts/")}
+    expected = dict(zip(df["staged_key"], zip(df["asset_name"], df["staged_etag"], df["length"])))
+    missing = [expected[k][0] for k in expected if k not in objects]
+    extra = [k.rsplit("/", 1)[1] for k in objects if k not in expected]
+    wrong = [name for k, (name, tag, length) in expected.items()
+             if k in objects and (objects[k]["ETag"] != tag or objects[k]["Size"] != length)]
+    if missing or extra or wrong:
+        parts = [f"missing {listed(missing)}" if missing else "", f"unexpected {listed(extra)}" if extra else "",
+                 f"checksum or size differs for {listed(wrong)}" if wrong else ""]
+        raise ReconcileError(f"course {course}: staging run {run_id} does not match its manifest "
+                             f"({'; '.join(p for p in parts if p)}); roll back and extract again")
+    result = ReconcileResult(str(course), run_id, len(source), len(df), len(objects), int(df["length"].sum()),
+                             int((df["parse_ok"] == False).sum()))  # noqa: E712 (pandas element-wise)
+    return result, df, meta, data
+
+
+def reconcile(cfg, course_id):
+    """Check a course's staged run against the contentstore and S3; raise naming any difference."""
+    course = parse_course_id(course_id)
+    return check(cfg, course, staged_run(cfg, course))[0]

@@ -1,0 +1,199 @@
+"""Talk to S3: conditional writes, listings, deletes and copies, with one-line errors.
+
+Retries are botocore's (standard mode, set in ``config.make_s3_client``); this
+module only turns what is left into ``StorageError`` or a precondition answer.
+Every object the tool writes carries ``TOOL_METADATA`` plus its run id and course,
+which is how promote and rollback tell their own objects from anyone else's.
+"""
+
+import base64
+import hashlib
+import json
+from contextlib import contextmanager
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from .errors import StorageError
+
+TOOL = "openedx-transcript-etl"
+META_TOOL, META_RUN, META_COURSE, META_MD5 = "etl-tool", "etl-run-id", "etl-course", "etl-md5"
+
+
+class PreconditionFailed(Exception):
+    """An ``If-Match``/``If-None-Match`` write lost: someone else wrote first."""
+
+
+def tool_metadata(course, run_id, md5=None):
+    """Return the S3 user metadata that marks an object as written by this tool."""
+    meta = {META_TOOL: TOOL, META_RUN: run_id, META_COURSE: course.segment}
+    if md5:
+        meta[META_MD5] = md5
+    return meta
+
+
+def written_by_tool(head, course):
+    """Tell whether a head_object answer is an object this tool wrote for ``course``."""
+    meta = (head or {}).get("Metadata", {})
+    return meta.get(META_TOOL) == TOOL and meta.get(META_COURSE) == course.segment
+
+
+def content_md5(data):
+    """Return the base64 Content-MD5 header value for ``data``."""
+    return base64.b64encode(hashlib.md5(data).digest()).decode()
+
+
+def etag(value):
+    """Return an ETag without its quotes."""
+    return (value or "").strip('"')
+
+
+def _code(err):
+    return err.response.get("Error", {}).get("Code", "") if isinstance(err, ClientError) else ""
+
+
+def _status(err):
+    return err.response.get("ResponseMetadata", {}).get("HTTPStatusCode") if isinstance(err, ClientError) else None
+
+
+@contextmanager
+def storage(action, cfg, key=""):
+    """Turn botocore failures in the block into one-line StorageErrors naming the object."""
+    try:
+        yield
+    except ClientError as err:
+        if _code(err) in ("PreconditionFailed", "ConditionalRequestConflict") or _status(err) == 412:
+            raise PreconditionFailed(key) from err
+        msg = err.response.get("Error", {}).get("Message", "")
+        raise StorageError(f"S3 {action} s3://{cfg.bucket}/{key} failed: {_code(err) or _status(err)} {msg}; "
+                           "check the bucket, credentials and endpoint, then re-run") from err
+    except BotoCoreError as err:
+        raise StorageError(f"S3 {action} s3://{cfg.bucket}/{key} failed after retries: "
+                           f"{type(err).__name__}; check the network and endpoint, then re-run") from err
+
+
+def put(cfg, key, data, *, metadata, if_none_match=False, if_match=None, content_type=None):
+    """Put bytes with Content-MD5 (S3 verifies them) and an optional condition; return the ETag."""
+    args = dict(Bucket=cfg.bucket, Key=key, Body=data, ContentMD5=content_md5(data), Metadata=metadata)
+    if content_type:
+        args["ContentType"] = content_type
+    if if_none_match:
+        args["IfNoneMatch"] = "*"
+    if if_match:
+        args["IfMatch"] = if_match
+    with storage("PutObject", cfg, key):
+        return etag(cfg.s3.put_object(**args)["ETag"])
+
+
+def put_json(cfg, key, doc, *, metadata, if_none_match=False, if_match=None):
+    """Put a JSON document conditionally; return its ETag."""
+    data = json.dumps(doc, sort_keys=True, indent=1, default=str).encode()
+    return put(cfg, key, data, metadata=metadata, if_none_match=if_none_match,
+               if_match=if_match, content_type="application/json")
+
+
+def get(cfg, key):
+    """Return (bytes, etag) of an object, or (None, None) when it does not exist."""
+    try:
+        with storage("GetObject", cfg, key):
+            resp = cfg.s3.get_object(Bucket=cfg.bucket, Key=key)
+            return resp["Body"].read(), etag(resp["ETag"])
+    except StorageError as err:
+        if _code(err.__cause__) in ("NoSuchKey", "404") or _status(err.__cause__) == 404:
+            return None, None
+        raise
+
+
+def get_json(cfg, key):
+    """Return (document, etag) of a JSON object, or (None, None) when absent."""
+    data, tag = get(cfg, key)
+    return (json.loads(data), tag) if data is not None else (None, None)
+
+
+def head(cfg, key):
+    """Return head_object's answer, or None when the object does not exist."""
+    try:
+        with storage("HeadObject", cfg, key):
+            return cfg.s3.head_object(Bucket=cfg.bucket, Key=key)
+    except StorageError as err:
+        if _status(err.__cause__) == 404 or _code(err.__cause__) in ("404", "NoSuchKey", "NotFound"):
+            return None
+        raise
+
+
+def list_objects(cfg, prefix):
+    """Yield {Key, ETag, Size} for every object under ``prefix``, in key order."""
+    paginator = cfg.s3.get_paginator("list_objects_v2")
+    with storage("ListObjectsV2", cfg, prefix):
+        for page in paginator.paginate(Bucket=cfg.bucket, Prefix=prefix):
+            for obj in page.get("Contents", []):
+                yield {"Key": obj["Key"], "ETag": etag(obj["ETag"]), "Size": obj["Size"]}
+
+
+def delete_many(cfg, keys):
+    """Delete keys in batches of 1,000; raise naming the first key S3 would not delete."""
+    keys = list(keys)
+    for start in range(0, len(keys), 1000):
+        batch = [{"Key": k} for k in keys[start:start + 1000]]
+        with storage("DeleteObjects", cfg, batch[0]["Key"]):
+            resp = cfg.s3.delete_objects(Bucket=cfg.bucket, Delete={"Objects": batch, "Quiet": True})
+        if resp.get("Errors"):
+            first = resp["Errors"][0]
+            raise StorageError(f"S3 DeleteObjects s3://{cfg.bucket}/{first.get('Key')} failed: "
+                               f"{first.get('Code')} ({len(resp['Errors'])} keys not deleted); re-run rollback")
+
+
+def delete_if_match(cfg, key, tag):
+    """Delete one object only if its ETag is still ``tag``; a lost race raises PreconditionFailed."""
+    with storage("DeleteObject", cfg, key):
+        cfg.s3.delete_object(Bucket=cfg.bucket, Key=key, IfMatch=f'"{tag}"')
+
+
+def copy(cfg, source, dest):
+    """Copy an object server-side, keeping its metadata (run id included); return the new ETag."""
+    with storage("CopyObject", cfg, dest):
+        resp = cfg.s3.copy_object(Bucket=cfg.bucket, Key=dest, MetadataDirective="COPY",
+                                  CopySource={"Bucket": cfg.bucket, "Key": source})
+    return etag(resp["CopyObjectResult"]["ETag"])
+
+
+class MultipartUpload:
+    """Upload one large object in parts, each with Content-MD5; abort on any failure.
+
+    Completion is conditional (``If-None-Match: *``), like every small put.
+    ``etag`` is S3's multipart ETag, computed locally so reconcile can check it.
+    """
+
+    def __init__(self, cfg, key, *, metadata, content_type=None):
+        self.cfg, self.key = cfg, key
+        args = dict(Bucket=cfg.bucket, Key=key, Metadata=metadata)
+        if content_type:
+            args["ContentType"] = content_type
+        with storage("CreateMultipartUpload", cfg, key):
+            self.upload_id = cfg.s3.create_multipart_upload(**args)["UploadId"]
+        self.parts, self._digests = [], []
+
+    def add(self, data):
+        """Upload the next part."""
+        number = len(self.parts) + 1
+        with storage("UploadPart", self.cfg, self.key):
+            resp = self.cfg.s3.upload_part(Bucket=self.cfg.bucket, Key=self.key, UploadId=self.upload_id,
+                                           PartNumber=number, Body=data, ContentMD5=content_md5(data))
+        self.parts.append({"ETag": resp["ETag"], "PartNumber": number})
+        self._digests.append(hashlib.md5(data).digest())
+
+    @property
+    def etag(self):
+        return hashlib.md5(b"".join(self._digests)).hexdigest() + f"-{len(self._digests)}"
+
+    def complete(self):
+        """Complete the upload unless the key exists; return the ETag."""
+        with storage("CompleteMultipartUpload", self.cfg, self.key):
+            self.cfg.s3.complete_multipart_upload(
+                Bucket=self.cfg.bucket, Key=self.key, UploadId=self.upload_id,
+                MultipartUpload={"Parts": self.parts}, IfNoneMatch="*")
+        return self.etag
+
+    def abort(self):
+        """Abort the upload, so no parts are left behind."""
+        with storage("AbortMultipartUpload", self.cfg, self.key):
+            self.cfg.s3.abort_multipart_upload(Bucket=self.cfg.bucket, Key=self.key, UploadId=self.upload_id)

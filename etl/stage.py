@@ -1,0 +1,121 @@
+"""Stage transcripts: read checked bytes from the contentstore and put them into a staging run.
+
+Small transcripts go up in parallel from one bounded pool, with a byte budget so
+memory stays bounded however fast the contentstore reads; large ones stream
+chunk by chunk into a multipart upload. Every key written is registered in
+``written`` the moment S3 accepts it, so a failure can delete exactly those.
+"""
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+from . import contentstore, parse, s3
+from .layout import Layout
+from .progress import bar
+
+
+class _ByteBudget:
+    """Block the reader while too many bytes wait for upload."""
+
+    def __init__(self, limit):
+        self.limit, self.used = limit, 0
+        self.cond = threading.Condition()
+
+    def take(self, n):
+        with self.cond:
+            while self.used and self.used + n > self.limit:
+                self.cond.wait()
+            self.used += n
+
+    def give(self, n):
+        with self.cond:
+            self.used -= n
+            self.cond.notify_all()
+
+
+def _row(course, asset, staged_key, live_key, md5, etag, ok, error):
+    return {
+        "course_id": str(course), "asset_id": asset.asset_id, "asset_name": asset.name,
+        "language": parse.language(asset.name), "format": parse.transcript_format(asset.name),
+        "content_type": asset.content_type, "length": asset.length, "md5": md5,
+        "source_md5": asset.stored_md5, "upload_date": asset.upload_date,
+        "staged_key": staged_key, "staged_etag": etag, "live_key": live_key,
+        "parse_ok": ok, "parse_error": error,
+    }
+
+
+def stage(cfg, course, run_id, assets, written, claim=None):
+    """Put ``assets`` into staging run ``run_id``; return their manifest rows in name order.
+
+    ``written`` receives each staged key as soon as it exists; ``claim``, when
+    given, is checked between batches so a run that lost its course stops early.
+    """
+    layout = Layout(cfg, course)
+    keys = {a.name: layout.asset_keys(run_id, a.name) for a in assets}  # refuse bad names before any write
+    rows, lock = {}, threading.Lock()
+    budget = _ByteBudget(4 * cfg.read_batch_bytes)
+    small = [a for a in assets if a.length <= cfg.multipart_bytes]
+    large = [a for a in assets if a.length > cfg.multipart_bytes]
+
+    def put_one(asset, data, md5, ok, error):
+        try:
+            staged, live = keys[asset.name]
+            tag = s3.put(cfg, staged, data, if_none_match=True, content_type=asset.content_type,
+                         metadata=s3.tool_metadata(course, run_id, md5))
+            with lock:
+                written.append(staged)
+                rows[asset.name] = _row(course, asset, staged, live, md5, tag, ok, error)
+        finally:
+            budget.give(len(data))
+        progress.update(1)
+
+    with bar(cfg, len(assets), f"stage {course}") as progress, \
+            ThreadPoolExecutor(cfg.s3_concurrency, thread_name_prefix="stage") as pool:
+        futures = set()
+        try:
+            for asset, data, md5 in contentstore.read_small(cfg, course, small):
+                ok, error = parse.check(asset.name, data)
+                budget.take(len(data))
+                futures.add(pool.submit(put_one, asset, data, md5, ok, error))
+                done = {f for f in futures if f.done()}
+                for f in done:
+                    f.result()  # surface the first upload error without waiting for the rest
+                futures -= done
+                if claim:
+                    claim.check()
+            for asset in large:
+                rows[asset.name] = _stage_large(cfg, course, run_id, asset, keys[asset.name], written)
+                progress.update(1)
+            for f in futures:
+                f.result()
+        except BaseException:
+            for f in futures:
+                f.cancel()
+            raise  # leaving the pool waits for puts in flight, so ``written`` is complete
+    return [rows[a.name] for a in assets]
+
+
+def _stage_large(cfg, course, run_id, asset, keys, written):
+    """Stream one large transcript into a multipart upload; abort it on any failure."""
+    staged, live = keys
+    upload = s3.MultipartUpload(cfg, staged, content_type=asset.content_type,
+                                metadata=s3.tool_metadata(course, run_id, asset.stored_md5))
+    buf = bytearray()
+
+    def sink(data):
+        buf.extend(data)
+        while len(buf) >= cfg.multipart_bytes:
+            upload.add(bytes(buf[:cfg.multipart_bytes]))
+            del buf[:cfg.multipart_bytes]
+
+    try:
+        md5 = contentstore.read_stream(cfg, course, asset, sink)
+        if buf or not upload.parts:
+            upload.add(bytes(buf))
+        tag = upload.complete()
+    except BaseException:
+        upload.abort()
+        raise
+    written.append(staged)
+    error = f"not parsed: larger than {cfg.multipart_bytes} bytes"
+    return _row(course, asset, staged, live, md5, tag, None, error)

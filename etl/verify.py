@@ -1,0 +1,80 @@
+"""Verify a promoted course: the check that gates turning Phase II on for it."""
+
+from dataclasses import asdict, dataclass, field
+
+from . import contentstore, manifest, s3
+from .layout import Layout, parse_course_id
+from .reconcile import listed
+
+
+@dataclass
+class VerifyResult:
+    """Counts from the contentstore, the live prefix and the marker, and every disagreement."""
+
+    course_id: str
+    ok: bool = False
+    contentstore_count: int = None
+    live_count: int = None
+    marker_count: int = None
+    manifest_rows: int = None
+    run_id: str = None
+    problems: list = field(default_factory=list)
+
+    def __getitem__(self, key):
+        return getattr(self, key)
+
+    def to_dict(self):
+        return asdict(self)
+
+
+def verify(cfg, course_id):
+    """Check that a course's live transcripts match its marker, manifest and the contentstore now.
+
+    Compare the contentstore's transcript count with the live objects and the
+    marker, every live object's checksum with the manifest, and every
+    contentstore transcript with what was migrated. ``ok`` is True only when all agree.
+    """
+    course = parse_course_id(course_id)
+    layout = Layout(cfg, course)
+    result = VerifyResult(str(course))
+    problems = result.problems
+    source = {a.asset_id: a for a in contentstore.find_transcripts(cfg, course)}
+    result.contentstore_count = len(source)
+    live = {o["Key"]: o for o in s3.list_objects(cfg, layout.live_transcripts)}
+    result.live_count = len(live)
+    marker, _ = s3.get_json(cfg, layout.marker)
+    if marker is None:
+        problems.append(f"no commit marker at {layout.marker}: the course is not promoted")
+        return result
+    result.marker_count, result.run_id = marker.get("transcripts"), marker.get("run_id")
+    data, _ = s3.get(cfg, layout.live_manifest)
+    if data is None:
+        problems.append(f"live manifest {layout.live_manifest} is missing")
+        return result
+    if manifest.checksum(data) != marker.get("manifest_sha256"):
+        problems.append("live manifest checksum differs from the marker's")
+    df, _ = manifest.from_bytes(data, layout.live_manifest)
+    result.manifest_rows = len(df)
+    counts = {"contentstore": len(source), "live": len(live), "marker": marker.get("transcripts"),
+              "manifest": len(df)}
+    if len(set(counts.values())) != 1:
+        problems.append("counts differ: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    expected = dict(zip(df["live_key"], zip(df["asset_name"], df["md5"], df["staged_etag"])))
+    missing = [name for key, (name, _, _) in expected.items() if key not in live]
+    extra = [key.rsplit("/", 1)[1] for key in live if key not in expected]
+    # A copy of a multipart upload may keep the multipart ETag; either form is a match.
+    wrong = [name for key, (name, md5, tag) in expected.items()
+             if key in live and live[key]["ETag"] not in (md5, tag)]
+    if missing:
+        problems.append(f"missing from S3: {listed(missing)}")
+    if extra:
+        problems.append(f"in S3 but not in the manifest: {listed(extra)}")
+    if wrong:
+        problems.append(f"checksum differs in S3: {listed(wrong)}")
+    added, removed, changed = contentstore.changed_assets(
+        manifest.identities(df), {k: a.identity() for k, a in source.items()})
+    for ids, what in ((added, "added to"), (removed, "deleted from"), (changed, "edited in")):
+        if ids:
+            problems.append(f"{what} the contentstore since promote: {listed(ids)}")
+    result.ok = not problems
+    return result

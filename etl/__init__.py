@@ -14,7 +14,7 @@ from .extract import extract  # noqa: E402
 from .promote import promote  # noqa: E402
 from .reconcile import reconcile  # noqa: E402
 from .rollback import rollback  # noqa: E402
-from .status import table as _status_table  # noqa: E402
+from .state import table as _status_table  # noqa: E402
 from .verify import verify  # noqa: E402
 
 

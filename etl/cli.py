@@ -1,10 +1,12 @@
-"""The command line: ``python -m etl VERB COURSE [--flags]``, a thin python-fire layer over the verbs.
+"""The command line: ``python -m etl VERB [COURSE] [--flags]``, a thin python-fire layer over the verbs.
 
 Exit codes: 0 done; 1 failed unexpectedly (a bug: re-run with --debug); 2 usage or
 configuration error; 3 refused to protect data, nothing changed; 4 the course
 failed and was rolled back; 5 verify found the course not ready; 130 interrupted.
 """
 
+import functools
+import inspect
 import json
 import logging
 import sys
@@ -13,10 +15,25 @@ import time
 import fire
 
 from . import __version__
-from .config import config_from_env
+from .config import config_from_env, redact_uri
 from .errors import EtlError, NotVerified
 
 log = logging.getLogger("etl")
+
+# Settings every command takes: (flag, default, help). The environment fills what a flag leaves unset.
+SETTINGS = [
+    ("bucket", None, "S3 bucket (ETL_BUCKET)."),
+    ("s3_endpoint_url", None, "S3 endpoint for MinIO, Ceph or a test server; unset for AWS (ETL_S3_ENDPOINT_URL)."),
+    ("mongo_uri", None, "MongoDB URI of the contentstore (ETL_MONGO_URI); its password is never printed."),
+    ("mongo_db", None, "contentstore database (ETL_MONGO_DB, default edxapp)."),
+    ("staging_prefix", None, "key prefix of staging runs (ETL_STAGING_PREFIX, default staging)."),
+    ("live_prefix", None, "key prefix that Phase II reads (ETL_LIVE_PREFIX, default video-transcripts)."),
+    ("state_prefix", None, "key prefix of the status table (ETL_STATE_PREFIX, default _etl)."),
+    ("manifest_dir", "manifests", "folder for local manifest copies; '' keeps none."),
+    ("concurrency", 16, "parallel S3 requests."),
+    ("quiet", False, "log only warnings and errors, and show no progress bar."),
+]
+_ENV_BACKED = {"bucket", "s3_endpoint_url", "mongo_uri", "mongo_db", "staging_prefix", "live_prefix", "state_prefix"}
 
 
 class _UtcFormatter(logging.Formatter):
@@ -41,35 +58,50 @@ def _emit(result, fmt, text):
         print(text)
 
 
-class Cli:
+def _command(fn):
+    """Give a verb the shared settings as flags; the verb receives a Config as its first argument."""
+    params = list(inspect.signature(fn).parameters.values())[1:]
+    params += [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default)
+               for name, default, _ in SETTINGS]
+    doc = inspect.getdoc(fn) + "\n" + "".join(f"    {name}: {text}\n" for name, _, text in SETTINGS)
+
+    @functools.wraps(fn)
+    def run(self, *args, **kwargs):
+        settings = {name: kwargs.pop(name, default) for name, default, _ in SETTINGS}
+        _setup_logging(settings["quiet"])
+        return fn(self._config(settings), *args, **kwargs)
+
+    run.__signature__ = inspect.Signature([inspect.Parameter("self", inspect.Parameter.POSITIONAL_ONLY)] + params)
+    run.__doc__ = doc
+    return run
+
+
+class Commands:
     """Migrate Open edX video transcripts from the MongoDB contentstore to S3, one course per transaction.
 
-    Settings come from flags, or else from ETL_MONGO_URI, ETL_MONGO_DB (default edxapp), ETL_BUCKET,
-    ETL_S3_ENDPOINT_URL, ETL_STAGING_PREFIX, ETL_LIVE_PREFIX and ETL_STATE_PREFIX. AWS credentials come
-    from boto3's usual chain. Add --debug to any command for a traceback on error.
+    Run as `python -m etl COMMAND --help` for a command's flags. Settings come from flags, or else from
+    ETL_MONGO_URI, ETL_MONGO_DB (default edxapp), ETL_BUCKET, ETL_S3_ENDPOINT_URL, ETL_STAGING_PREFIX,
+    ETL_LIVE_PREFIX and ETL_STATE_PREFIX; AWS credentials come from boto3's usual chain. Add --debug to
+    any command for a traceback on error. Exit codes: 0 done, 1 unexpected error, 2 usage error,
+    3 refused (nothing changed), 4 course failed and rolled back, 5 not verified, 130 interrupted.
     """
 
-    _inject = {}  # settings a caller of main() passes in directly, such as a contentstore Database
+    def __init__(self, inject=None):
+        self._inject = dict(inject or {})  # settings a caller of main() passes in, such as a contentstore
 
-    def __init__(self, bucket=None, s3_endpoint_url=None, mongo_uri=None, mongo_db=None, staging_prefix=None,
-                 live_prefix=None, state_prefix=None, manifest_dir="manifests", concurrency=16, quiet=False):
-        self._flags = dict(bucket=bucket, s3_endpoint_url=s3_endpoint_url, mongo_uri=mongo_uri, mongo_db=mongo_db,
-                           staging_prefix=staging_prefix, live_prefix=live_prefix, state_prefix=state_prefix)
-        self._settings = dict(manifest_dir=manifest_dir or None, s3_concurrency=concurrency,
-                              progress=False if quiet else None)
-        self._cfg = None
-        _setup_logging(quiet)
+    def _config(self, settings):
+        flags = {k: v for k, v in settings.items() if k in _ENV_BACKED}
+        inject = dict(self._inject)
+        contentstore = inject.pop("contentstore", None)
+        cfg = config_from_env(flags, manifest_dir=settings["manifest_dir"] or None,
+                              s3_concurrency=int(settings["concurrency"]),
+                              progress=False if settings["quiet"] else None, **inject)
+        if contentstore is not None:
+            cfg.contentstore = contentstore
+        return cfg
 
-    def _config(self):
-        if self._cfg is None:
-            inject = dict(self._inject)
-            contentstore = inject.pop("contentstore", None)
-            self._cfg = config_from_env(self._flags, **{**self._settings, **inject})
-            if contentstore is not None:
-                self._cfg.contentstore = contentstore
-        return self._cfg
-
-    def extract(self, course, format="text"):
+    @_command
+    def extract(cfg, course, format="text"):
         """Snapshot a course's transcripts into a new staging run with a Parquet manifest.
 
         Args:
@@ -78,13 +110,14 @@ class Cli:
         """
         from .extract import extract
 
-        r = extract(self._config(), str(course))
+        r = extract(cfg, str(course))
         _emit(r, format, f"staged {r.course_id} run {r.run_id}: {r.transcripts} transcripts, {r.bytes} bytes, "
-                         f"{r.parse_problems} parse problems; manifest s3://{self._cfg.bucket}/{r.manifest_key}"
+                         f"{r.parse_problems} parse problems; manifest s3://{cfg.bucket}/{r.manifest_key}"
                          + (f" (local copy {r.local_manifest})" if r.local_manifest else ""))
 
-    def reconcile(self, course, format="text"):
-        """Check a course's staged run: contentstore count == manifest rows == staged objects, checksums too.
+    @_command
+    def reconcile(cfg, course, format="text"):
+        """Check a staged run: contentstore count == manifest rows == staged objects, and their checksums.
 
         Args:
             course: course id.
@@ -92,11 +125,12 @@ class Cli:
         """
         from .reconcile import reconcile
 
-        r = reconcile(self._config(), str(course))
+        r = reconcile(cfg, str(course))
         _emit(r, format, f"reconciled {r.course_id} run {r.run_id}: {r.contentstore_count} in the contentstore, "
                          f"{r.manifest_rows} in the manifest, {r.staged_objects} staged, checksums match")
 
-    def promote(self, course, format="text"):
+    @_command
+    def promote(cfg, course, format="text"):
         """Publish a course's staged run to the live prefix and write its commit marker last.
 
         Args:
@@ -105,11 +139,12 @@ class Cli:
         """
         from .promote import promote
 
-        r = promote(self._config(), str(course))
+        r = promote(cfg, str(course))
         _emit(r, format, f"promoted {r.course_id} run {r.run_id}: {r.transcripts} transcripts, {r.bytes} bytes "
-                         f"live; marker s3://{self._cfg.bucket}/{r.marker_key}")
+                         f"live; marker s3://{cfg.bucket}/{r.marker_key}")
 
-    def verify(self, course, format="text"):
+    @_command
+    def verify(cfg, course, format="text"):
         """Check a promoted course against its marker, manifest and the contentstore; exit 0 only if all agree.
 
         Args:
@@ -118,38 +153,40 @@ class Cli:
         """
         from .verify import verify
 
-        r = verify(self._config(), str(course))
+        r = verify(cfg, str(course))
         _emit(r, format, f"{'ok' if r.ok else 'NOT READY'} {r.course_id}: contentstore {r.contentstore_count}, "
                          f"live {r.live_count}, marker {r.marker_count}"
                          + "".join(f"\n  - {p}" for p in r.problems))
         if not r.ok:
             raise NotVerified(f"course {r.course_id} is not ready for Phase II: {r.problems[0]}")
 
-    def rollback(self, course, force=False, format="text"):
-        """Remove a course's transcripts from S3 (staging, and live objects the tool wrote).
+    @_command
+    def rollback(cfg, course, force=False, format="text"):
+        """Remove a course's transcripts from S3: its staging runs, and live objects the tool wrote.
 
         Args:
             course: course id.
-            force: also roll back a promoted course, marker first.
+            force: also roll back a promoted course; its commit marker goes first.
             format: text or json.
         """
         from .rollback import rollback
 
-        r = rollback(self._config(), str(course), force=force)
+        r = rollback(cfg, str(course), force=force)
         _emit(r, format, f"rolled back {r.course_id}: {r.deleted} objects deleted"
                          + (", including the commit marker" if r.was_promoted else "")
                          + (f"; kept {len(r.kept_foreign)} objects the tool did not write" if r.kept_foreign else ""))
 
-    def status(self, course=None, format="table"):
+    @_command
+    def status(cfg, course=None, format="table"):
         """Show the migration status table, one row per course.
 
         Args:
             course: only this course.
             format: table, csv or json.
         """
-        from .status import table
+        from .state import table
 
-        df = table(self._config(), None if course is None else str(course))
+        df = table(cfg, None if course is None else str(course))
         if format == "csv":
             print(df.to_csv(index=False), end="")
         elif format == "json":
@@ -160,9 +197,10 @@ class Cli:
             print(df.fillna("").to_string(index=False))
 
     def demo(self):
-        """Run the whole migration on a built-in sample course, with a local S3 endpoint; touches nothing real."""
+        """Run the whole migration on a built-in sample course against a local S3 endpoint; touches nothing real."""
         from .demo import run
 
+        _setup_logging(False)
         run()
 
     def version(self):
@@ -175,16 +213,15 @@ def main(argv=None, **inject):
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     argv = [a for a in argv if a != "--debug"]
-    component = type("Cli", (Cli,), {"_inject": inject, "__doc__": Cli.__doc__})
     try:
-        fire.Fire(component, command=argv, name="python -m etl")
+        fire.Fire(Commands(inject), command=argv, name="etl")
     except fire.core.FireExit as exc:
         if exc.code:
             raise SystemExit(exc.code) from None
     except EtlError as exc:
         if debug:
             raise
-        print(f"etl: error: {exc}", file=sys.stderr)
+        print(f"etl: error: {redact_uri(exc)}", file=sys.stderr)
         raise SystemExit(exc.exit_code) from None
     except KeyboardInterrupt:
         if debug:
@@ -195,7 +232,7 @@ def main(argv=None, **inject):
     except Exception as exc:
         if debug:
             raise
-        first = (str(exc).splitlines() or [""])[0][:300]
+        first = redact_uri((str(exc).splitlines() or [""])[0][:300])
         print(f"etl: internal error: {type(exc).__name__}: {first}; re-run with --debug for the traceback",
               file=sys.stderr)
         raise SystemExit(1) from None

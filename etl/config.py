@@ -60,9 +60,9 @@ class Config:
         for name in ("staging_prefix", "live_prefix", "state_prefix"):
             check_prefix(name, getattr(self, name))
         prefixes = [self.staging_prefix, self.live_prefix, self.state_prefix]
-        for a in prefixes:
-            for b in prefixes:
-                if a is not b and (a == b or b.startswith(a + "/")):
+        for i, a in enumerate(prefixes):
+            for j, b in enumerate(prefixes):
+                if i != j and (a == b or b.startswith(a + "/")):
                     raise UsageError(f"prefixes {a!r} and {b!r} overlap; staging, live and state "
                                      "prefixes must be separate")
         suffixes = tuple(s.lower() for s in self.transcript_suffixes)

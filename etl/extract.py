@@ -4,7 +4,7 @@ import logging
 import time
 from dataclasses import asdict, dataclass
 
-from . import __version__, contentstore, manifest, s3, stage, status
+from . import __version__, contentstore, manifest, s3, stage, state
 from .errors import AlreadyPromoted, Conflict
 from .layout import Layout, new_run_id, parse_course_id
 from .rollback import discard, remove_tool_objects
@@ -34,7 +34,7 @@ def refuse_if_promoted(cfg, course):
     """Raise AlreadyPromoted when the course's commit marker exists (repairing a lagging record)."""
     marker, _ = s3.get_json(cfg, Layout(cfg, course).marker)
     if marker is not None:
-        status.repair_promoted(cfg, course, marker)
+        state.repair_promoted(cfg, course, marker)
         raise AlreadyPromoted(f"course {course} is already promoted (run {marker.get('run_id')}, "
                               f"{marker.get('committed_at')}); live data is never overwritten. "
                               "Roll it back with --force first to migrate it again")
@@ -53,7 +53,7 @@ def extract(cfg, course_id):
     layout = Layout(cfg, course)
     refuse_if_promoted(cfg, course)
     run_id = new_run_id()
-    claim = status.claim(cfg, course, run_id, status.EXTRACTING)
+    claim = state.claim(cfg, course, run_id, state.EXTRACTING)
     written = []
     try:
         _clear_leftovers(cfg, course, layout, claim)
@@ -61,7 +61,7 @@ def extract(cfg, course_id):
         fingerprint = contentstore.fingerprint(a.identity() for a in assets)
         rows = stage.stage(cfg, course, run_id, assets, written, claim)
         data = manifest.to_bytes(rows, course=course, run_id=run_id, source_fingerprint=fingerprint,
-                                 tool_version=__version__, created_at=status.iso(status.now()))
+                                 tool_version=__version__, created_at=state.iso(state.now()))
         key = layout.staging_manifest(run_id)
         s3.put(cfg, key, data, metadata=s3.tool_metadata(course, run_id), if_none_match=True,
                content_type="application/vnd.apache.parquet")
@@ -73,7 +73,7 @@ def extract(cfg, course_id):
             if r["parse_ok"] is False:
                 log.warning("course=%s run=%s event=parse_problem asset=%r error=%r",
                             course, run_id, r["asset_name"], r["parse_error"])
-        claim.move(status.STAGED, transcripts=len(rows), bytes=total, parse_problems=problems,
+        claim.move(state.STAGED, transcripts=len(rows), bytes=total, parse_problems=problems,
                    manifest_key=key, source_fingerprint=fingerprint)
     except BaseException as exc:
         _undo(cfg, course, claim, written, exc)
@@ -99,5 +99,5 @@ def _undo(cfg, course, claim, written, exc):
         discard(cfg, written)
     except Exception as err:
         log.error("course=%s run=%s event=cleanup_failed keys=%d error=%s; run `python -m etl rollback %s`",
-                  course, claim.run_id, len(written), status.describe(err), course)
-    status.record_failure(claim, exc)
+                  course, claim.run_id, len(written), state.describe(err), course)
+    state.record_failure(claim, exc)

@@ -5,12 +5,12 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
-from . import __version__, contentstore, manifest, reconcile, s3, status
+from . import __version__, contentstore, manifest, reconcile, s3, state
 from .errors import ConcurrentRun, Conflict, SourceChanged
 from .extract import refuse_if_promoted
 from .layout import Layout, parse_course_id
 from .progress import bar
-from .rollback import discard
+from .rollback import discard, remove_tool_objects
 
 log = logging.getLogger("etl")
 
@@ -48,12 +48,10 @@ def promote(cfg, course_id):
     layout = Layout(cfg, course)
     refuse_if_promoted(cfg, course)
     run_id = reconcile.staged_run(cfg, course)
-    claim = status.claim(cfg, course, run_id, status.PROMOTING)
+    claim = state.claim(cfg, course, run_id, state.PROMOTING)
     ours, marker_written = [], False
     try:
         checked, df, meta, data = reconcile.check(cfg, course, run_id)
-        ours.extend(df["staged_key"])
-        ours.append(layout.staging_manifest(run_id))
         _refuse_if_changed(cfg, course, df, run_id)
         todo, resumed = _plan(cfg, course, layout, run_id, df, ours)
         _copy_all(cfg, course, todo, ours, claim)
@@ -65,7 +63,7 @@ def promote(cfg, course_id):
             "format": 1, "course_id": str(course), "run_id": run_id, "transcripts": len(df),
             "bytes": int(df["length"].sum()), "manifest_key": layout.live_manifest,
             "manifest_sha256": manifest.checksum(data), "source_fingerprint": meta.get("source_fingerprint"),
-            "extracted_at": meta.get("created_at"), "committed_at": status.iso(status.now()),
+            "extracted_at": meta.get("created_at"), "committed_at": state.iso(state.now()),
             "tool_version": __version__,
         }
         try:
@@ -79,7 +77,7 @@ def promote(cfg, course_id):
         marker_written = True
     except BaseException as exc:
         if not marker_written:
-            _undo(cfg, course, claim, ours, exc)
+            _undo(cfg, course, claim, layout.staging_run(run_id), ours, exc)
         raise
     _finish(cfg, course, claim, layout, df, run_id)
     return PromoteResult(str(course), run_id, len(df), int(df["length"].sum()), len(todo), resumed,
@@ -149,27 +147,28 @@ def _copy_all(cfg, course, todo, ours, claim):
             raise
 
 
-def _undo(cfg, course, claim, ours, exc):
-    """Delete this run's live and staged objects and record the failure."""
+def _undo(cfg, course, claim, staging_run, ours, exc):
+    """Delete this run's live copies and its staging run, then record the failure."""
     if not claim.lost:
         try:
             discard(cfg, ours)
+            remove_tool_objects(cfg, course, staging_run)
         except Exception as err:
             log.error("course=%s run=%s event=cleanup_failed error=%s; run `python -m etl rollback %s`",
-                      course, claim.run_id, status.describe(err), course)
-    status.record_failure(claim, exc)
+                      course, claim.run_id, state.describe(err), course)
+    state.record_failure(claim, exc)
 
 
 def _finish(cfg, course, claim, layout, df, run_id):
     """After the marker: record promoted and delete the staging run. The course is committed either way."""
     try:
-        claim.move(status.PROMOTED, transcripts=len(df), bytes=int(df["length"].sum()), marker_key=layout.marker)
+        claim.move(state.PROMOTED, transcripts=len(df), bytes=int(df["length"].sum()), marker_key=layout.marker)
     except Exception as err:
         claim.release()
         log.warning("course=%s run=%s event=status_lag error=%s; the marker is written, status will catch up",
-                    course, run_id, status.describe(err))
+                    course, run_id, state.describe(err))
     try:
         discard(cfg, list(df["staged_key"]) + [layout.staging_manifest(run_id)])
     except Exception as err:
         log.warning("course=%s run=%s event=staging_cleanup_failed error=%s; the course is promoted, "
-                    "the leftover staging run is harmless", course, run_id, status.describe(err))
+                    "the leftover staging run is harmless", course, run_id, state.describe(err))

@@ -2,7 +2,7 @@
 
 from dataclasses import asdict, dataclass
 
-from . import contentstore, manifest, s3, status
+from . import contentstore, manifest, s3, state
 from .errors import NotStaged, ReconcileError, SourceChanged
 from .layout import Layout, parse_course_id
 
@@ -32,10 +32,10 @@ def listed(names, limit=5):
 
 def staged_run(cfg, course):
     """Return the run id of the course's staged (or promoting) run; refuse when there is none."""
-    record, _ = status.read(cfg, course)
-    if not record or record.get("state") not in (status.STAGED, status.PROMOTING):
-        state = record.get("state") if record else "never extracted"
-        raise NotStaged(f"course {course} has no staged run ({state}); "
+    record, _ = state.read(cfg, course)
+    if not record or record.get("state") not in (state.STAGED, state.PROMOTING):
+        current = record.get("state") if record else "never extracted"
+        raise NotStaged(f"course {course} has no staged run ({current}); "
                         f"run `python -m etl extract {course}` first")
     return record["run_id"]
 

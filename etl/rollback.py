@@ -4,7 +4,7 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
-from . import s3, status
+from . import s3, state
 from .errors import Conflict, Refused
 from .layout import Layout, new_run_id, parse_course_id
 
@@ -74,7 +74,7 @@ def rollback(cfg, course_id, force=False):
         raise Conflict(f"course {course}: {layout.marker} was not written by this tool; "
                        "remove it by hand if it is stale, then re-run")
     run_id = new_run_id()
-    claim = status.claim(cfg, course, run_id, status.ROLLING_BACK)
+    claim = state.claim(cfg, course, run_id, state.ROLLING_BACK)
     try:
         if marker_head:
             s3.delete_if_match(cfg, layout.marker, s3.etag(marker_head["ETag"]))
@@ -82,9 +82,9 @@ def rollback(cfg, course_id, force=False):
         live, kept_live = remove_tool_objects(cfg, course, layout.live_root)
         staged, kept_staged = remove_tool_objects(cfg, course, layout.staging_root)
         kept = kept_live + kept_staged
-        claim.move(status.ROLLED_BACK, deleted=live + staged + bool(marker_head), kept_foreign=len(kept))
+        claim.move(state.ROLLED_BACK, deleted=live + staged + bool(marker_head), kept_foreign=len(kept))
     except BaseException as exc:
-        status.record_failure(claim, exc)
+        state.record_failure(claim, exc)
         raise
     for key in kept:
         log.warning("course=%s event=kept_foreign key=%s reason=not written by this tool", course, key)

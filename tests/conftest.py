@@ -1,0 +1,78 @@
+"""Fixtures: a real S3 endpoint over HTTP (moto's server) and an Open edX-shaped contentstore.
+
+The contentstore is a mongomock Database, or a fresh database on a real MongoDB
+when ETL_TEST_MONGO_URI is set; either way it is filled through GridFS exactly
+as edx-platform's MongoContentStore.save fills it.
+"""
+
+import logging
+import os
+import uuid
+
+import pytest
+
+import etl
+
+os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+for _name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "ETL_BUCKET", "ETL_MONGO_URI", "ETL_S3_ENDPOINT_URL"):
+    os.environ.pop(_name, None)
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint():
+    """Start moto's S3 server on a free loopback port for the whole session."""
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def contentstore():
+    """Return an empty contentstore Database: mongomock, or real MongoDB via ETL_TEST_MONGO_URI."""
+    uri = os.environ.get("ETL_TEST_MONGO_URI")
+    if uri:
+        import pymongo
+
+        client = pymongo.MongoClient(uri, serverSelectionTimeoutMS=5000)
+        name = f"etl_test_{uuid.uuid4().hex[:12]}"
+        yield client[name]
+        client.drop_database(name)
+        client.close()
+    else:
+        import mongomock
+        import mongomock.gridfs
+
+        mongomock.gridfs.enable_gridfs_integration()
+        yield mongomock.MongoClient()["edxapp"]
+
+
+@pytest.fixture
+def make_cfg(s3_endpoint, contentstore, tmp_path):
+    """Return a factory of Configs on one fresh bucket; keyword arguments override settings."""
+    bucket = f"etl-test-{uuid.uuid4().hex[:16]}"
+    shared = {}
+
+    def make(**overrides):
+        settings = dict(bucket=bucket, s3_endpoint_url=s3_endpoint, contentstore=contentstore,
+                        manifest_dir=str(tmp_path / "manifests"), progress=False, s3_concurrency=8)
+        settings.update(overrides)
+        cfg = etl.Config(**settings)
+        if "client" not in shared:
+            cfg.s3.create_bucket(Bucket=bucket)
+            shared["client"] = cfg.s3
+        return cfg
+
+    return make
+
+
+@pytest.fixture
+def cfg(make_cfg):
+    """Return a Config on a fresh bucket and the test's contentstore."""
+    return make_cfg()

@@ -1,0 +1,25 @@
+"""Helpers shared by the tests: read S3 back, snapshot the contentstore."""
+
+import copy
+import hashlib
+
+from etl import s3 as s3mod
+
+def objects(cfg, prefix=""):
+    """Return {key: bytes} for every object under ``prefix``."""
+    return {o["Key"]: s3mod.get(cfg, o["Key"])[0] for o in s3mod.list_objects(cfg, prefix)}
+
+
+def listing(cfg, prefix=""):
+    """Return {key: etag} for every object under ``prefix``."""
+    return {o["Key"]: o["ETag"] for o in s3mod.list_objects(cfg, prefix)}
+
+
+def snapshot(db):
+    """Return every document of fs.files and fs.chunks, to prove the tool never writes to them."""
+    return {name: sorted((copy.deepcopy(d) for d in db[name].find({})), key=lambda d: repr(d.get("_id")))
+            for name in ("fs.files", "fs.chunks")}
+
+
+def md5(data):
+    return hashlib.md5(data).hexdigest()

@@ -1,0 +1,94 @@
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+import etl
+from etl.cli import main
+from tests.test_extract import COURSE, fill
+
+
+@pytest.fixture
+def run(cfg, contentstore, tmp_path, capsys):
+    """Run the CLI in-process against the test's bucket and contentstore; return (code, out, err)."""
+    def call(*args):
+        argv = list(args) + ["--bucket", cfg.bucket, "--s3-endpoint-url", cfg.s3_endpoint_url,
+                             "--manifest-dir", str(tmp_path / "m"), "--quiet"]
+        try:
+            main(argv, contentstore=contentstore)
+            code = 0
+        except SystemExit as exc:
+            code = exc.code
+        out, err = capsys.readouterr()
+        return code, out, err
+    return call
+
+
+def test_extract_promote_verify_status_from_the_command_line(run, contentstore):
+    fill(contentstore)
+    code, out, err = run("extract", COURSE)
+    assert code == 0 and out.startswith(f"staged {COURSE} run ") and "9 transcripts" in out
+    code, out, _ = run("reconcile", COURSE)
+    assert code == 0 and "checksums match" in out
+    code, out, _ = run("promote", COURSE)
+    assert code == 0 and out.startswith(f"promoted {COURSE}")
+    code, out, _ = run("verify", COURSE, "--format", "json")
+    assert code == 0 and json.loads(out)["ok"] is True
+    code, out, _ = run("status", "--format", "json")
+    assert code == 0 and json.loads(out)[0]["state"] == "promoted"
+    code, out, _ = run("status", "--format", "csv")
+    assert out.splitlines()[0].startswith("course_id,state,run_id") and "promoted" in out
+    code, out, _ = run("status", COURSE)
+    assert code == 0 and "promoted" in out and COURSE in out
+
+
+def test_refusals_and_failures_exit_with_documented_codes_and_one_line(run, contentstore):
+    fill(contentstore)
+    code, _, err = run("promote", COURSE)
+    assert code == 3 and err.count("\n") == 1 and err.startswith("etl: error: course ") and "Traceback" not in err
+    code, _, err = run("extract", "../../etc")
+    assert code == 2 and err.count("\n") == 1
+    code, out, err = run("verify", COURSE)
+    assert code == 5 and "NOT READY" in out and err.count("\n") == 1
+    run("extract", COURSE)
+    run("promote", COURSE)
+    code, _, err = run("rollback", COURSE)
+    assert code == 3 and "--force" in err
+    code, out, _ = run("rollback", COURSE, "--force")
+    assert code == 0 and "including the commit marker" in out
+
+
+def cli(*args, env=None):
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("ETL_")}
+    full_env.update(env or {})
+    return subprocess.run([sys.executable, "-m", "etl", *args], capture_output=True, text=True,
+                          env=full_env, timeout=120, cwd=os.path.dirname(os.path.dirname(__file__)))
+
+
+def test_environment_configures_the_cli_and_a_flag_wins(cfg):
+    env = {"ETL_BUCKET": "no-such-bucket-anywhere", "ETL_S3_ENDPOINT_URL": cfg.s3_endpoint_url}
+    assert cli("status", "--bucket", cfg.bucket, env=env).stdout.strip() == "no courses in the status table yet"
+    failed = cli("status", env=env)
+    assert failed.returncode == 4 and "no-such-bucket-anywhere" in failed.stderr and "Traceback" not in failed.stderr
+
+
+def test_debug_shows_the_traceback(cfg):
+    env = {"ETL_S3_ENDPOINT_URL": cfg.s3_endpoint_url}
+    assert "Traceback" in cli("status", "--bucket", "no-such-bucket-anywhere", "--debug", env=env).stderr
+
+
+def test_missing_bucket_and_help(cfg):
+    missing = cli("status")
+    assert missing.returncode == 2 and "ETL_BUCKET" in missing.stderr
+    helped = cli("promote", "--help")
+    assert "commit marker" in helped.stdout + helped.stderr
+
+
+def test_passwords_in_mongo_uris_never_reach_the_output(cfg):
+    secret = "s3cr3t-Pa55"
+    result = cli("extract", COURSE, "--bucket", cfg.bucket, "--s3-endpoint-url", cfg.s3_endpoint_url,
+                 env={"ETL_MONGO_URI": f"mongodb://admin:{secret}@"})
+    assert result.returncode == 2 and secret not in result.stdout + result.stderr
+    assert "admin:***@" in result.stderr

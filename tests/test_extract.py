@@ -1,0 +1,105 @@
+import io
+
+import pyarrow.parquet as pq
+import pytest
+
+import etl
+from etl import state as st
+from etl.layout import Layout, parse_course_id
+from etl.sample import cues, save_asset, sjson, srt
+from tests.helpers import md5, objects, snapshot
+
+COURSE = "course-v1:edX+DemoX+2024_T1"
+OLD = "edX/DemoX/Demo_Course"
+
+
+def fill(db, course_id=COURSE):
+    data = {
+        "subs_abc.srt.sjson": sjson(cues(5)),
+        "es_subs_abc.srt.sjson": sjson(cues(5, "Hola")),
+        "0b5f9e1c-5a34-4b8e-9d0e-0c9a3f6c2b11-fr.srt": srt(cues(3, "Bonjour")),
+        "My Lecture – ünïcode 字幕.srt": srt(cues(4)),
+        "subs_big.srt.sjson": sjson(cues(9000)),
+        "subs_empty.srt.sjson": b"",
+        "subs_bad_lists.srt.sjson": b'{"start": [1, 2], "end": [3], "text": ["a", "b"]}',
+        "subs_not_json.srt.sjson": b"\x00\x05\x16\x07Mac OS X AppleDouble",
+        "broken-en.srt": b"this is not\nan srt file\n",
+    }
+    for name, body in data.items():
+        save_asset(db, course_id, name, body, legacy_md5=name.startswith("es_"))
+    save_asset(db, course_id, "handout.pdf", b"%PDF-1.4")
+    return data
+
+
+@pytest.mark.parametrize("course_id", [COURSE, OLD])
+def test_extract_stages_every_transcript_byte_exact_with_a_manifest(cfg, contentstore, course_id):
+    data = fill(contentstore, course_id)
+    before = snapshot(contentstore)
+    result = etl.extract(cfg, course_id)
+    layout = Layout(cfg, parse_course_id(course_id))
+    staged = objects(cfg, layout.staging_run(result.run_id) + "transcripts/")
+    assert sorted(staged.values()) == sorted(data.values())
+    assert result.transcripts == len(data) and result.bytes == sum(map(len, data.values()))
+    table = pq.read_table(io.BytesIO(objects(cfg, layout.staging_manifest(result.run_id))[layout.staging_manifest(result.run_id)]))
+    meta = {k.decode(): v.decode() for k, v in table.schema.metadata.items()}
+    assert meta["etl.course"] == course_id and meta["etl.run_id"] == result.run_id
+    assert meta["etl.source_fingerprint"] == result.source_fingerprint
+    df = table.to_pandas().set_index("asset_name")
+    for col in ["course_id", "asset_id", "language", "format", "content_type", "length", "md5", "upload_date",
+                "staged_key", "live_key", "parse_ok", "parse_error"]:
+        assert col in df.columns or col == "asset_name"
+    for name, body in data.items():
+        assert df.loc[name, "md5"] == md5(body) and df.loc[name, "length"] == len(body)
+        assert staged[df.loc[name, "staged_key"]] == body
+    assert df.loc["es_subs_abc.srt.sjson", "language"] == "es"
+    assert df.loc["0b5f9e1c-5a34-4b8e-9d0e-0c9a3f6c2b11-fr.srt", "language"] == "fr"
+    assert df.loc["subs_abc.srt.sjson", "format"] == "sjson"
+    bad = set(df.index[df["parse_ok"] == False])  # noqa: E712
+    assert bad == {"subs_empty.srt.sjson", "subs_bad_lists.srt.sjson", "subs_not_json.srt.sjson", "broken-en.srt"}
+    assert "differ in length" in df.loc["subs_bad_lists.srt.sjson", "parse_error"]
+    assert result.parse_problems == 4
+    assert st.read(cfg, parse_course_id(course_id))[0]["state"] == "staged"
+    assert snapshot(contentstore) == before  # never writes to the contentstore
+    assert result.local_manifest.endswith(f"{result.run_id}.parquet")
+    assert pq.read_table(result.local_manifest).num_rows == len(data)
+
+
+@pytest.mark.parametrize("how", ["missing chunk", "wrong md5"])
+def test_corrupt_source_fails_the_course_and_leaves_nothing_in_s3(cfg, contentstore, how):
+    from tests.test_contentstore import corrupt
+
+    fill(contentstore)
+    corrupt(contentstore, COURSE, "subs_zz_corrupt.srt.sjson", how)
+    with pytest.raises(etl.CorruptSource, match="subs_zz_corrupt.srt.sjson"):
+        etl.extract(cfg, COURSE)
+    layout = Layout(cfg, parse_course_id(COURSE))
+    assert objects(cfg, layout.staging_root) == {} and objects(cfg, layout.live_root) == {}
+    record = st.read(cfg, parse_course_id(COURSE))[0]
+    assert record["state"] == "failed" and "subs_zz_corrupt.srt.sjson" in record["error"]
+
+
+def test_extract_again_replaces_the_previous_staging_run(cfg, contentstore):
+    fill(contentstore)
+    first = etl.extract(cfg, COURSE)
+    second = etl.extract(cfg, COURSE)
+    layout = Layout(cfg, parse_course_id(COURSE))
+    runs = {k.split("/")[2] for k in objects(cfg, layout.staging_root)}
+    assert runs == {second.run_id} and first.run_id != second.run_id
+
+
+def test_course_without_transcripts_stages_an_empty_manifest(cfg, contentstore):
+    save_asset(contentstore, COURSE, "handout.pdf", b"%PDF")
+    result = etl.extract(cfg, COURSE)
+    assert result.transcripts == 0
+    promoted = etl.promote(cfg, COURSE)
+    assert promoted.transcripts == 0 and etl.verify(cfg, COURSE).ok
+
+
+def test_foreign_objects_under_the_live_prefix_are_refused_before_any_work(cfg, contentstore):
+    fill(contentstore)
+    layout = Layout(cfg, parse_course_id(COURSE))
+    cfg.s3.put_object(Bucket=cfg.bucket, Key=layout.live_key("subs_abc.srt.sjson"), Body=b"someone else's")
+    with pytest.raises(etl.Conflict, match="did not write"):
+        etl.extract(cfg, COURSE)
+    assert objects(cfg, layout.live_root) == {layout.live_key("subs_abc.srt.sjson"): b"someone else's"}
+    assert objects(cfg, layout.staging_root) == {}

@@ -1,0 +1,79 @@
+from urllib.parse import unquote
+
+import pytest
+
+import etl
+from etl.layout import Layout, parse_course_id, quote_segment
+
+
+def test_both_course_id_styles_parse():
+    new = parse_course_id("course-v1:edX+DemoX+2024_T1")
+    old = parse_course_id("edX/DemoX/Demo_Course")
+    assert (new.org, new.course, new.run, new.deprecated) == ("edX", "DemoX", "2024_T1", False)
+    assert (old.org, old.course, old.run, old.deprecated) == ("edX", "DemoX", "Demo_Course", True)
+    assert str(new) == "course-v1:edX+DemoX+2024_T1" and str(old) == "edX/DemoX/Demo_Course"
+
+
+@pytest.mark.parametrize("bad", [
+    "", "course-v1:edX+DemoX", "course-v1:edX++2024", "edX/DemoX", "edX//Demo", "../../etc/passwd",
+    "edX/../Demo", "edX/DemoX/..", "course-v1:edX+Demo X+1", "edX/Demo\nX/1", "edX/Demo\x00X/1",
+    "edX/DemoX/" + "r" * 300, "course-v1:a+b+c+d",
+])
+def test_malformed_course_ids_are_refused_with_one_line(bad):
+    with pytest.raises(etl.InvalidId) as err:
+        parse_course_id(bad)
+    assert "\n" not in str(err.value) and len(str(err.value)) < 400
+
+
+def test_old_style_id_stays_one_key_level_and_reverses(cfg):
+    layout = Layout(cfg, parse_course_id("edX/DemoX/Demo_Course"))
+    assert layout.live_root == "video-transcripts/edX%2FDemoX%2FDemo_Course/"
+    assert layout.marker == "video-transcripts/edX%2FDemoX%2FDemo_Course/_MIGRATED.json"
+    assert unquote(layout.live_root.split("/")[1]) == "edX/DemoX/Demo_Course"
+
+
+def test_new_style_keys_keep_colon_and_plus(cfg):
+    layout = Layout(cfg, parse_course_id("course-v1:edX+DemoX+2024"))
+    run = "20261127T120000Z-0123abcd"
+    assert layout.staged_key(run, "a b.srt") == f"staging/course-v1:edX+DemoX+2024/{run}/transcripts/a%20b.srt"
+    assert layout.staging_manifest(run) == f"staging/course-v1:edX+DemoX+2024/{run}/manifest.parquet"
+    assert layout.live_key("subs_x.srt.sjson") == "video-transcripts/course-v1:edX+DemoX+2024/transcripts/subs_x.srt.sjson"
+
+
+@pytest.mark.parametrize("name", ["a/b.srt", "../up.srt", "ünï cødé – 字幕.srt", "50%.srt", "a+b@c:d.srt"])
+def test_asset_segments_are_one_level_and_reversible(name):
+    seg = quote_segment(name)
+    assert "/" not in seg and unquote(seg) == name
+
+
+@pytest.mark.parametrize("name", [".", ".."])
+def test_dot_segments_are_encoded_never_kept(name):
+    seg = quote_segment(name)
+    assert seg not in (".", "..") and set(seg) <= set("%2E") and unquote(seg) == name
+
+
+def test_asset_names_with_control_characters_or_too_long_are_refused(cfg):
+    layout = Layout(cfg, parse_course_id("course-v1:edX+DemoX+1"))
+    run = "20261127T120000Z-0123abcd"
+    with pytest.raises(etl.InvalidId, match="control characters"):
+        layout.asset_keys(run, "bad\x07name.srt")
+    with pytest.raises(etl.InvalidId, match="1024"):
+        layout.asset_keys(run, "é" * 400 + ".srt")
+    assert layout.asset_keys(run, "ok.srt")[1].endswith("/transcripts/ok.srt")
+
+
+@pytest.mark.parametrize("prefixes", [
+    dict(staging_prefix="/abs"), dict(live_prefix="x/../y"), dict(state_prefix=""),
+    dict(staging_prefix="same", live_prefix="same"), dict(live_prefix="a", staging_prefix="a/b"),
+])
+def test_bad_or_overlapping_prefixes_are_refused(prefixes):
+    with pytest.raises(etl.UsageError):
+        etl.Config(bucket="some-bucket", **prefixes)
+
+
+def test_config_repr_never_shows_the_contentstore_uri():
+    class Db:
+        def __repr__(self):
+            return "Database(MongoClient('mongodb://admin:hunter2@db'))"
+
+    assert "hunter2" not in repr(etl.Config(bucket="some-bucket", contentstore=Db()))

@@ -1,0 +1,190 @@
+import json
+from datetime import datetime, timezone
+
+import pytest
+
+import etl
+from etl import s3, state as st
+from etl.layout import Layout, parse_course_id
+from etl.sample import cues, save_asset, sjson, srt
+from tests.helpers import listing, objects, snapshot
+from tests.test_extract import COURSE, OLD, fill
+
+
+def layout_of(cfg, course_id=COURSE):
+    return Layout(cfg, parse_course_id(course_id))
+
+
+@pytest.mark.parametrize("course_id", [COURSE, OLD])
+def test_promote_publishes_byte_exact_then_marker_and_clears_staging(cfg, contentstore, course_id):
+    data = fill(contentstore, course_id)
+    before = snapshot(contentstore)
+    run = etl.extract(cfg, course_id).run_id
+    result = etl.promote(cfg, course_id)
+    layout = layout_of(cfg, course_id)
+    live = objects(cfg, layout.live_transcripts)
+    assert {k.rsplit("/", 1)[1]: v for k, v in live.items()} == {
+        s3.__dict__["quote_segment"](n) if False else __import__("etl.layout").layout.quote_segment(n): b
+        for n, b in data.items()}
+    marker = json.loads(objects(cfg, layout.marker)[layout.marker])
+    assert marker["course_id"] == course_id and marker["run_id"] == run
+    assert marker["transcripts"] == len(data) and marker["bytes"] == sum(map(len, data.values()))
+    assert marker["manifest_key"] == layout.live_manifest
+    for field in ("manifest_sha256", "source_fingerprint", "committed_at", "extracted_at", "tool_version"):
+        assert marker[field]
+    assert objects(cfg, layout.staging_root) == {}
+    assert st.read(cfg, parse_course_id(course_id))[0]["state"] == "promoted"
+    assert result.transcripts == len(data) and result.copied == len(data)
+    heads = [cfg.s3.head_object(Bucket=cfg.bucket, Key=k)["Metadata"] for k in live]
+    assert {h["etl-run-id"] for h in heads} == {run}
+    assert snapshot(contentstore) == before
+
+
+def test_second_promote_and_extract_are_refused_and_change_nothing(cfg, contentstore):
+    fill(contentstore)
+    etl.extract(cfg, COURSE)
+    etl.promote(cfg, COURSE)
+    before = listing(cfg)
+    with pytest.raises(etl.AlreadyPromoted, match="already promoted") as err:
+        etl.promote(cfg, COURSE)
+    assert "\n" not in str(err.value)
+    with pytest.raises(etl.AlreadyPromoted):
+        etl.extract(cfg, COURSE)
+    after = listing(cfg)
+    assert {k: v for k, v in after.items() if "/events/" not in k} == \
+        {k: v for k, v in before.items() if "/events/" not in k}
+
+
+def test_promote_without_a_staged_run_is_refused(cfg, contentstore):
+    fill(contentstore)
+    with pytest.raises(etl.NotStaged, match="extract"):
+        etl.promote(cfg, COURSE)
+
+
+@pytest.mark.parametrize("edit", ["added", "edited", "deleted"])
+def test_source_changed_between_extract_and_promote_is_refused_and_nothing_goes_live(cfg, contentstore, edit):
+    fill(contentstore)
+    etl.extract(cfg, COURSE)
+    if edit == "added":
+        save_asset(contentstore, COURSE, "subs_new_upload.srt.sjson", sjson(cues(2)))
+        name = "subs_new_upload.srt.sjson"
+    elif edit == "edited":  # Studio re-uploads: delete, then save the new bytes under the same id
+        save_asset(contentstore, COURSE, "subs_abc.srt.sjson", sjson(cues(6)))
+        name = "subs_abc.srt.sjson"
+    else:
+        import gridfs
+
+        gridfs.GridFS(contentstore, "fs").delete(
+            "asset-v1:edX+DemoX+2024_T1+type@asset+block@broken-en.srt")
+        name = "broken-en.srt"
+    with pytest.raises(etl.SourceChanged, match=name) as err:
+        etl.promote(cfg, COURSE)
+    assert "\n" not in str(err.value) and COURSE in str(err.value)
+    layout = layout_of(cfg)
+    assert objects(cfg, layout.live_root) == {} and objects(cfg, layout.staging_root) == {}
+    record = st.read(cfg, parse_course_id(COURSE))[0]
+    assert record["state"] == "failed" and name in record["error"]
+    etl.extract(cfg, COURSE)  # the operator's next step works
+    assert etl.promote(cfg, COURSE).transcripts == contentstore["fs.files"].count_documents(
+        {"content_son.name": {"$regex": r"\.(srt|sjson)$"}, "content_son.category": "asset"})
+
+
+def test_edit_that_keeps_length_but_changes_bytes_is_detected(cfg, contentstore):
+    save_asset(contentstore, COURSE, "a.srt", srt(cues(2, "aaaa")))
+    etl.extract(cfg, COURSE)
+    save_asset(contentstore, COURSE, "a.srt", srt(cues(2, "bbbb")),
+               upload_date=datetime(2020, 1, 1, tzinfo=timezone.utc))
+    with pytest.raises(etl.SourceChanged, match="a.srt"):
+        etl.promote(cfg, COURSE)
+
+
+def test_foreign_object_at_a_live_key_is_a_conflict_and_is_never_deleted(cfg, contentstore):
+    fill(contentstore)
+    etl.extract(cfg, COURSE)
+    layout = layout_of(cfg)
+    foreign = layout.live_key("subs_abc.srt.sjson")
+    cfg.s3.put_object(Bucket=cfg.bucket, Key=foreign, Body=b"hand-uploaded")
+    with pytest.raises(etl.Conflict, match="subs_abc.srt.sjson"):
+        etl.promote(cfg, COURSE)
+    assert objects(cfg, layout.live_root) == {foreign: b"hand-uploaded"}
+    assert st.read(cfg, parse_course_id(COURSE))[0]["state"] == "failed"
+
+
+def crash_mid_promote(make_cfg, contentstore, copies):
+    """Leave a course as a promote killed after ``copies`` copies would: promoting, lease expired."""
+    fill(contentstore)
+    cfg = make_cfg(lease_seconds=1)
+    run = etl.extract(cfg, COURSE).run_id
+    course = parse_course_id(COURSE)
+    claim = st.claim(cfg, course, run, st.PROMOTING)
+    claim.release()  # the process died: no more heartbeats
+    from etl.reconcile import check
+
+    _, df, _, _ = check(cfg, course, run)
+    for staged, live in list(zip(df["staged_key"], df["live_key"]))[:copies]:
+        s3.copy(cfg, staged, live)
+    import time
+
+    time.sleep(1.1)
+    return run
+
+
+def test_rerun_after_a_crash_mid_promote_finishes_its_own_copies(make_cfg, contentstore):
+    run = crash_mid_promote(make_cfg, contentstore, copies=4)
+    cfg = make_cfg()
+    assert etl.status(cfg)["state"].tolist() == ["promoting_stale"]
+    result = etl.promote(cfg, COURSE)
+    assert result.run_id == run and result.resumed == 4 and result.copied == result.transcripts - 4
+    assert etl.verify(cfg, COURSE).ok
+
+
+def test_promote_refuses_while_another_runner_holds_the_course(make_cfg, contentstore):
+    fill(contentstore)
+    cfg = make_cfg()
+    run = etl.extract(cfg, COURSE).run_id
+    claim = st.claim(cfg, parse_course_id(COURSE), run, st.PROMOTING)
+    try:
+        with pytest.raises(etl.ConcurrentRun, match="held by"):
+            etl.promote(cfg, COURSE)
+    finally:
+        claim.release()
+    assert objects(cfg, layout_of(cfg).live_root) == {}
+
+
+def test_marker_is_the_truth_when_the_status_record_lags(cfg, contentstore):
+    fill(contentstore)
+    etl.extract(cfg, COURSE)
+    etl.promote(cfg, COURSE)
+    course = parse_course_id(COURSE)
+    record, tag = st.read(cfg, course)
+    lagging = dict(record, state="promoting", lease_expires_at="2000-01-01T00:00:00.000Z")
+    s3.put_json(cfg, layout_of(cfg).record, lagging, metadata={}, if_match=f'"{tag}"')
+    assert etl.status(cfg)["state"].tolist() == ["promoted"]
+    with pytest.raises(etl.AlreadyPromoted):
+        etl.promote(cfg, COURSE)
+    assert st.read(cfg, course)[0]["state"] == "promoted"  # repaired from the marker
+
+
+def test_failure_during_promote_rolls_live_back(make_cfg, contentstore):
+    """A manifest whose staged object vanished fails reconcile: nothing goes live, staging is cleared."""
+    fill(contentstore)
+    cfg = make_cfg()
+    run = etl.extract(cfg, COURSE).run_id
+    layout = layout_of(cfg)
+    victim = layout.staged_key(run, "subs_abc.srt.sjson")
+    cfg.s3.delete_object(Bucket=cfg.bucket, Key=victim)
+    with pytest.raises(etl.ReconcileError, match="subs_abc.srt.sjson"):
+        etl.promote(cfg, COURSE)
+    assert objects(cfg, layout.live_root) == {} and objects(cfg, layout.staging_root) == {}
+    assert st.read(cfg, parse_course_id(COURSE))[0]["state"] == "failed"
+
+
+def test_reconcile_alone_reports_counts_and_names_tampered_objects(cfg, contentstore):
+    fill(contentstore)
+    run = etl.extract(cfg, COURSE).run_id
+    ok = etl.reconcile(cfg, COURSE)
+    assert ok.contentstore_count == ok.manifest_rows == ok.staged_objects == 9
+    key = layout_of(cfg).staged_key(run, "broken-en.srt")
+    cfg.s3.put_object(Bucket=cfg.bucket, Key=key, Body=b"tampered")
+    with pytest.raises(etl.ReconcileError, match="broken-en.srt"):
+        etl.reconcile(cfg, COURSE)

@@ -1,0 +1,60 @@
+import pytest
+
+import etl
+from etl import state as st
+from etl.layout import Layout, parse_course_id
+from tests.helpers import objects
+from tests.test_extract import COURSE, OLD, fill
+
+
+@pytest.mark.parametrize("course_id", [COURSE, OLD])
+def test_rollback_of_a_staged_course_deletes_its_staging_run(cfg, contentstore, course_id):
+    fill(contentstore, course_id)
+    etl.extract(cfg, course_id)
+    layout = Layout(cfg, parse_course_id(course_id))
+    assert objects(cfg, layout.staging_root)
+    result = etl.rollback(cfg, course_id)
+    assert objects(cfg, layout.staging_root) == {} and not result.was_promoted
+    assert result.deleted == 10  # nine transcripts and the manifest
+    assert st.read(cfg, parse_course_id(course_id))[0]["state"] == "rolled_back"
+
+
+def test_promoted_course_needs_force_then_marker_and_live_objects_go(cfg, contentstore):
+    fill(contentstore)
+    etl.extract(cfg, COURSE)
+    etl.promote(cfg, COURSE)
+    layout = Layout(cfg, parse_course_id(COURSE))
+    live_before = objects(cfg, layout.live_root)
+    with pytest.raises(etl.Refused, match="--force") as err:
+        etl.rollback(cfg, COURSE)
+    assert "\n" not in str(err.value)
+    assert objects(cfg, layout.live_root) == live_before
+    result = etl.rollback(cfg, COURSE, force=True)
+    assert result.was_promoted and result.deleted == 11  # marker, manifest, nine transcripts
+    assert objects(cfg, layout.live_root) == {}
+    assert etl.status(cfg, COURSE)["state"].tolist() == ["rolled_back"]
+    assert not etl.verify(cfg, COURSE).ok
+    etl.extract(cfg, COURSE)  # and the course can be migrated again
+    etl.promote(cfg, COURSE)
+    assert etl.verify(cfg, COURSE).ok
+
+
+def test_rollback_never_deletes_objects_the_tool_did_not_write(cfg, contentstore):
+    fill(contentstore)
+    run = etl.extract(cfg, COURSE).run_id
+    etl.promote(cfg, COURSE)
+    layout = Layout(cfg, parse_course_id(COURSE))
+    foreign = {layout.live_transcripts + "hand-made.srt": b"operator's file",
+               layout.staging_root + "notes.txt": b"keep me",
+               layout.staging_run(run) + "transcripts/extra.srt": b"not ours either"}
+    for key, body in foreign.items():
+        cfg.s3.put_object(Bucket=cfg.bucket, Key=key, Body=body)
+    result = etl.rollback(cfg, COURSE, force=True)
+    assert sorted(result.kept_foreign) == sorted(foreign)
+    assert objects(cfg, layout.live_root) | objects(cfg, layout.staging_root) == foreign
+
+
+def test_rollback_of_a_course_never_migrated_is_harmless(cfg, contentstore):
+    result = etl.rollback(cfg, COURSE)
+    assert result.deleted == 0
+    assert etl.status(cfg)["state"].tolist() == ["rolled_back"]

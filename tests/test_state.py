@@ -1,0 +1,85 @@
+import threading
+
+import pytest
+
+import etl
+from etl import state as st
+from etl.layout import Layout, new_run_id, parse_course_id
+from tests.helpers import objects
+from tests.test_extract import COURSE, fill
+
+course = parse_course_id(COURSE)
+
+
+def test_states_move_only_along_the_machine(cfg):
+    claim = st.claim(cfg, course, new_run_id(), st.EXTRACTING)
+    with pytest.raises(etl.IllegalTransition, match="extracting to promoted"):
+        claim.move(st.PROMOTED)
+    claim.move(st.STAGED)
+    with pytest.raises(etl.IllegalTransition):
+        claim.move(st.ROLLED_BACK)
+    assert st.read(cfg, course)[0]["state"] == "staged"
+
+
+def test_two_runners_racing_for_one_course_give_one_winner(make_cfg):
+    cfgs = [make_cfg() for _ in range(8)]
+    cfgs[0].s3  # the bucket exists before the race starts
+    barrier, outcomes = threading.Barrier(len(cfgs)), []
+
+    def race(cfg):
+        barrier.wait()
+        try:
+            c = st.claim(cfg, course, new_run_id(), st.EXTRACTING)
+            c.release()
+            outcomes.append("won")
+        except etl.ConcurrentRun as err:
+            assert "\n" not in str(err)
+            outcomes.append("refused")
+
+    threads = [threading.Thread(target=race, args=(c,)) for c in cfgs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert outcomes.count("won") == 1 and outcomes.count("refused") == len(cfgs) - 1
+
+
+def test_a_live_lease_refuses_others_and_an_expired_one_is_taken_over(make_cfg):
+    cfg = make_cfg(lease_seconds=1)
+    first = st.claim(cfg, course, new_run_id(), st.EXTRACTING)
+    first.release()
+    with pytest.raises(etl.ConcurrentRun, match="held by run"):
+        st.claim(cfg, course, new_run_id(), st.EXTRACTING)
+    import time
+
+    time.sleep(1.1)
+    second = st.claim(cfg, course, new_run_id(), st.EXTRACTING)
+    with pytest.raises(etl.ConcurrentRun):
+        first.move(st.STAGED)  # the old runner, back from the dead, cannot move the course
+    second.move(st.STAGED)
+    assert st.read(cfg, course)[0]["run_id"] == second.run_id
+
+
+def test_heartbeat_keeps_a_long_run_alive(make_cfg):
+    cfg = make_cfg(lease_seconds=3)
+    claim = st.claim(cfg, course, new_run_id(), st.EXTRACTING)
+    import time
+
+    time.sleep(4)
+    assert st.lease_alive(st.read(cfg, course)[0])
+    with pytest.raises(etl.ConcurrentRun):
+        st.claim(cfg, course, new_run_id(), st.EXTRACTING)
+    claim.move(st.STAGED)
+
+
+def test_every_transition_is_logged_with_time_run_host_and_pid(cfg, contentstore):
+    fill(contentstore)
+    run = etl.extract(cfg, COURSE).run_id
+    etl.promote(cfg, COURSE)
+    import json
+
+    events = [json.loads(v) for v in objects(cfg, Layout(cfg, course).events).values()]
+    assert [e["event"] for e in events] == ["extracting", "staged", "promoting", "promoted"]
+    assert all(e["run_id"] == run and e["host"] and e["pid"] and e["at"] for e in events)
+    table = etl.status(cfg)
+    assert table.loc[0, "state"] == "promoted" and table.loc[0, "transcripts"] == 9

@@ -35,7 +35,9 @@ class Asset:
 
     def identity(self):
         """Return what the source fingerprint covers: id, length, checksum and upload time."""
-        upload = self.upload_date.isoformat() if self.upload_date else None
+        upload = None
+        if self.upload_date:  # BSON dates and the manifest keep milliseconds
+            upload = self.upload_date.replace(microsecond=self.upload_date.microsecond // 1000 * 1000).isoformat()
         return [self.asset_id, self.length, self.stored_md5, upload]
 
 

@@ -92,3 +92,12 @@ def test_passwords_in_mongo_uris_never_reach_the_output(cfg):
                  env={"ETL_MONGO_URI": f"mongodb://admin:{secret}@"})
     assert result.returncode == 2 and secret not in result.stdout + result.stderr
     assert "admin:***@" in result.stderr
+
+
+def test_old_style_course_ids_pass_through_the_command_line(run, contentstore):
+    from etl.sample import save_asset
+
+    save_asset(contentstore, "edX/DemoX/Demo_Course", "subs_x.srt.sjson", b'{"start":[],"end":[],"text":[]}')
+    assert run("extract", "edX/DemoX/Demo_Course")[0] == 0
+    code, out, _ = run("status", "--format", "json")
+    assert json.loads(out)[0]["course_id"] == "edX/DemoX/Demo_Course" and json.loads(out)[0]["state"] == "staged"

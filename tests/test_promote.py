@@ -188,3 +188,18 @@ def test_reconcile_alone_reports_counts_and_names_tampered_objects(cfg, contents
     cfg.s3.put_object(Bucket=cfg.bucket, Key=key, Body=b"tampered")
     with pytest.raises(etl.ReconcileError, match="broken-en.srt"):
         etl.reconcile(cfg, COURSE)
+
+
+def test_large_transcript_goes_through_multipart_and_verifies(make_cfg, contentstore):
+    cfg = make_cfg(multipart_bytes=5 * 1024 * 1024)
+    big = srt(cues(130000, "A very long lecture with many cues"))
+    assert len(big) > 2 * cfg.multipart_bytes
+    save_asset(contentstore, COURSE, "long-en.srt", big)
+    save_asset(contentstore, COURSE, "short-en.srt", srt(cues(3)))
+    run = etl.extract(cfg, COURSE).run_id
+    layout = layout_of(cfg)
+    staged_etag = listing(cfg, layout.staged_key(run, "long-en.srt"))[layout.staged_key(run, "long-en.srt")]
+    assert staged_etag.endswith("-3")  # three parts
+    etl.promote(cfg, COURSE)
+    assert objects(cfg, layout.live_key("long-en.srt"))[layout.live_key("long-en.srt")] == big
+    assert etl.verify(cfg, COURSE).ok

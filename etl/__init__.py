@@ -11,6 +11,7 @@ from .errors import (  # noqa: E402
     AlreadyPromoted, ConcurrentRun, Conflict, CorruptSource, EtlError, Failed, IllegalTransition,
     InvalidId, NotStaged, NotVerified, ReconcileError, Refused, SourceChanged, StorageError, UsageError)
 from .extract import extract  # noqa: E402
+from .migrate import migrate, report  # noqa: E402
 from .promote import promote  # noqa: E402
 from .reconcile import reconcile  # noqa: E402
 from .rollback import rollback  # noqa: E402
@@ -28,7 +29,7 @@ def status(cfg, course_id=None):
 
 
 __all__ = [
-    "Config", "config_from_env", "extract", "promote", "reconcile", "rollback", "status", "verify",
+    "Config", "config_from_env", "extract", "migrate", "report", "promote", "reconcile", "rollback", "status", "verify",
     "EtlError", "UsageError", "InvalidId", "Refused", "AlreadyPromoted", "NotStaged", "ConcurrentRun",
     "SourceChanged", "Conflict", "IllegalTransition", "Failed", "CorruptSource", "ReconcileError",
     "StorageError", "NotVerified", "__version__",

@@ -8,17 +8,13 @@ failed and was rolled back; 5 verify found the course not ready; 130 interrupted
 import functools
 import inspect
 import json
-import logging
 import sys
-import time
 
 import fire
 
-from . import __version__
+from . import __version__, logs
 from .config import config_from_env, redact_uri
-from .errors import EtlError, NotVerified
-
-log = logging.getLogger("etl")
+from .errors import BatchFailed, EtlError, NotVerified, UsageError
 
 # Settings every command takes: (flag, default, help). The environment fills what a flag leaves unset.
 SETTINGS = [
@@ -32,23 +28,9 @@ SETTINGS = [
     ("manifest_dir", "manifests", "folder for local manifest copies; '' keeps none."),
     ("concurrency", 16, "parallel S3 requests."),
     ("quiet", False, "log only warnings and errors, and show no progress bar."),
+    ("log_format", "text", "log lines as text (key=value) or json."),
 ]
 _ENV_BACKED = {"bucket", "s3_endpoint_url", "mongo_uri", "mongo_db", "staging_prefix", "live_prefix", "state_prefix"}
-
-
-class _UtcFormatter(logging.Formatter):
-    converter = time.gmtime
-
-    def formatTime(self, record, datefmt=None):  # noqa: N802 (logging's name)
-        return time.strftime("%Y-%m-%dT%H:%M:%S", self.converter(record.created)) + f".{int(record.msecs):03d}Z"
-
-
-def _setup_logging(quiet):
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_UtcFormatter("%(asctime)s %(levelname)s %(message)s"))
-    log.handlers[:] = [handler]
-    log.setLevel(logging.WARNING if quiet else logging.INFO)
-    log.propagate = False
 
 
 def _emit(result, fmt, text):
@@ -68,7 +50,7 @@ def _command(fn):
     @functools.wraps(fn)
     def run(self, *args, **kwargs):
         settings = {name: kwargs.pop(name, default) for name, default, _ in SETTINGS}
-        _setup_logging(settings["quiet"])
+        logs.setup(settings["log_format"], settings["quiet"])
         return fn(self._config(settings), *args, **kwargs)
 
     run.__signature__ = inspect.Signature([inspect.Parameter("self", inspect.Parameter.POSITIONAL_ONLY)] + params)
@@ -83,7 +65,8 @@ class Commands:
     ETL_MONGO_URI, ETL_MONGO_DB (default edxapp), ETL_BUCKET, ETL_S3_ENDPOINT_URL, ETL_STAGING_PREFIX,
     ETL_LIVE_PREFIX and ETL_STATE_PREFIX; AWS credentials come from boto3's usual chain. Add --debug to
     any command for a traceback on error. Exit codes: 0 done, 1 unexpected error, 2 usage error,
-    3 refused (nothing changed), 4 course failed and rolled back, 5 not verified, 130 interrupted.
+    3 refused (nothing changed), 4 course failed and rolled back (migrate: any course failed),
+    5 not verified, 130 interrupted.
     """
 
     def __init__(self, inject=None):
@@ -196,11 +179,69 @@ class Commands:
         else:
             print(df.fillna("").to_string(index=False))
 
+    @_command
+    def migrate(cfg, *course, courses=None, all=False, workers=4, retries=1, dry_run=False, modulestore_db=None,
+                format="text"):
+        """Migrate many courses, one transaction each; re-run the same command to resume after any stop.
+
+        Args:
+            course: course ids.
+            courses: a file of course ids, one per line; '#' starts a comment.
+            all: every course in the modulestore, plus every course with transcripts in the contentstore.
+            workers: courses migrated in parallel.
+            retries: further attempts for a course that fails.
+            dry_run: read the contentstore and S3, write nothing, and print the plan.
+            modulestore_db: database of the modulestore collections, when not the contentstore's.
+            format: text, json or csv.
+        """
+        from .discover import read_course_file
+        from .migrate import migrate
+
+        chosen = [str(c) for c in course] + (read_course_file(courses) if courses else [])
+        if all and chosen:
+            raise UsageError("give course ids or --courses, or --all, not both")
+        summary = migrate(cfg, "all" if all else chosen, workers=int(workers), dry_run=bool(dry_run),
+                          retries=int(retries), modulestore_db=modulestore_db)
+        if format == "json":
+            print(json.dumps(summary.to_dict(), indent=1, default=str))
+        elif format == "csv":
+            print(summary.courses.to_csv(index=False), end="")
+        else:
+            print(summary.text())
+        if not summary.ok:
+            raise BatchFailed(f"{summary.count('failed')} of {len(summary.courses)} courses failed; "
+                              "fix the causes above, then re-run the same command to resume")
+
+    @_command
+    def report(cfg, ready_only=False, modulestore_db=None, workers=8, format="table"):
+        """Show Phase II readiness for every course: contentstore, live and marker counts, state, ready.
+
+        Args:
+            ready_only: print only the ids of ready courses, one per line, for the feature-flag tooling.
+            modulestore_db: database of the modulestore collections, when not the contentstore's.
+            workers: courses checked in parallel.
+            format: table, csv or json.
+        """
+        from .migrate import report
+
+        df = report(cfg, "all", modulestore_db=modulestore_db, workers=int(workers))
+        if ready_only:
+            for course_id in df.loc[df["ready"], "course_id"]:
+                print(course_id)
+        elif format == "csv":
+            print(df.to_csv(index=False), end="")
+        elif format == "json":
+            print(df.to_json(orient="records", indent=1))
+        elif df.empty:
+            print("no courses found")
+        else:
+            print(df.fillna("").to_string(index=False))
+
     def demo(self):
         """Run the whole migration on a built-in sample course against a local S3 endpoint; touches nothing real."""
         from .demo import run
 
-        _setup_logging(False)
+        logs.setup()
         run()
 
     def version(self):

@@ -3,6 +3,7 @@
 import os
 import re
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, fields
 from typing import Any, Optional
 
@@ -75,6 +76,7 @@ class Config:
         if self.multipart_bytes < 5 * 1024 * 1024:
             raise UsageError("multipart_bytes must be at least 5 MiB, S3's smallest part")
         self._client_lock = threading.Lock()
+        self._pool = None
 
     @property
     def s3(self):
@@ -83,6 +85,18 @@ class Config:
             if self.s3_client is None:
                 self.s3_client = make_s3_client(self)
             return self.s3_client
+
+    @property
+    def s3_pool(self):
+        """Return the one bounded thread pool that runs this Config's S3 requests in parallel.
+
+        Every course shares it, however many run at once, so ``s3_concurrency``
+        bounds the requests in flight and matches the client's connection pool.
+        """
+        with self._client_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.s3_concurrency, thread_name_prefix="etl-s3")
+            return self._pool
 
     def require_contentstore(self):
         """Return the contentstore Database, or refuse when none is configured."""
@@ -98,7 +112,7 @@ def make_s3_client(cfg):
 
     boto_cfg = BotoConfig(
         retries={"mode": "standard", "max_attempts": cfg.retry_attempts},
-        max_pool_connections=cfg.s3_concurrency + 4,
+        max_pool_connections=cfg.s3_concurrency + 16,  # the pool's requests, plus course workers' own
         connect_timeout=10,
         read_timeout=60,
         # Path-style works with every S3-compatible endpoint operators use (MinIO, Ceph).

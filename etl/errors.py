@@ -73,6 +73,10 @@ class StorageError(Failed):
     """S3 or MongoDB failed, after botocore's and pymongo's own retries."""
 
 
+class BatchFailed(Failed):
+    """At least one course of a batch failed; the others are done."""
+
+
 class NotVerified(EtlError):
     """Verify found the course not ready for Phase II."""
 

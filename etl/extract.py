@@ -1,16 +1,12 @@
 """Extract a course: snapshot its transcripts into a fresh staging run with a Parquet manifest."""
 
-import logging
 import time
 from dataclasses import asdict, dataclass
 
-from . import __version__, contentstore, manifest, s3, stage, state
+from . import __version__, contentstore, logs, manifest, s3, stage, state
 from .errors import AlreadyPromoted, Conflict
 from .layout import Layout, new_run_id, parse_course_id
 from .rollback import discard, remove_tool_objects
-
-log = logging.getLogger("etl")
-
 
 @dataclass
 class ExtractResult:
@@ -31,10 +27,18 @@ class ExtractResult:
 
 
 def refuse_if_promoted(cfg, course):
-    """Raise AlreadyPromoted when the course's commit marker exists (repairing a lagging record)."""
-    marker, _ = s3.get_json(cfg, Layout(cfg, course).marker)
+    """Raise AlreadyPromoted when the course's commit marker exists.
+
+    A run killed between its marker and its last steps leaves the record behind
+    and its staging run in place; the marker is the truth, so catch both up first.
+    """
+    layout = Layout(cfg, course)
+    marker, _ = s3.get_json(cfg, layout.marker)
     if marker is not None:
-        state.repair_promoted(cfg, course, marker)
+        lagged = state.repair_promoted(cfg, course, marker)
+        removed, _ = remove_tool_objects(cfg, course, layout.staging_run(marker["run_id"]))
+        if lagged or removed:
+            logs.event("info", course, "caught_up", marker["run_id"], record_repaired=lagged, staging_removed=removed)
         raise AlreadyPromoted(f"course {course} is already promoted (run {marker.get('run_id')}, "
                               f"{marker.get('committed_at')}); live data is never overwritten. "
                               "Roll it back with --force first to migrate it again")
@@ -71,8 +75,7 @@ def extract(cfg, course_id):
         problems = sum(1 for r in rows if r["parse_ok"] is False)
         for r in rows:
             if r["parse_ok"] is False:
-                log.warning("course=%s run=%s event=parse_problem asset=%r error=%r",
-                            course, run_id, r["asset_name"], r["parse_error"])
+                logs.event("warning", course, "parse_problem", run_id, asset=r["asset_name"], error=r["parse_error"])
         claim.move(state.STAGED, transcripts=len(rows), bytes=total, parse_problems=problems,
                    manifest_key=key, source_fingerprint=fingerprint)
     except BaseException as exc:
@@ -98,6 +101,6 @@ def _undo(cfg, course, claim, written, exc):
     try:
         discard(cfg, written)
     except Exception as err:
-        log.error("course=%s run=%s event=cleanup_failed keys=%d error=%s; run `python -m etl rollback %s`",
-                  course, claim.run_id, len(written), state.describe(err), course)
+        logs.event("error", course, "cleanup_failed", claim.run_id, keys=len(written), error=state.describe(err),
+                   next=f"python -m etl rollback {course}")
     state.record_failure(claim, exc)

@@ -5,8 +5,11 @@ import sys
 from tqdm import tqdm
 
 
-def bar(cfg, total, desc, unit="transcript"):
-    """Return a progress bar, disabled unless enabled in cfg or stderr is a terminal."""
+LARGE_COURSE = 1000  # transcripts: smaller courses get no bar of their own
+
+
+def bar(cfg, total, desc, unit="transcript", min_total=1):
+    """Return a progress bar, disabled unless enabled in cfg or stderr is a terminal, or below ``min_total``."""
     enabled = cfg.progress if cfg.progress is not None else sys.stderr.isatty()
-    return tqdm(total=total, desc=desc, unit=unit, disable=not enabled or total == 0,
+    return tqdm(total=total, desc=desc, unit=unit, disable=not enabled or total < max(min_total, 1),
                 leave=False, dynamic_ncols=True, file=sys.stderr)

@@ -1,19 +1,14 @@
 """Promote a staged run: server-side copies to the live prefix, then the commit marker, last."""
 
-import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
-from . import __version__, contentstore, manifest, reconcile, s3, state
+from . import __version__, contentstore, logs, manifest, reconcile, s3, state
 from .errors import ConcurrentRun, Conflict, SourceChanged
 from .extract import refuse_if_promoted
 from .layout import Layout, parse_course_id
-from .progress import bar
+from .progress import LARGE_COURSE, bar
 from .rollback import discard, remove_tool_objects
-
-log = logging.getLogger("etl")
-
 
 @dataclass
 class PromoteResult:
@@ -134,17 +129,9 @@ def _copy_all(cfg, course, todo, ours, claim):
         ours.append(live)  # list.append is atomic under the GIL
         progress.update(1)
 
-    with bar(cfg, len(todo), f"promote {course}") as progress, \
-            ThreadPoolExecutor(cfg.s3_concurrency, thread_name_prefix="promote") as pool:
-        futures = [pool.submit(copy_one, pair) for pair in todo]
-        try:
-            for f in futures:
-                f.result()
-                claim.check()
-        except BaseException:
-            for f in futures:
-                f.cancel()
-            raise
+    with bar(cfg, len(todo), f"promote {course}", min_total=LARGE_COURSE) as progress:
+        s3.run_all(cfg, copy_one, todo)
+    claim.check()
 
 
 def _undo(cfg, course, claim, staging_run, ours, exc):
@@ -154,8 +141,8 @@ def _undo(cfg, course, claim, staging_run, ours, exc):
             discard(cfg, ours)
             remove_tool_objects(cfg, course, staging_run)
         except Exception as err:
-            log.error("course=%s run=%s event=cleanup_failed error=%s; run `python -m etl rollback %s`",
-                      course, claim.run_id, state.describe(err), course)
+            logs.event("error", course, "cleanup_failed", claim.run_id, error=state.describe(err),
+                       next=f"python -m etl rollback {course}")
     state.record_failure(claim, exc)
 
 
@@ -165,10 +152,10 @@ def _finish(cfg, course, claim, layout, df, run_id):
         claim.move(state.PROMOTED, transcripts=len(df), bytes=int(df["length"].sum()), marker_key=layout.marker)
     except Exception as err:
         claim.release()
-        log.warning("course=%s run=%s event=status_lag error=%s; the marker is written, status will catch up",
-                    course, run_id, state.describe(err))
+        logs.event("warning", course, "status_lag", run_id, error=state.describe(err),
+                   note="the marker is written; status catches up on the next run")
     try:
         discard(cfg, list(df["staged_key"]) + [layout.staging_manifest(run_id)])
     except Exception as err:
-        log.warning("course=%s run=%s event=staging_cleanup_failed error=%s; the course is promoted, "
-                    "the leftover staging run is harmless", course, run_id, state.describe(err))
+        logs.event("warning", course, "staging_cleanup_failed", run_id, error=state.describe(err),
+                   note="the course is promoted; the leftover staging run is harmless")

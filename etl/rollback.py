@@ -1,15 +1,10 @@
 """Roll a course back: remove what the tool wrote for it, so S3 is as before the transaction."""
 
-import logging
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
-from . import s3, state
+from . import logs, s3, state
 from .errors import Conflict, Refused
 from .layout import Layout, new_run_id, parse_course_id
-
-log = logging.getLogger("etl")
-
 
 @dataclass
 class RollbackResult:
@@ -46,8 +41,7 @@ def remove_tool_objects(cfg, course, prefix):
             return 0, obj["Key"]  # replaced since the head: not ours to delete any more
         return 1, None
 
-    with ThreadPoolExecutor(cfg.s3_concurrency, thread_name_prefix="rollback") as pool:
-        results = list(pool.map(remove, listed))
+    results = s3.run_all(cfg, remove, listed)
     return sum(n for n, _ in results), [k for _, k in results if k]
 
 
@@ -87,5 +81,5 @@ def rollback(cfg, course_id, force=False):
         state.record_failure(claim, exc)
         raise
     for key in kept:
-        log.warning("course=%s event=kept_foreign key=%s reason=not written by this tool", course, key)
+        logs.event("warning", course, "kept_foreign", run_id, key=key, reason="not written by this tool")
     return RollbackResult(str(course), run_id, live + staged + bool(marker_head), bool(marker_head), kept)

@@ -9,6 +9,7 @@ which is how promote and rollback tell their own objects from anyone else's.
 import base64
 import hashlib
 import json
+from concurrent.futures import wait
 from contextlib import contextmanager
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -143,9 +144,18 @@ def delete_many(cfg, keys):
 
 
 def delete_if_match(cfg, key, tag):
-    """Delete one object only if its ETag is still ``tag``; a lost race raises PreconditionFailed."""
-    with storage("DeleteObject", cfg, key):
-        cfg.s3.delete_object(Bucket=cfg.bucket, Key=key, IfMatch=f'"{tag}"')
+    """Delete one object only if its ETag is still ``tag``; return False if it is already gone.
+
+    A changed object raises PreconditionFailed: it is no longer what was checked.
+    """
+    try:
+        with storage("DeleteObject", cfg, key):
+            cfg.s3.delete_object(Bucket=cfg.bucket, Key=key, IfMatch=f'"{tag}"')
+    except StorageError as err:
+        if _status(err.__cause__) == 404:
+            return False
+        raise
+    return True
 
 
 def copy(cfg, source, dest):
@@ -154,6 +164,20 @@ def copy(cfg, source, dest):
         resp = cfg.s3.copy_object(Bucket=cfg.bucket, Key=dest, MetadataDirective="COPY",
                                   CopySource={"Bucket": cfg.bucket, "Key": source})
     return etag(resp["CopyObjectResult"]["ETag"])
+
+
+def run_all(cfg, fn, items):
+    """Run ``fn`` over items on the shared S3 pool; wait for every call, then raise the first error.
+
+    Nothing is left in flight when this returns or raises, so a caller's record
+    of what was written is complete before any cleanup starts.
+    """
+    futures = [cfg.s3_pool.submit(fn, item) for item in items]
+    wait(futures)
+    errors = [f.exception() for f in futures if f.exception() is not None]
+    if errors:
+        raise errors[0]
+    return [f.result() for f in futures]
 
 
 class MultipartUpload:

@@ -102,3 +102,21 @@ def load_demo_course(db, course_id=DEMO_COURSE):
     save_asset(db, course_id, "subs_3_yD_cEKoCk.srt.sjson", b"thumbnail, not a transcript", "image/jpeg",
                category="thumbnail", upload_date=when)
     return len(transcripts)
+
+
+def register_course(db, course_id):
+    """Record a course in the modulestore as Open edX does: split courses in
+    ``modulestore.active_versions``, old Mongo-modulestore courses in ``modulestore``."""
+    from bson import ObjectId
+
+    course = parse_course_id(course_id)
+    if course.deprecated:
+        db["modulestore"].insert_one({
+            "_id": SON([("tag", "i4x"), ("org", course.org), ("course", course.course), ("category", "course"),
+                        ("name", course.run), ("revision", None)]),
+            "definition": {"data": {}, "children": []}, "metadata": {"display_name": course.course}})
+    else:
+        db["modulestore.active_versions"].insert_one({
+            "_id": ObjectId(), "org": course.org, "course": course.course, "run": course.run,
+            "edited_by": 1, "edited_on": datetime(2026, 1, 1, tzinfo=timezone.utc), "schema_version": 1,
+            "versions": {"draft-branch": ObjectId(), "published-branch": ObjectId()}, "search_targets": {}})

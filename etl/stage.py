@@ -7,11 +7,11 @@ chunk by chunk into a multipart upload. Every key written is registered in
 """
 
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import wait
 
 from . import contentstore, parse, s3
 from .layout import Layout
-from .progress import bar
+from .progress import LARGE_COURSE, bar
 
 
 class _ByteBudget:
@@ -69,8 +69,8 @@ def stage(cfg, course, run_id, assets, written, claim=None):
             budget.give(len(data))
         progress.update(1)
 
-    with bar(cfg, len(assets), f"stage {course}") as progress, \
-            ThreadPoolExecutor(cfg.s3_concurrency, thread_name_prefix="stage") as pool:
+    pool = cfg.s3_pool
+    with bar(cfg, len(assets), f"stage {course}", min_total=LARGE_COURSE) as progress:
         futures = set()
         try:
             for asset, data, md5 in contentstore.read_small(cfg, course, small):
@@ -91,7 +91,8 @@ def stage(cfg, course, run_id, assets, written, claim=None):
         except BaseException:
             for f in futures:
                 f.cancel()
-            raise  # leaving the pool waits for puts in flight, so ``written`` is complete
+            wait(futures)  # puts already in flight finish, so ``written`` is complete
+            raise
     return [rows[a.name] for a in assets]
 
 

@@ -11,7 +11,6 @@ conditional write, keeps a lease alive with a heartbeat, and moves it only along
 reconcile the two with ``effective_state``.
 """
 
-import logging
 import os
 import socket
 import threading
@@ -19,11 +18,9 @@ from datetime import datetime, timedelta, timezone
 
 import pandas as pd
 
-from . import s3
+from . import logs, s3
 from .errors import ConcurrentRun, IllegalTransition
 from .layout import Layout
-
-log = logging.getLogger("etl")
 
 EXTRACTING, STAGED, PROMOTING, PROMOTED = "extracting", "staged", "promoting", "promoted"
 FAILED, ROLLING_BACK, ROLLED_BACK = "failed", "rolling_back", "rolled_back"
@@ -63,10 +60,27 @@ def read(cfg, course):
 
 
 def lease_alive(record, at=None):
-    """Tell whether a record is in progress under an unexpired lease."""
+    """Tell whether a record is in progress under an unexpired lease held by a live runner.
+
+    A holder on this host whose process is gone (killed, crashed) holds nothing,
+    so a re-run on the same machine takes its courses over at once; a holder on
+    another host keeps the course until its lease expires.
+    """
     if not record or record.get("state") not in IN_PROGRESS:
         return False
-    return _parse(record["lease_expires_at"]) > (at or now())
+    return _parse(record["lease_expires_at"]) > (at or now()) and not _holder_gone(record)
+
+
+def _holder_gone(record):
+    if record.get("host") != socket.gethostname() or record.get("pid") in (None, os.getpid()):
+        return False
+    try:
+        os.kill(int(record["pid"]), 0)
+    except ProcessLookupError:
+        return True
+    except (OSError, ValueError):
+        return False
+    return False
 
 
 def holder(record):
@@ -140,8 +154,7 @@ class Claim:
                "host": socket.gethostname(), "pid": os.getpid(), **fields}
         key = f"{self.layout.events}{at.strftime('%Y%m%dT%H%M%S.%fZ')}-{self.run_id}-{event}.json"
         s3.put_json(self.cfg, key, doc, metadata=s3.tool_metadata(self.course, self.run_id), if_none_match=True)
-        details = "".join(f" {k}={v}" for k, v in fields.items() if v is not None and k != "previous")
-        log.info("course=%s run=%s event=%s%s", self.course, self.run_id, event, details)
+        logs.event("info", self.course, event, self.run_id, **{k: v for k, v in fields.items() if k != "previous"})
 
     def check(self):
         """Raise if the heartbeat found the claim taken over."""
@@ -164,7 +177,7 @@ class Claim:
                 try:
                     self._write(record)
                 except Exception as exc:  # the main thread sees self.lost, or retries next beat
-                    log.warning("course=%s run=%s event=heartbeat_failed error=%s", self.course, self.run_id, exc)
+                    logs.event("warning", self.course, "heartbeat_failed", self.run_id, error=describe(exc))
 
     def release(self):
         """Stop the heartbeat."""
@@ -201,10 +214,18 @@ def effective_state(record, marker_present):
 
 
 def repair_promoted(cfg, course, marker):
-    """Bring a record that lags a present marker up to promoted (the marker is the truth)."""
+    """Catch the status table up with a present marker; return True if the record lagged.
+
+    A run killed after its marker may have left the record unchanged, or the
+    record changed but its ``promoted`` event unwritten: both are restored.
+    """
+    run_id = marker.get("run_id", "")
     record, etag = read(cfg, course)
-    if record and record.get("state") == PROMOTED:
-        return record
+    if record and record.get("state") == PROMOTED and record.get("run_id") == run_id:
+        layout = Layout(cfg, course)
+        if not any(o["Key"].endswith(f"-{run_id}-{PROMOTED}.json") for o in s3.list_objects(cfg, layout.events)):
+            Claim(cfg, course, run_id, record, None).event(PROMOTED, repaired=True)
+        return False
     fixed = dict(record or {"course_id": str(course), "created_at": marker.get("committed_at")})
     fixed.update(state=PROMOTED, run_id=marker.get("run_id"), transcripts=marker.get("transcripts"),
                  bytes=marker.get("bytes"), error=None, updated_at=iso(now()))
@@ -214,15 +235,13 @@ def repair_promoted(cfg, course, marker):
         s3.put_json(cfg, layout.record, fixed, metadata=meta, if_none_match=etag is None,
                     if_match=f'"{etag}"' if etag else None)
     except s3.PreconditionFailed:
-        return read(cfg, course)[0]
+        return False  # someone else caught it up, or moved it on
     Claim(cfg, course, marker.get("run_id"), fixed, None).event(PROMOTED, repaired=True)
-    return fixed
+    return True
 
 
 def table(cfg, course=None):
     """Return the status table as a DataFrame, one row per course, marker-checked."""
-    from concurrent.futures import ThreadPoolExecutor
-
     from .layout import parse_course_id
     from urllib.parse import unquote
 
@@ -240,8 +259,7 @@ def table(cfg, course=None):
         marker = s3.head(cfg, Layout(cfg, course_key).marker) is not None
         return {**{c: record.get(c) for c in COLUMNS}, "state": effective_state(record, marker)}
 
-    with ThreadPoolExecutor(max_workers=cfg.s3_concurrency) as pool:
-        rows = [r for r in pool.map(row, keys) if r]
+    rows = [r for r in s3.run_all(cfg, row, keys) if r]
     return pd.DataFrame(rows, columns=COLUMNS).sort_values("course_id", ignore_index=True)
 
 
@@ -260,5 +278,5 @@ def record_failure(claim, exc):
     try:
         claim.move(FAILED, error=describe(exc))
     except Exception as err:  # S3 may be the thing that failed; the original error matters more
-        log.error("course=%s run=%s event=status_write_failed error=%s", claim.course, claim.run_id, describe(err))
+        logs.event("error", claim.course, "status_write_failed", claim.run_id, error=describe(err))
         claim.release()

@@ -1,0 +1,66 @@
+"""Log course events as one grep-able line each: ``key=value`` text, or JSON objects.
+
+Every event names the course, the run and the event; other fields follow. The
+CLI picks the format (``--log-format text|json``); library callers get the
+standard ``etl`` logger and may attach their own handlers.
+"""
+
+import json
+import logging
+import sys
+import time
+
+log = logging.getLogger("etl")
+
+
+def event(level, course, name, run=None, **fields):
+    """Log one course event at ``level`` (a logging level or 'info', 'warning', 'error')."""
+    if isinstance(level, str):
+        level = getattr(logging, level.upper())
+    doc = {"course": str(course), "run": run, "event": name}
+    doc.update({k: v for k, v in fields.items() if v is not None})
+    log.log(level, "%s", _text(doc), extra={"etl_event": doc})
+
+
+def _value(value):
+    text = str(value)
+    if not text or any(c in text for c in ' ="\'\n\t'):
+        return json.dumps(text, ensure_ascii=False)
+    return text
+
+
+def _text(doc):
+    return " ".join(f"{k}={_value(v)}" for k, v in doc.items() if v is not None)
+
+
+def _utc(record):
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z"
+
+
+class TextFormatter(logging.Formatter):
+    """``2026-11-27T18:02:03.581Z INFO course=… run=… event=staged transcripts=9``"""
+
+    def format(self, record):
+        return f"{_utc(record)} {record.levelname} {record.getMessage()}"
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, course, run, event and the event's fields."""
+
+    def format(self, record):
+        doc = {"time": _utc(record), "level": record.levelname}
+        doc.update(getattr(record, "etl_event", None) or {"message": record.getMessage()})
+        return json.dumps(doc, default=str, ensure_ascii=False)
+
+
+def setup(log_format="text", quiet=False, stream=None):
+    """Send the ``etl`` logger to stderr in ``log_format``; quiet keeps warnings and errors only."""
+    if log_format not in ("text", "json"):
+        from .errors import UsageError
+
+        raise UsageError(f"log format {log_format!r} is not text or json")
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
+    log.handlers[:] = [handler]
+    log.setLevel(logging.WARNING if quiet else logging.INFO)
+    log.propagate = False

@@ -1,0 +1,258 @@
+"""Migrate many courses: one transaction each, resumable, in parallel, with a plan for mock runs.
+
+The batch keeps no local state. What it needs to resume lives in S3: the commit
+markers (promoted courses are skipped) and the status table (a course left
+mid-way is rolled back and redone, or its promote finished). So a killed batch,
+re-run with the same arguments on any machine, carries on where it stopped.
+"""
+
+import time
+from concurrent.futures import ThreadPoolExecutor, wait, FIRST_COMPLETED
+from dataclasses import asdict, dataclass, field
+
+import pandas as pd
+
+from . import contentstore, logs, parse, s3, state
+from .discover import all_courses
+from .errors import AlreadyPromoted, ConcurrentRun, Conflict, EtlError, UsageError
+from .extract import extract, refuse_if_promoted
+from .layout import Layout, parse_course_id
+from .progress import bar
+from .promote import promote
+from .verify import verify
+
+OUTCOMES = ["promoted", "skipped", "failed", "claimed", "conflict", "migrate", "unresolved"]
+COLUMNS = ["course_id", "outcome", "transcripts", "bytes", "parse_problems", "attempts", "seconds", "run_id",
+           "ready", "error"]
+
+
+@dataclass
+class Summary:
+    """What a batch did (or, for a dry run, would do), course by course."""
+
+    dry_run: bool
+    courses: pd.DataFrame
+    unresolved: list = field(default_factory=list)
+    seconds: float = 0.0
+
+    def count(self, outcome):
+        return int((self.courses["outcome"] == outcome).sum()) if len(self.courses) else 0
+
+    @property
+    def ok(self):
+        """True when no course failed."""
+        return self.count("failed") == 0
+
+    @property
+    def transcripts(self):
+        done = self.courses[self.courses["outcome"] == ("migrate" if self.dry_run else "promoted")]
+        return int(done["transcripts"].fillna(0).sum())
+
+    @property
+    def bytes(self):
+        done = self.courses[self.courses["outcome"] == ("migrate" if self.dry_run else "promoted")]
+        return int(done["bytes"].fillna(0).sum())
+
+    def to_dict(self):
+        counts = {o: self.count(o) for o in OUTCOMES if o != "unresolved"}
+        return {"dry_run": self.dry_run, "courses": len(self.courses), **counts,
+                "unresolved": self.unresolved, "transcripts": self.transcripts, "bytes": self.bytes,
+                "seconds": round(self.seconds, 3),
+                "transcripts_per_second": round(self.transcripts / self.seconds, 1) if self.seconds else None,
+                "rows": self.courses.astype(object).where(self.courses.notna(), None).to_dict("records")}
+
+    def text(self):
+        """Return the summary an operator reads at the end of a batch."""
+        lines = []
+        if self.dry_run:
+            lines.append(f"plan for {len(self.courses)} courses (dry run: nothing was written):")
+            lines.append(f"  to migrate: {self.count('migrate')} courses, {self.transcripts} transcripts, "
+                         f"{self.bytes} bytes, {int(self.courses['parse_problems'].fillna(0).sum())} parse problems")
+            lines.append(f"  to skip (already promoted): {self.count('skipped')}")
+            lines.append(f"  in conflict (live objects without a marker): {self.count('conflict')}")
+            lines.append(f"  held by another runner: {self.count('claimed')}")
+            lines.append(f"  would fail: {self.count('failed')}")
+        else:
+            rate = f"{self.transcripts / self.seconds:.1f}" if self.seconds else "-"
+            lines.append(f"migrated {len(self.courses)} courses in {self.seconds:.1f} s: {self.count('promoted')} "
+                         f"promoted, {self.count('skipped')} skipped (already promoted), {self.count('failed')} failed, "
+                         f"{self.count('claimed')} held by another runner, {self.count('conflict')} in conflict")
+            lines.append(f"  {self.transcripts} transcripts, {self.bytes} bytes, {rate} transcripts/s")
+        for outcome in ("failed", "conflict"):
+            for row in self.courses[self.courses["outcome"] == outcome].itertuples():
+                lines.append(f"  {outcome}: {row.course_id}: {row.error}")
+        for entry in self.unresolved:
+            lines.append(f"  unresolved: {entry['what']}: {entry['reason']}")
+        return "\n".join(lines)
+
+
+def select(cfg, courses, modulestore_db=None):
+    """Return (course ids, unresolved entries) for a list of ids or the string "all"."""
+    if isinstance(courses, str) and courses == "all":
+        return all_courses(cfg, modulestore_db)
+    if isinstance(courses, str):
+        courses = [courses]
+    ids = list(dict.fromkeys(str(c) for c in courses))
+    if not ids:
+        raise UsageError("no courses given; name course ids, or use --courses FILE or --all")
+    return ids, []
+
+
+def migrate(cfg, courses, workers=4, dry_run=False, retries=1, modulestore_db=None):
+    """Migrate courses, each as one transaction: extract, promote, verify; return a Summary.
+
+    ``courses`` is a list of course ids or "all". Promoted courses are skipped;
+    a course left mid-way by a killed run is rolled back and redone (or its
+    promote finished); a failing course is tried ``retries`` more times. A
+    course another runner holds is left to it. With ``dry_run`` nothing is
+    written anywhere: the Summary is the plan.
+    """
+    if workers < 1 or retries < 0:
+        raise UsageError("--workers must be at least 1 and --retries at least 0")
+    started = time.monotonic()
+    ids, unresolved = select(cfg, courses, modulestore_db)
+    for entry in unresolved:
+        logs.event("warning", entry["what"], "unresolved", reason=entry["reason"])
+    work = _plan_one if dry_run else (lambda c, i: _migrate_one(c, i, retries))
+    rows = []
+    with ThreadPoolExecutor(workers, thread_name_prefix="course") as pool, \
+            bar(cfg, len(ids), "courses", unit="course") as progress:
+        pending = {pool.submit(work, cfg, course_id) for course_id in ids}
+        try:
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    rows.append(future.result())
+                    progress.update(1)
+        except BaseException:
+            for future in pending:
+                future.cancel()
+            raise
+    df = pd.DataFrame(rows, columns=COLUMNS).sort_values("course_id", ignore_index=True)
+    summary = Summary(dry_run, df, unresolved, time.monotonic() - started)
+    logs.event("info", "*", "batch_done" if not dry_run else "plan_done",
+               **{k: v for k, v in summary.to_dict().items() if k not in ("rows", "unresolved")})
+    return summary
+
+
+def _row(course_id, outcome, **fields):
+    return {"course_id": course_id, "outcome": outcome, **fields}
+
+
+def _migrate_one(cfg, course_id, retries):
+    """Run one course's transaction, retrying failures; return its summary row."""
+    started, error = time.monotonic(), None
+    for attempt in range(1, retries + 2):
+        try:
+            course = parse_course_id(course_id)
+            refuse_if_promoted(cfg, course)
+            record, _ = state.read(cfg, course)
+            if record and record.get("state") in (state.STAGED, state.PROMOTING) and not state.lease_alive(record):
+                logs.event("info", course, "resume", record.get("run_id"), state=record.get("state"))
+                extracted = None  # the staged run is promoted as it is: reconcile and the source check guard it
+            else:
+                extracted = extract(cfg, course_id)
+            promoted = promote(cfg, course_id)
+            checked = verify(cfg, course_id)
+            if not checked.ok:
+                logs.event("warning", course, "not_ready", promoted.run_id, problems=checked.problems)
+            return _done(_row(course_id, "promoted", transcripts=promoted.transcripts, bytes=promoted.bytes,
+                              parse_problems=extracted.parse_problems if extracted else None, attempts=attempt,
+                              run_id=promoted.run_id, ready=checked.ok), started)
+        except AlreadyPromoted:
+            return _done(_row(course_id, "skipped", attempts=attempt - 1), started)
+        except ConcurrentRun as err:
+            return _done(_row(course_id, "claimed", attempts=attempt, error=str(err)), started)
+        except Conflict as err:
+            return _done(_row(course_id, "conflict", attempts=attempt, error=str(err)), started)
+        except UsageError as err:  # a bad id or name: retrying cannot help
+            return _done(_row(course_id, "failed", attempts=attempt, error=str(err)), started)
+        except Exception as err:  # EtlError or a bug: the course was rolled back; try again
+            error = state.describe(err)
+            if _committed(cfg, course_id):  # another runner won the race to promote it
+                return _done(_row(course_id, "skipped", attempts=attempt), started)
+            if attempt <= retries:
+                logs.event("warning", course_id, "retry", attempt=attempt, error=error)
+    return _done(_row(course_id, "failed", attempts=retries + 1, error=error), started)
+
+
+def _committed(cfg, course_id):
+    try:
+        return s3.head(cfg, Layout(cfg, parse_course_id(course_id)).marker) is not None
+    except EtlError:
+        return False
+
+
+def _done(row, started):
+    row["seconds"] = round(time.monotonic() - started, 3)
+    level = "warning" if row["outcome"] in ("failed", "conflict") else "info"
+    logs.event(level, row["course_id"], f"course_{row['outcome']}", row.get("run_id"),
+               **{k: row.get(k) for k in ("transcripts", "bytes", "attempts", "seconds", "error")})
+    return row
+
+
+def _plan_one(cfg, course_id):
+    """Say what migrate would do with one course, reading the contentstore and S3 only."""
+    started = time.monotonic()
+    try:
+        course = parse_course_id(course_id)
+        layout = Layout(cfg, course)
+        if s3.head(cfg, layout.marker) is not None:
+            return _done(_row(course_id, "skipped"), started)
+        record, _ = state.read(cfg, course)
+        if state.lease_alive(record):
+            return _done(_row(course_id, "claimed", error=f"held by {state.holder(record)}"), started)
+        foreign = []
+        for obj in s3.list_objects(cfg, layout.live_root):
+            if not s3.written_by_tool(s3.head(cfg, obj["Key"]), course):
+                foreign.append(obj["Key"].rsplit("/", 1)[1])
+        if foreign:
+            return _done(_row(course_id, "conflict", error=f"{len(foreign)} live objects without a marker that "
+                              f"the tool did not write, e.g. {foreign[0]!r}"), started)
+        assets = contentstore.find_transcripts(cfg, course)
+        for asset in assets:
+            layout.asset_keys("20000101T000000Z-00000000", asset.name)
+        problems = 0
+        small = [a for a in assets if a.length <= cfg.multipart_bytes]
+        for asset, data, _ in contentstore.read_small(cfg, course, small):
+            ok, error = parse.check(asset.name, data)
+            if not ok:
+                problems += 1
+                logs.event("warning", course, "parse_problem", asset=asset.name, error=error)
+        for asset in assets:
+            if asset.length > cfg.multipart_bytes:
+                contentstore.read_stream(cfg, course, asset, lambda data: None)
+        return _done(_row(course_id, "migrate", transcripts=len(assets), bytes=sum(a.length for a in assets),
+                          parse_problems=problems), started)
+    except EtlError as err:
+        return _done(_row(course_id, "failed", error=str(err)), started)
+
+
+def report(cfg, courses="all", modulestore_db=None, workers=8):
+    """Return the Phase II readiness view: one row per course, with ``ready`` when verify passes.
+
+    Columns: course_id, contentstore_count, live_count, marker_count, state,
+    last_error, ready. ``courses="all"`` covers every known course and every
+    course in the status table.
+    """
+    ids, _ = select(cfg, courses, modulestore_db)
+    table = state.table(cfg)
+    if isinstance(courses, str) and courses == "all":
+        ids = sorted(set(ids) | set(table["course_id"]))
+    records = table.set_index("course_id").to_dict("index") if len(table) else {}
+
+    def row(course_id):
+        record = records.get(course_id, {})
+        try:
+            result = verify(cfg, course_id)
+            counts = (result.contentstore_count, result.live_count, result.marker_count, result.ok)
+        except EtlError as err:
+            counts, record = (None, None, None, False), dict(record, error=str(err))
+        return {"course_id": course_id, "contentstore_count": counts[0], "live_count": counts[1],
+                "marker_count": counts[2], "state": record.get("state") or ("promoted" if counts[3] else None),
+                "last_error": record.get("error"), "ready": bool(counts[3])}
+
+    with ThreadPoolExecutor(workers, thread_name_prefix="report") as pool:
+        rows = list(pool.map(row, ids))
+    columns = ["course_id", "contentstore_count", "live_count", "marker_count", "state", "last_error", "ready"]
+    return pd.DataFrame(rows, columns=columns)

@@ -1,0 +1,172 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+import etl
+from etl import s3
+from etl.layout import Layout, parse_course_id
+from etl.sample import register_course, save_asset, sjson, cues
+from tests.batch import WHEN, batch_ids, build_batch, source_transcripts
+from tests.helpers import listing, objects
+from tests.s3proxy import FaultProxy
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def assert_promoted_exactly_once(cfg, db, ids):
+    """Every course committed by one run: one marker, every live object from the marker's run,
+    live == contentstore byte for byte, a promoted record and event for that run; no staging left."""
+    for course_id in ids:
+        layout = Layout(cfg, parse_course_id(course_id))
+        live = objects(cfg, layout.live_transcripts)
+        expected = source_transcripts(db, course_id)
+        assert {k[len(layout.live_transcripts):]: v for k, v in live.items()} == \
+            {etl.layout.quote_segment(n): b for n, b in expected.items()}, course_id
+        run = json.loads(objects(cfg, layout.marker)[layout.marker])["run_id"]
+        runs = {cfg.s3.head_object(Bucket=cfg.bucket, Key=k)["Metadata"]["etl-run-id"] for k in live}
+        assert runs <= {run}, (course_id, run, runs)
+        record = etl.state.read(cfg, parse_course_id(course_id))[0]
+        assert (record["state"], record["run_id"]) == ("promoted", run), course_id
+        events = [k for k in listing(cfg, layout.events) if k.endswith("-promoted.json")]
+        assert events and all(f"-{run}-" in k for k in events), (course_id, events)
+        assert etl.verify(cfg, course_id).ok, course_id
+    assert listing(cfg, cfg.staging_prefix + "/") == {}
+
+
+def test_a_batch_of_mixed_courses_migrates_and_a_rerun_skips_them(cfg, contentstore):
+    ids = build_batch(contentstore, 56)
+    summary = etl.migrate(cfg, ids, workers=4)
+    assert summary.ok and summary.count("promoted") == 56, summary.text()
+    assert summary.transcripts == sum(len(source_transcripts(contentstore, c)) for c in ids)
+    assert set(summary.courses["ready"]) == {True}
+    assert_promoted_exactly_once(cfg, contentstore, ids)
+    again = etl.migrate(cfg, ids, workers=4)
+    assert again.count("skipped") == 56 and again.count("promoted") == 0
+    zero = [c for i, c in enumerate(ids) if i % 7 == 0 and i % 10 != 3]
+    assert all(json.loads(objects(cfg, Layout(cfg, parse_course_id(c)).marker)[
+        Layout(cfg, parse_course_id(c)).marker])["transcripts"] == 0 for c in zero)
+
+
+def child(cfg, n, workers):
+    return subprocess.Popen([sys.executable, "-m", "tests.batch_child", cfg.s3_endpoint_url, cfg.bucket,
+                             str(n), str(workers)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+
+
+def test_a_batch_killed_mid_way_and_rerun_promotes_every_course_exactly_once(cfg, contentstore):
+    n = 40
+    proc = child(cfg, n, 3)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        markers = [k for k in listing(cfg, cfg.live_prefix + "/") if k.endswith("_MIGRATED.json")]
+        if len(markers) >= 8:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the batch finished before it could be killed"
+    markers_before = {k for k in listing(cfg, cfg.live_prefix + "/") if k.endswith("_MIGRATED.json")}
+    assert 8 <= len(markers_before) < n
+    ids = build_batch(contentstore, n)  # the same deterministic contentstore, rebuilt here
+    summary = etl.migrate(cfg, ids, workers=3)
+    assert summary.ok, summary.text()
+    assert summary.count("skipped") >= len(markers_before)
+    assert summary.count("promoted") + summary.count("skipped") == n
+    assert_promoted_exactly_once(cfg, contentstore, ids)
+
+
+def test_two_concurrent_runners_share_the_work_and_each_course_is_promoted_once(cfg, contentstore):
+    n = 24
+    procs = [child(cfg, n, 3) for _ in range(2)]
+    outcomes = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err[-2000:]
+        outcomes.append(json.loads(out.splitlines()[-1]))
+    ids = build_batch(contentstore, n)
+    for course_id in ids:
+        results = sorted(o[course_id] for o in outcomes)
+        assert results.count("promoted") == 1, (course_id, results)
+        assert set(results) <= {"promoted", "skipped", "claimed"}
+    assert_promoted_exactly_once(cfg, contentstore, ids)
+
+
+def test_a_course_that_fails_twice_succeeds_on_retry_and_one_that_keeps_failing_is_left_failed(
+        make_cfg, contentstore, s3_endpoint):
+    ids = build_batch(contentstore, 6)
+    flaky, broken = ids[1], ids[2]
+    with FaultProxy(s3_endpoint) as proxy:
+        cfg = make_cfg(s3_endpoint_url=proxy.url)
+        proxy.fail("PUT", f"/staging/{flaky}/", times=2)
+        proxy.fail("PUT", f"/staging/{broken}/")
+        summary = etl.migrate(cfg, ids, workers=2, retries=2)
+    rows = summary.courses.set_index("course_id")
+    assert rows.loc[flaky, "outcome"] == "promoted" and rows.loc[flaky, "attempts"] == 3
+    assert rows.loc[broken, "outcome"] == "failed" and rows.loc[broken, "attempts"] == 3
+    assert "AccessDenied" in rows.loc[broken, "error"] and broken in rows.loc[broken, "error"]
+    assert not summary.ok and summary.count("promoted") == 5
+    cfg = make_cfg()
+    layout = Layout(cfg, parse_course_id(broken))
+    assert objects(cfg, layout.live_root) == {} and objects(cfg, layout.staging_root) == {}
+    assert etl.status(cfg, broken).loc[0, "state"] == "failed"
+
+
+def test_dry_run_writes_nothing_and_prints_the_plan(cfg, contentstore, tmp_path):
+    ids = build_batch(contentstore, 12)
+    etl.migrate(cfg, ids[:4], workers=2)  # some promoted
+    etl.extract(cfg, ids[5])  # one staged
+    conflict = ids[6]
+    cfg.s3.put_object(Bucket=cfg.bucket, Key=Layout(cfg, parse_course_id(conflict)).live_key("x.srt"), Body=b"x")
+    save_asset(contentstore, ids[7], "subs_broken.srt.sjson", b"{not json", upload_date=WHEN)
+    before = listing(cfg)
+    manifests_before = sorted(os.listdir(cfg.manifest_dir))
+    plan = etl.migrate(cfg, ids, workers=3, dry_run=True)
+    assert listing(cfg) == before
+    assert sorted(os.listdir(cfg.manifest_dir)) == manifests_before
+    rows = plan.courses.set_index("course_id")
+    assert set(rows.loc[ids[:4], "outcome"]) == {"skipped"}
+    assert rows.loc[conflict, "outcome"] == "conflict"
+    assert rows.loc[ids[7], "parse_problems"] == 1
+    assert plan.count("migrate") == 7
+    assert rows.loc[ids[8], "transcripts"] == len(source_transcripts(contentstore, ids[8]))
+    assert "dry run: nothing was written" in plan.text()
+
+
+def test_all_finds_modulestore_and_contentstore_courses_and_lists_unresolved(cfg, contentstore):
+    register_course(contentstore, "course-v1:Known+Empty+2026")  # no transcripts at all
+    register_course(contentstore, "Old/Course/Run_A")
+    save_asset(contentstore, "Old/Course/Run_A", "subs_a.srt.sjson", sjson(cues(2)))
+    save_asset(contentstore, "course-v1:Orphan+Assets+2020", "subs_b.srt.sjson", sjson(cues(2)))  # no course doc
+    save_asset(contentstore, "Lost/Course/Whatever", "subs_c.srt.sjson", sjson(cues(2)))  # old-style, no doc
+    contentstore["modulestore.active_versions"].insert_one({"org": "Lib", "course": "L1", "run": "library"})
+    summary = etl.migrate(cfg, "all", workers=2)
+    assert sorted(summary.courses["course_id"]) == [
+        "Old/Course/Run_A", "course-v1:Known+Empty+2026", "course-v1:Orphan+Assets+2020"]
+    assert summary.count("promoted") == 3
+    assert [u["what"] for u in summary.unresolved] == ["Lost/Course/?"]
+    assert "unresolved: Lost/Course/?" in summary.text()
+    assert etl.verify(cfg, "course-v1:Known+Empty+2026").ok
+
+
+def test_report_matches_the_truth(make_cfg, contentstore, s3_endpoint):
+    ids = build_batch(contentstore, 5)
+    cfg = make_cfg()
+    etl.migrate(cfg, ids[:2], workers=2)
+    with FaultProxy(s3_endpoint) as proxy:
+        proxy.fail("PUT", f"/staging/{ids[3]}/")
+        etl.migrate(make_cfg(s3_endpoint_url=proxy.url), [ids[3]], retries=0)
+    df = etl.report(cfg).set_index("course_id")
+    assert list(df.index) == sorted(ids)
+    for c in ids[:2]:
+        assert df.loc[c, "ready"] and df.loc[c, "state"] == "promoted"
+        assert df.loc[c, "contentstore_count"] == df.loc[c, "live_count"] == df.loc[c, "marker_count"]
+    assert not df.loc[ids[3], "ready"] and df.loc[ids[3], "state"] == "failed"
+    assert "AccessDenied" in df.loc[ids[3], "last_error"]
+    never = ids[4]
+    assert not df.loc[never, "ready"] and df.loc[never, "live_count"] == 0
+    assert df.loc[never, "contentstore_count"] == len(source_transcripts(contentstore, never))

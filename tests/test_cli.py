@@ -101,3 +101,39 @@ def test_old_style_course_ids_pass_through_the_command_line(run, contentstore):
     assert run("extract", "edX/DemoX/Demo_Course")[0] == 0
     code, out, _ = run("status", "--format", "json")
     assert json.loads(out)[0]["course_id"] == "edX/DemoX/Demo_Course" and json.loads(out)[0]["state"] == "staged"
+
+
+def test_migrate_and_report_from_the_command_line(run, cfg, contentstore, tmp_path):
+    from tests.batch import build_batch
+
+    ids = build_batch(contentstore, 6)
+    listed = tmp_path / "courses.txt"
+    listed.write_text("# pilot batch\n" + "\n".join(f"{c}   # course {i}" for i, c in enumerate(ids[:4])) + "\n\n")
+    code, out, _ = run("migrate", "--courses", str(listed), "--dry-run")
+    assert code == 0 and "to migrate: 4 courses" in out
+    code, out, _ = run("migrate", "--courses", str(listed), "--workers", "2")
+    assert code == 0 and "4 promoted" in out
+    code, out, _ = run("migrate", ids[4], ids[5], "--format", "json")
+    assert code == 0 and json.loads(out)["promoted"] == 2
+    code, out, _ = run("report", "--ready-only")
+    assert code == 0 and sorted(out.split()) == sorted(ids)
+    code, out, _ = run("report", "--format", "csv")
+    assert out.splitlines()[0] == "course_id,contentstore_count,live_count,marker_count,state,last_error,ready"
+    code, out, err = run("migrate", ids[0], "--all")
+    assert code == 2 and "not both" in err
+
+
+def test_migrate_exits_non_zero_when_a_course_fails_and_logs_json_lines(cfg, contentstore, tmp_path, capsys):
+    from tests.test_contentstore import corrupt
+
+    corrupt(contentstore, COURSE, "subs_bad.srt.sjson", "missing chunk")
+    argv = ["migrate", COURSE, "--bucket", cfg.bucket, "--s3-endpoint-url", cfg.s3_endpoint_url,
+            "--retries", "0", "--log-format", "json", "--manifest-dir", ""]
+    with pytest.raises(SystemExit) as exit_:
+        main(argv, contentstore=contentstore)
+    out, err = capsys.readouterr()
+    assert exit_.value.code == 4 and "1 of 1 courses failed" in err
+    events = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+    failed = [e for e in events if e["event"] == "course_failed"]
+    assert failed and failed[0]["course"] == COURSE and "subs_bad.srt.sjson" in failed[0]["error"]
+    assert {"time", "level", "course", "event"} <= set(events[0])

@@ -10,6 +10,7 @@ from .config import Config, config_from_env  # noqa: E402
 from .errors import (  # noqa: E402
     AlreadyPromoted, ConcurrentRun, Conflict, CorruptSource, EtlError, Failed, IllegalTransition,
     InvalidId, NotStaged, NotVerified, ReconcileError, Refused, SourceChanged, StorageError, UsageError)
+from .diff import diff, diff_all  # noqa: E402
 from .extract import extract  # noqa: E402
 from .migrate import migrate, report  # noqa: E402
 from .promote import promote  # noqa: E402
@@ -29,7 +30,7 @@ def status(cfg, course_id=None):
 
 
 __all__ = [
-    "Config", "config_from_env", "extract", "migrate", "report", "promote", "reconcile", "rollback", "status", "verify",
+    "Config", "config_from_env", "diff", "diff_all", "extract", "migrate", "report", "promote", "reconcile", "rollback", "status", "verify",
     "EtlError", "UsageError", "InvalidId", "Refused", "AlreadyPromoted", "NotStaged", "ConcurrentRun",
     "SourceChanged", "Conflict", "IllegalTransition", "Failed", "CorruptSource", "ReconcileError",
     "StorageError", "NotVerified", "__version__",

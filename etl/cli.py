@@ -6,6 +6,7 @@ failed and was rolled back; 5 verify found the course not ready; 130 interrupted
 """
 
 import functools
+import os
 import inspect
 import json
 import sys
@@ -236,6 +237,47 @@ class Commands:
             print("no courses found")
         else:
             print(df.fillna("").to_string(index=False))
+
+    @_command
+    def diff(cfg, *target, all=False, format="table", output=None, modulestore_db=None, workers=4):
+        """Compare a course's contentstore, manifest and S3 objects (diff COURSE), or two manifests (diff A B).
+
+        Marks: = identical, + only in b, - missing from b, * differs, ! unreadable or error. Side a is the
+        contentstore (or the older manifest), side b is S3 (or the newer manifest).
+
+        Args:
+            target: COURSE, or two manifests A B, each a local path or s3://bucket/key, older first.
+            all: write a report for every course plus an index page: the Phase II sign-off pack.
+            format: table (a terminal summary), csv, json, markdown or html.
+            output: the file to write ('-' for standard output), or with --all the folder; default under manifests/reports/.
+            modulestore_db: database of the modulestore collections, when not the contentstore's.
+            workers: courses compared in parallel, with --all.
+        """
+        from . import reports
+        from .diff import diff, diff_all
+        from .layout import new_run_id
+
+        reports_dir = os.path.join(cfg.manifest_dir or "manifests", "reports")
+        if all:
+            if target:
+                raise UsageError("give a course, or two manifests, or --all, not both")
+            fmt = "html" if format == "table" else format
+            folder = output or os.path.join(reports_dir, "signoff-" + new_run_id().split("-")[0])
+            summary = diff_all(cfg, folder, fmt, modulestore_db=modulestore_db, workers=int(workers))
+            print(f"wrote {len(summary)} course reports and {folder}/index.{reports.EXTENSIONS[fmt]}: "
+                  f"{int(summary['ready'].sum())} of {len(summary)} courses ready")
+            return
+        if len(target) not in (1, 2):
+            raise UsageError("give one course id, or two manifests (older first), or --all")
+        df = diff(cfg, *[str(t) for t in target])
+        content = reports.render(df, format)
+        if output == "-" or (output is None and format == "table"):
+            print(content, end="" if content.endswith("\n") else "\n")
+            return
+        name = reports.file_name(str(df.attrs.get("course_id") or target[0]))
+        path = output or os.path.join(reports_dir, f"diff-{name}.{reports.EXTENSIONS.get(format, 'txt')}")
+        reports.write(path, content)
+        print(f"wrote {path}: {df.attrs['verdict']}")
 
     def demo(self):
         """Run the whole migration on a built-in sample course against a local S3 endpoint; touches nothing real."""

@@ -170,8 +170,12 @@ def _batches(assets, max_bytes, max_count=500):
         yield batch
 
 
-def read_small(cfg, course, assets):
-    """Yield (asset, bytes, md5) for assets, reading fs.chunks one batch query at a time."""
+def read_small(cfg, course, assets, tolerant=False):
+    """Yield (asset, bytes, md5) for assets, reading fs.chunks one batch query at a time.
+
+    A corrupt asset raises CorruptSource, or with ``tolerant`` yields (asset, None, error)
+    and the others are still read: what a review needs, never what a migration does.
+    """
     for batch in _batches(assets, cfg.read_batch_bytes):
         found = {}
         for chunk in _read(course, _chunks(cfg, course, batch)):
@@ -182,8 +186,16 @@ def read_small(cfg, course, assets):
                 found.setdefault(_chunk_key(course, chunk["files_id"]), []).append(chunk)
         for asset in batch:
             check = _Check(course, asset)
-            data = b"".join(check.add(c["n"], c["data"]) for c in found.pop(_chunk_key(course, asset.file_id), []))
-            yield asset, data, check.finish()
+            try:
+                data = b"".join(check.add(c["n"], c["data"])
+                                for c in found.pop(_chunk_key(course, asset.file_id), []))
+                digest = check.finish()
+            except CorruptSource as err:
+                if not tolerant:
+                    raise
+                yield asset, None, err
+                continue
+            yield asset, data, digest
 
 
 def read_stream(cfg, course, asset, sink):

@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, fields
 from typing import Any, Optional
 
+from . import faults
 from .errors import UsageError
 from .layout import check_prefix
 
@@ -120,8 +121,10 @@ def make_s3_client(cfg):
         request_checksum_calculation="when_required",
         response_checksum_validation="when_required",
     )
-    return boto3.session.Session().client(
+    client = boto3.session.Session().client(
         "s3", endpoint_url=cfg.s3_endpoint_url, region_name=cfg.region_name, config=boto_cfg)
+    client.meta.events.register("before-call.s3.*", faults.s3_hook)
+    return client
 
 
 def config_from_env(overrides=None, environ=None, **settings):
@@ -138,7 +141,8 @@ def config_from_env(overrides=None, environ=None, **settings):
         import pymongo
 
         try:
-            client = pymongo.MongoClient(mongo_uri, serverSelectionTimeoutMS=15000, appname="transcript-etl")
+            timeout = {} if "serverselectiontimeoutms" in mongo_uri.lower() else {"serverSelectionTimeoutMS": 15000}
+            client = pymongo.MongoClient(mongo_uri, appname="transcript-etl", **timeout)
         except Exception as exc:  # pymongo names the URI problem; never echo the URI itself
             raise UsageError(f"cannot use MongoDB URI {redact_uri(mongo_uri)}: "
                              f"{type(exc).__name__}; check ETL_MONGO_URI") from None

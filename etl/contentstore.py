@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Optional
 
+from . import faults
 from .errors import CorruptSource, StorageError
 
 _FIELDS = {"_id": 1, "content_son": 1, "contentType": 1, "length": 1, "chunkSize": 1,
@@ -64,6 +65,7 @@ def find_transcripts(cfg, course):
     """Return the course's transcript assets, sorted by name; refuse duplicate names."""
     db = cfg.require_contentstore()
     try:
+        faults.tick("mongo fs.files find")
         docs = list(db["fs.files"].find(course_query(course, cfg.transcript_suffixes), _FIELDS))
     except Exception as exc:  # pymongo's errors: connection, auth, timeouts
         raise StorageError(f"course {course}: reading fs.files failed: {type(exc).__name__}: "
@@ -107,19 +109,23 @@ def _chunk_key(course, file_id):
     return file_id.get("name") if course.deprecated and isinstance(file_id, dict) else file_id
 
 
-def _chunks(cfg, course, assets, single=False):
+def _chunks(cfg, course, assets, n_range=None):
     """Query fs.chunks for ``assets``: by their stored ``_id`` values, as GridFS itself does."""
     db = cfg.require_contentstore()
-    query = {"files_id": assets[0].file_id} if single else {"files_id": {"$in": [a.file_id for a in assets]}}
-    cursor = db["fs.chunks"].find(query, {"files_id": 1, "n": 1, "data": 1}).sort("n", 1)
-    return cursor.batch_size(64) if single else cursor
+    if n_range is None:
+        query = {"files_id": {"$in": [a.file_id for a in assets]}}
+    else:
+        query = {"files_id": assets[0].file_id, "n": {"$gte": n_range[0], "$lt": n_range[1]}}
+    return db["fs.chunks"].find(query, {"files_id": 1, "n": 1, "data": 1}).sort("n", 1)
 
 
-def _chunks_by_fields(cfg, course, assets):
+def _chunks_by_fields(cfg, course, assets, n_range=None):
     # An old-style _id whose stored field order differs from its chunks' files_id: find them by fields.
     db = cfg.require_contentstore()
     query = {"files_id.tag": "c4x", "files_id.org": course.org, "files_id.course": course.course,
              "files_id.category": "asset", "files_id.name": {"$in": [a.name for a in assets]}}
+    if n_range is not None:
+        query["n"] = {"$gte": n_range[0], "$lt": n_range[1]}
     return db["fs.chunks"].find(query, {"files_id": 1, "n": 1, "data": 1}).sort("n", 1)
 
 
@@ -198,21 +204,33 @@ def read_small(cfg, course, assets, tolerant=False):
             yield asset, data, digest
 
 
+STREAM_CHUNKS = 32  # chunks per query when streaming a large asset: about 8 MiB at GridFS's default size
+
+
 def read_stream(cfg, course, asset, sink):
-    """Feed a large asset's checked chunks to ``sink`` in order; return its md5."""
+    """Feed a large asset's checked chunks to ``sink`` in order; return its md5.
+
+    Chunks are fetched in ranges of ``n``, so memory stays bounded whatever the
+    driver's cursor buffers; one last query finds stray chunks past the end.
+    """
     check = _Check(course, asset)
-    seen = False
-    for chunk in _read(course, _chunks(cfg, course, [asset], single=True)):
-        seen = True
-        sink(check.add(chunk["n"], chunk["data"]))
-    if not seen and course.deprecated and asset.length:
-        for chunk in _read(course, _chunks_by_fields(cfg, course, [asset])):
+    query = _chunks
+    for start in range(0, check.expected + 1, STREAM_CHUNKS):
+        end = start + STREAM_CHUNKS if start + STREAM_CHUNKS < check.expected else 2 ** 31
+        chunks = list(_read(course, query(cfg, course, [asset], (start, end))))
+        if not chunks and start == 0 and course.deprecated and asset.length:
+            query = _chunks_by_fields
+            chunks = list(_read(course, query(cfg, course, [asset], (start, end))))
+        for chunk in chunks:
             sink(check.add(chunk["n"], chunk["data"]))
+        if end == 2 ** 31:
+            break
     return check.finish()
 
 
 def _read(course, cursor):
     try:
+        faults.tick("mongo fs.chunks find")
         yield from cursor
     except CorruptSource:
         raise

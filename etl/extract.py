@@ -57,11 +57,13 @@ def extract(cfg, course_id):
     layout = Layout(cfg, course)
     refuse_if_promoted(cfg, course)
     run_id = new_run_id()
+    assets = contentstore.find_transcripts(cfg, course)
+    for asset in assets:  # refuse names that cannot become keys before anything is written
+        layout.asset_keys(run_id, asset.name)
     claim = state.claim(cfg, course, run_id, state.EXTRACTING)
     written = []
     try:
         _clear_leftovers(cfg, course, layout, claim)
-        assets = contentstore.find_transcripts(cfg, course)
         fingerprint = contentstore.fingerprint(a.identity() for a in assets)
         rows = stage.stage(cfg, course, run_id, assets, written, claim)
         data = manifest.to_bytes(rows, course=course, run_id=run_id, source_fingerprint=fingerprint,

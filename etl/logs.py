@@ -53,13 +53,25 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(doc, default=str, ensure_ascii=False)
 
 
-def setup(log_format="text", quiet=False, stream=None):
+class _Stderr(logging.StreamHandler):
+    """Write to whatever ``sys.stderr`` is when a line is logged, not when the handler was made."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):
+        pass
+
+
+def setup(log_format="text", quiet=False):
     """Send the ``etl`` logger to stderr in ``log_format``; quiet keeps warnings and errors only."""
     if log_format not in ("text", "json"):
         from .errors import UsageError
 
         raise UsageError(f"log format {log_format!r} is not text or json")
-    handler = logging.StreamHandler(stream or sys.stderr)
+    handler = _Stderr()
     handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
     log.handlers[:] = [handler]
     log.setLevel(logging.WARNING if quiet else logging.INFO)

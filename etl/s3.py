@@ -73,7 +73,13 @@ def storage(action, cfg, key=""):
 
 
 def put(cfg, key, data, *, metadata, if_none_match=False, if_match=None, content_type=None):
-    """Put bytes with Content-MD5 (S3 verifies them) and an optional condition; return the ETag."""
+    """Put bytes with Content-MD5 (S3 verifies them) and an optional condition; return the ETag.
+
+    A conditional put whose first attempt landed but whose answer was lost is
+    retried by botocore and refused with 412. Every conditional put of the tool
+    writes bytes unique to its run (run ids, timestamps), so finding exactly
+    these bytes at the key means the write succeeded; anything else lost the race.
+    """
     args = dict(Bucket=cfg.bucket, Key=key, Body=data, ContentMD5=content_md5(data), Metadata=metadata)
     if content_type:
         args["ContentType"] = content_type
@@ -81,8 +87,14 @@ def put(cfg, key, data, *, metadata, if_none_match=False, if_match=None, content
         args["IfNoneMatch"] = "*"
     if if_match:
         args["IfMatch"] = if_match
-    with storage("PutObject", cfg, key):
-        return etag(cfg.s3.put_object(**args)["ETag"])
+    try:
+        with storage("PutObject", cfg, key):
+            return etag(cfg.s3.put_object(**args)["ETag"])
+    except PreconditionFailed:
+        found = head(cfg, key)
+        if found is not None and etag(found["ETag"]) == hashlib.md5(data).hexdigest():
+            return etag(found["ETag"])
+        raise
 
 
 def put_json(cfg, key, doc, *, metadata, if_none_match=False, if_match=None):
@@ -211,10 +223,15 @@ class MultipartUpload:
 
     def complete(self):
         """Complete the upload unless the key exists; return the ETag."""
-        with storage("CompleteMultipartUpload", self.cfg, self.key):
-            self.cfg.s3.complete_multipart_upload(
-                Bucket=self.cfg.bucket, Key=self.key, UploadId=self.upload_id,
-                MultipartUpload={"Parts": self.parts}, IfNoneMatch="*")
+        try:
+            with storage("CompleteMultipartUpload", self.cfg, self.key):
+                self.cfg.s3.complete_multipart_upload(
+                    Bucket=self.cfg.bucket, Key=self.key, UploadId=self.upload_id,
+                    MultipartUpload={"Parts": self.parts}, IfNoneMatch="*")
+        except (PreconditionFailed, StorageError):
+            found = head(self.cfg, self.key)  # a retried completion that had already landed
+            if found is None or etag(found["ETag"]) != self.etag:
+                raise
         return self.etag
 
     def abort(self):

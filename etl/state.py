@@ -128,7 +128,10 @@ class Claim:
             else:
                 record.pop("lease_expires_at", None)
             self._write(record)
-        self.event(state, error=error, previous=current, **fields)
+        try:
+            self.event(state, error=error, previous=current, **fields)
+        except Exception as err:  # the record moved, and it is the truth; a lost log line must not undo that
+            logs.event("error", self.course, "event_log_failed", self.run_id, state=state, error=describe(err))
         if state in IN_PROGRESS:
             self._start_heartbeat()
         else:

@@ -45,3 +45,13 @@ def source_transcripts(db, course_id, suffixes=(".srt", ".sjson")):
             continue  # another run of the same course
         out[name] = fs.get(doc["_id"]).read()
     return out
+
+
+def build_course(db, course_id, n=8):
+    """Fill ``db`` with one course of ``n`` transcripts (one multi-chunk), the same in every process."""
+    register_course(db, course_id)
+    for j in range(n):
+        body = sjson(cues(9000, f"lecture {j}")) if j == 0 else srt(cues(3 + j, f"video {j}"))
+        save_asset(db, course_id, f"subs_lecture{j}.srt.sjson" if j == 0 else f"video{j}-en.srt", body,
+                   upload_date=WHEN)
+    return course_id

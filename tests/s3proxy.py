@@ -1,7 +1,16 @@
-"""An HTTP proxy in front of moto's server that fails chosen requests: faults on the real HTTP path."""
+"""An HTTP proxy in front of moto's server that injects S3 faults on the real HTTP path.
+
+Rules fail matching requests with an error status, reset the connection (before
+or after forwarding, so the server may have acted on a request whose answer is
+lost), or delay them. A rule matches a method and a substring of the unquoted
+path, for its next ``times`` requests or at random with probability ``rate``.
+"""
 
 import http.client
+import random
+import socket
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote, urlsplit
 
@@ -9,13 +18,15 @@ _HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "up
 
 
 class FaultProxy:
-    """Forward S3 requests to ``upstream``; answer with an error those matching a rule."""
+    """Forward S3 requests to ``upstream``, injecting the faults of its rules."""
 
-    def __init__(self, upstream):
+    def __init__(self, upstream, seed=1, port=0):
         self.upstream = urlsplit(upstream)
-        self.rules = []  # [method, substring of the unquoted path, status, code, remaining or None]
+        self.rules = []
         self.lock = threading.Lock()
-        self.seen = []
+        self.random = random.Random(seed)
+        self.injected = {}
+        self.requests = 0
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -24,25 +35,40 @@ class FaultProxy:
             def log_message(self, *args):
                 pass
 
+            def _reset(self):
+                self.close_connection = True
+                try:
+                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
             def _any(self):
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
-                fault = proxy._match(self.command, unquote(self.path))
-                if fault:
-                    status, code = fault
-                    payload = (f'<?xml version="1.0" encoding="UTF-8"?><Error><Code>{code}</Code>'
+                rule = proxy._match(self.command, unquote(self.path))
+                kind = rule["kind"] if rule else None
+                if kind == "delay":
+                    time.sleep(rule["seconds"])
+                elif kind == "error":
+                    payload = (f'<?xml version="1.0" encoding="UTF-8"?><Error><Code>{rule["code"]}</Code>'
                                f'<Message>injected by the test proxy</Message></Error>').encode()
-                    self.send_response(status)
+                    self.send_response(rule["status"])
                     self.send_header("Content-Type", "application/xml")
                     self.send_header("Content-Length", str(len(payload)))
                     self.end_headers()
                     self.wfile.write(payload)
                     return
+                elif kind == "reset":
+                    return self._reset()
                 conn = http.client.HTTPConnection(proxy.upstream.hostname, proxy.upstream.port, timeout=60)
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP}
                 conn.request(self.command, self.path, body=body, headers=headers)
                 resp = conn.getresponse()
                 data = resp.read()
+                conn.close()
+                if kind == "reset_after":  # the server acted; the client never hears of it
+                    return self._reset()
                 self.send_response(resp.status)
                 for k, v in resp.getheaders():
                     if k.lower() not in _HOP and k.lower() != "content-length":
@@ -51,11 +77,10 @@ class FaultProxy:
                 self.end_headers()
                 if self.command != "HEAD":
                     self.wfile.write(data)
-                conn.close()
 
             do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _any
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
@@ -63,19 +88,35 @@ class FaultProxy:
     def url(self):
         return f"http://127.0.0.1:{self.server.server_address[1]}"
 
-    def fail(self, method, path_contains, status=403, code="AccessDenied", times=None):
-        """Fail the next ``times`` matching requests (every one when None)."""
+    def _add(self, kind, method, path_contains, times, rate, **extra):
         with self.lock:
-            self.rules.append([method, path_contains, status, code, times])
+            self.rules.append(dict(kind=kind, method=method, path=path_contains, times=times, rate=rate, **extra))
+
+    def fail(self, method, path_contains="", status=403, code="AccessDenied", times=None, rate=None):
+        """Answer matching requests with an S3 error (every one when neither times nor rate is given)."""
+        self._add("error", method, path_contains, times, rate, status=status, code=code)
+
+    def reset(self, method, path_contains="", after_forward=False, times=None, rate=None):
+        """Drop the connection of matching requests, before or after the server acted on them."""
+        self._add("reset_after" if after_forward else "reset", method, path_contains, times, rate)
+
+    def delay(self, seconds, method=None, path_contains="", times=None, rate=None):
+        """Hold matching requests (any method when None) for ``seconds`` before forwarding them."""
+        self._add("delay", method, path_contains, times, rate, seconds=seconds)
 
     def _match(self, method, path):
         with self.lock:
-            self.seen.append((method, path))
+            self.requests += 1
             for rule in self.rules:
-                if rule[0] == method and rule[1] in path and rule[4] != 0:
-                    if rule[4] is not None:
-                        rule[4] -= 1
-                    return rule[2], rule[3]
+                if rule["method"] not in (None, method) or rule["path"] not in path or rule["times"] == 0:
+                    continue
+                if rule["rate"] is not None and self.random.random() >= rule["rate"]:
+                    continue
+                if rule["times"] is not None:
+                    rule["times"] -= 1
+                name = rule["kind"] if rule["kind"] != "error" else str(rule["status"])
+                self.injected[name] = self.injected.get(name, 0) + 1
+                return rule
         return None
 
     def __enter__(self):

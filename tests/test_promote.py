@@ -5,7 +5,7 @@ import pytest
 
 import etl
 from etl import s3, state as st
-from etl.layout import Layout, parse_course_id
+from etl.layout import Layout, parse_course_id, quote_segment
 from etl.sample import cues, save_asset, sjson, srt
 from tests.helpers import listing, objects, snapshot
 from tests.test_extract import COURSE, OLD, fill
@@ -23,9 +23,7 @@ def test_promote_publishes_byte_exact_then_marker_and_clears_staging(cfg, conten
     result = etl.promote(cfg, course_id)
     layout = layout_of(cfg, course_id)
     live = objects(cfg, layout.live_transcripts)
-    assert {k.rsplit("/", 1)[1]: v for k, v in live.items()} == {
-        s3.__dict__["quote_segment"](n) if False else __import__("etl.layout").layout.quote_segment(n): b
-        for n, b in data.items()}
+    assert {k.rsplit("/", 1)[1]: v for k, v in live.items()} == {quote_segment(n): b for n, b in data.items()}
     marker = json.loads(objects(cfg, layout.marker)[layout.marker])
     assert marker["course_id"] == course_id and marker["run_id"] == run
     assert marker["transcripts"] == len(data) and marker["bytes"] == sum(map(len, data.values()))

@@ -1,0 +1,276 @@
+"""Benchmark the migration against the naive baseline, the raw put floor and rclone, on one endpoint.
+
+    python scripts/bench.py [--transcripts 2000] [--latency-ms 0] [--width 16] [--courses 0]
+
+Starts moto's S3 server as a separate process (and, with --latency-ms, a proxy in
+its own process that holds every request for that long), builds a synthetic
+contentstore with realistic sizes in each measuring process, and times:
+
+  (a) this tool's migrate, end to end: extract + reconcile + promote + verify;
+  (b) the original migration's way: one transcript at a time, GridFS get then put_object;
+  (c) the raw floor: the same bytes put from a thread pool of the same width, nothing else;
+  (d) rclone copy --transfers WIDTH of the same transcripts exported to a folder (if installed).
+
+Each runs in its own process, so peak RSS is its own. S3 requests are counted with a
+botocore event hook. Compare the ratios of one run, not absolute times across machines.
+With --courses N it also runs a batch of N small courses and reports courses/min for
+the first and the last 100.
+"""
+
+import argparse
+import json
+import os
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+COURSE = "course-v1:Bench+Transcripts+2026"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(port, seconds=30):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit(f"nothing answered on port {port}")
+
+
+def sizes(n, seed=42):
+    """Return ``n`` transcript sizes: mostly 1-20 KB, some over 100 KB, a few over one GridFS chunk."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        roll = rng.random()
+        out.append(rng.randint(300_000, 600_000) if roll < 0.005 else
+                   rng.randint(100_000, 200_000) if roll < 0.05 else rng.randint(1_000, 20_000))
+    return out
+
+
+def transcript(i, size, rng):
+    """Return (name, bytes): SJSON mostly, SRT for one in ten, as contentstores hold them."""
+    from etl.sample import sjson, srt
+
+    cue = 2500
+    count = max(1, size // 60)
+    cues = [(k * cue, k * cue + cue - 100, f"line {k} of video {i} " + "x" * rng.randint(5, 30)) for k in range(count)]
+    if i % 10 == 9:
+        return f"{i:08x}-0000-4000-8000-{i:012x}-en.srt", srt(cues)[:size] if size > 200 else srt(cues)
+    return f"subs_video{i:05d}.srt.sjson", sjson(cues)
+
+
+def build(db, n, course=COURSE, seed=42):
+    """Fill ``db`` with one course of ``n`` transcripts; return {name: bytes} (not timed)."""
+    from etl.sample import save_asset
+
+    rng = random.Random(seed)
+    out = {}
+    for i, size in enumerate(sizes(n, seed)):
+        name, body = transcript(i, size, rng)
+        save_asset(db, course, name, body, "application/json" if name.endswith("sjson") else "text/plain")
+        out[name] = body
+    return out
+
+
+def contentstore():
+    import mongomock
+    import mongomock.gridfs
+
+    mongomock.gridfs.enable_gridfs_integration()
+    return mongomock.MongoClient()["edxapp"]
+
+
+def rss_kb():
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def counted_client(endpoint, width):
+    """Return a boto3 client like the tool's, plus a dict counting its HTTP requests."""
+    import etl
+
+    cfg = etl.Config(bucket="counting", s3_endpoint_url=endpoint, s3_concurrency=width)
+    client, counter = cfg.s3, {"requests": 0}
+
+    def count(**_):
+        counter["requests"] += 1
+
+    client.meta.events.register("before-send.s3", count)
+    return client, counter
+
+
+def measure(which, endpoint, n, width, bucket):
+    """Run one measurement in this process; return a dict of its figures."""
+    import etl
+
+    db = contentstore()
+    data = build(db, n)
+    client, counter = counted_client(endpoint, width)
+    client.create_bucket(Bucket=bucket)
+    counter["requests"] = 0
+    started = time.perf_counter()
+    if which == "a":
+        cfg = etl.Config(bucket=bucket, s3_endpoint_url=endpoint, contentstore=db, s3_client=client,
+                         s3_concurrency=width, manifest_dir=None, progress=False)
+        summary = etl.migrate(cfg, [COURSE], workers=1, retries=0)
+        assert summary.ok and summary.transcripts == n, summary.text()
+        assert bool(summary.courses.loc[0, "ready"])
+    elif which == "b":
+        import gridfs
+
+        fs = gridfs.GridFS(db, "fs")
+        for doc in db["fs.files"].find({"content_son.run": "2026"}, {"_id": 1, "content_son": 1}):
+            body = fs.get(doc["_id"]).read()
+            client.put_object(Bucket=bucket, Key=f"naive/{doc['content_son']['name']}", Body=body)
+    elif which == "c":
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(width) as pool:
+            list(pool.map(lambda item: client.put_object(Bucket=bucket, Key=f"raw/{item[0]}", Body=item[1]),
+                          data.items()))
+    elif which == "d":
+        folder = tempfile.mkdtemp(prefix="bench-export-")
+        for name, body in data.items():
+            with open(os.path.join(folder, name), "wb") as fh:
+                fh.write(body)
+        started = time.perf_counter()
+        subprocess.run(["rclone", "copy", folder, f"bench:{bucket}/rclone", "--transfers", str(width),
+                        "--s3-provider", "Other", "--s3-endpoint", endpoint, "--s3-access-key-id", "bench",
+                        "--s3-secret-access-key", "bench", "--s3-region", "us-east-1", "--s3-force-path-style",
+                        "--no-check-dest", "--s3-no-check-bucket", "--quiet", "--config", "/dev/null"],
+                       check=True, env=dict(os.environ, RCLONE_CONFIG_BENCH_TYPE="s3"))
+        shutil.rmtree(folder)
+    seconds = time.perf_counter() - started
+    return {"which": which, "transcripts": n, "seconds": seconds, "per_second": n / seconds,
+            "requests": counter["requests"] if which != "d" else None, "rss_mb": rss_kb() / 1024}
+
+
+def measure_batch(endpoint, courses, width, bucket):
+    """Migrate ``courses`` small courses; return courses/min for the first and the last 100."""
+    import etl
+    from etl.sample import save_asset, sjson
+
+    db = contentstore()
+    ids = [f"course-v1:Bench+C{i:04d}+2026" for i in range(courses)]
+    for i, course in enumerate(ids):
+        for j in range(i % 5 + 1):
+            save_asset(db, course, f"subs_v{j}.srt.sjson", sjson([(0, 900, f"course {i} video {j}")] * 20))
+    client, counter = counted_client(endpoint, width)
+    client.create_bucket(Bucket=bucket)
+    cfg = etl.Config(bucket=bucket, s3_endpoint_url=endpoint, contentstore=db, s3_client=client,
+                     s3_concurrency=width, manifest_dir=None, progress=False)
+    times = []
+    window = min(100, courses)
+    for chunk in range(0, courses, window):
+        started = time.perf_counter()
+        assert etl.migrate(cfg, ids[chunk:chunk + window], workers=4, retries=0).ok
+        times.append(window / (time.perf_counter() - started) * 60)
+    return {"courses": courses, "first_100_per_min": times[0], "last_100_per_min": times[-1],
+            "requests_per_course": counter["requests"] / courses}
+
+
+def serve_proxy(upstream, delay_ms, port):
+    """Serve a proxy in front of ``upstream`` that holds every request for ``delay_ms``."""
+    from tests.s3proxy import FaultProxy
+
+    proxy = FaultProxy(upstream, port=port)
+    proxy.delay(delay_ms / 1000.0)
+    proxy.server.serve_forever()
+
+
+def child(args, *extra):
+    out = subprocess.run([sys.executable, os.path.abspath(__file__), *extra], capture_output=True, text=True,
+                         cwd=ROOT, timeout=3600)
+    if out.returncode != 0:
+        raise SystemExit(f"measurement {extra} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--transcripts", type=int, default=2000)
+    parser.add_argument("--latency-ms", type=int, default=0)
+    parser.add_argument("--width", type=int, default=16)
+    parser.add_argument("--courses", type=int, default=0)
+    parser.add_argument("--only", default="abcd")
+    parser.add_argument("--measure", help=argparse.SUPPRESS)
+    parser.add_argument("--endpoint", help=argparse.SUPPRESS)
+    parser.add_argument("--bucket", help=argparse.SUPPRESS)
+    parser.add_argument("--serve-proxy", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    if args.serve_proxy:
+        return serve_proxy(args.serve_proxy[0], args.latency_ms, int(args.serve_proxy[1]))
+    if args.measure == "batch":
+        return print(json.dumps(measure_batch(args.endpoint, args.courses, args.width, args.bucket)))
+    if args.measure:
+        return print(json.dumps(measure(args.measure, args.endpoint, args.transcripts, args.width, args.bucket)))
+
+    procs = []
+    port = free_port()
+    procs.append(subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(port)
+        if args.latency_ms:
+            proxy_port = free_port()
+            procs.append(subprocess.Popen([sys.executable, os.path.abspath(__file__), "--serve-proxy", endpoint,
+                                           str(proxy_port), "--latency-ms", str(args.latency_ms)], cwd=ROOT))
+            wait_for(proxy_port)
+            endpoint = f"http://127.0.0.1:{proxy_port}"
+        results = {}
+        for which in args.only:
+            if which == "d" and not shutil.which("rclone"):
+                print("(d) skipped: rclone is not installed (apt-get install rclone)", file=sys.stderr)
+                continue
+            common = ["--endpoint", endpoint, "--transcripts", str(args.transcripts), "--width", str(args.width)]
+            results[which] = child(args, "--measure", which, "--bucket", f"bench-{which}-{port}", *common)
+        report(args, results)
+        if args.courses:
+            batch = child(args, "--measure", "batch", "--endpoint", endpoint, "--courses", str(args.courses),
+                          "--width", str(args.width), "--bucket", f"bench-batch-{port}")
+            print(f"batch of {batch['courses']} courses: {batch['first_100_per_min']:.0f} courses/min for the "
+                  f"first 100, {batch['last_100_per_min']:.0f} for the last 100, "
+                  f"{batch['requests_per_course']:.1f} S3 requests per course")
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait()
+
+
+def report(args, results):
+    names = {"a": "(a) migrate, end to end", "b": "(b) naive: get + put, one at a time",
+             "c": "(c) raw floor: parallel puts only", "d": "(d) rclone copy of exported files"}
+    print(f"{args.transcripts} transcripts, width {args.width}, added latency {args.latency_ms} ms, "
+          f"{os.cpu_count()} cores")
+    print(f"{'':40} {'transcripts/s':>13} {'seconds':>8} {'requests/transcript':>20} {'peak RSS MB':>12}")
+    for which, r in results.items():
+        per = f"{r['requests'] / r['transcripts']:.2f}" if r["requests"] is not None else "-"
+        print(f"{names[which]:40} {r['per_second']:13.1f} {r['seconds']:8.2f} {per:>20} {r['rss_mb']:12.0f}")
+    a = results.get("a")
+    if a:
+        for other in "bcd":
+            if other in results:
+                print(f"a/{other}: (a) takes {a['seconds'] / results[other]['seconds']:.2f}x the time of ({other})")
+
+
+if __name__ == "__main__":
+    main()

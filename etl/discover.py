@@ -9,7 +9,6 @@ document cannot be given a run: they are returned as unresolved, never dropped.
 
 import re
 
-from .contentstore import course_query
 from .errors import InvalidId, StorageError, UsageError
 from .layout import parse_course_id
 
@@ -91,8 +90,3 @@ def all_courses(cfg, modulestore_db=None):
                                "and course match no course document, so they have no run"})
     return sorted(valid), unresolved
 
-
-def count_transcripts(cfg, course):
-    """Return how many transcripts a course has in the contentstore now."""
-    db = cfg.require_contentstore()
-    return _run("fs.files", lambda: db["fs.files"].count_documents(course_query(course, cfg.transcript_suffixes)))

@@ -4,7 +4,7 @@ import time
 from dataclasses import asdict, dataclass
 
 from . import __version__, contentstore, logs, manifest, s3, stage, state
-from .errors import AlreadyPromoted, Conflict
+from .errors import AlreadyPromoted, Conflict, IllegalTransition
 from .layout import Layout, new_run_id, parse_course_id
 from .rollback import discard, remove_tool_objects
 
@@ -44,6 +44,15 @@ def refuse_if_promoted(cfg, course):
                               "Roll it back with --force first to migrate it again")
 
 
+def claim_course(cfg, course, run_id, target):
+    """Claim the course for ``target``; if another runner promoted it since we looked, say so."""
+    try:
+        return state.claim(cfg, course, run_id, target)
+    except IllegalTransition:
+        refuse_if_promoted(cfg, course)
+        raise
+
+
 def extract(cfg, course_id):
     """Snapshot a course's transcripts into a new staging run and write its Parquet manifest.
 
@@ -60,7 +69,7 @@ def extract(cfg, course_id):
     assets = contentstore.find_transcripts(cfg, course)
     for asset in assets:  # refuse names that cannot become keys before anything is written
         layout.asset_keys(run_id, asset.name)
-    claim = state.claim(cfg, course, run_id, state.EXTRACTING)
+    claim = claim_course(cfg, course, run_id, state.EXTRACTING)
     written = []
     try:
         _clear_leftovers(cfg, course, layout, claim)

@@ -4,8 +4,8 @@ import time
 from dataclasses import asdict, dataclass
 
 from . import __version__, contentstore, logs, manifest, reconcile, s3, state
-from .errors import ConcurrentRun, Conflict, SourceChanged
-from .extract import refuse_if_promoted
+from .errors import ConcurrentRun, Conflict, NotStaged, SourceChanged
+from .extract import claim_course, refuse_if_promoted
 from .layout import Layout, parse_course_id
 from .progress import LARGE_COURSE, bar
 from .rollback import discard, remove_tool_objects
@@ -42,8 +42,12 @@ def promote(cfg, course_id):
     cfg.require_contentstore()
     layout = Layout(cfg, course)
     refuse_if_promoted(cfg, course)
-    run_id = reconcile.staged_run(cfg, course)
-    claim = state.claim(cfg, course, run_id, state.PROMOTING)
+    try:
+        run_id = reconcile.staged_run(cfg, course)
+    except NotStaged:
+        refuse_if_promoted(cfg, course)  # another runner promoted it since we looked
+        raise
+    claim = claim_course(cfg, course, run_id, state.PROMOTING)
     ours, marker_written = [], False
     try:
         checked, df, meta, data = reconcile.check(cfg, course, run_id)

@@ -37,7 +37,7 @@ def test_runners_promoting_the_same_course_at_once_give_one_marker_and_one_winne
         winners = [r for r in results if r["outcome"] == "won"]
         assert len(winners) == 1, results
         for loser in (r for r in results if r["outcome"] != "won"):
-            assert loser["outcome"] in ("ConcurrentRun", "AlreadyPromoted", "NotStaged"), loser
+            assert loser["outcome"] in ("ConcurrentRun", "AlreadyPromoted"), loser
             assert COURSE in loser["message"] and "\n" not in loser["message"]
             refusals.add(loser["outcome"])
         layout = Layout(cfg, parse_course_id(COURSE))

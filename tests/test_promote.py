@@ -201,3 +201,18 @@ def test_large_transcript_goes_through_multipart_and_verifies(make_cfg, contents
     etl.promote(cfg, COURSE)
     assert objects(cfg, layout.live_key("long-en.srt"))[layout.live_key("long-en.srt")] == big
     assert etl.verify(cfg, COURSE).ok
+
+
+def test_a_runner_that_loses_the_race_to_promote_is_told_the_course_is_promoted(cfg, contentstore):
+    """The late runner looked before the marker existed; its claim then meets a promoted record."""
+    from etl.extract import claim_course
+    from etl.layout import new_run_id
+
+    fill(contentstore)
+    run = etl.extract(cfg, COURSE).run_id
+    etl.promote(cfg, COURSE)
+    course = parse_course_id(COURSE)
+    with pytest.raises(etl.AlreadyPromoted, match=run):
+        claim_course(cfg, course, run, st.PROMOTING)
+    with pytest.raises(etl.AlreadyPromoted):
+        claim_course(cfg, course, new_run_id(), st.EXTRACTING)

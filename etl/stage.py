@@ -70,17 +70,23 @@ def stage(cfg, course, run_id, assets, written, claim=None):
         progress.update(1)
 
     pool = cfg.s3_pool
+    failures = []  # the first upload error stops the reading at once, without scanning every future
+
+    def note_failure(future):
+        if not future.cancelled() and future.exception() is not None:
+            failures.append(future.exception())
+
     with bar(cfg, len(assets), f"stage {course}", min_total=LARGE_COURSE) as progress:
-        futures = set()
+        futures = []
         try:
             for asset, data, md5 in contentstore.read_small(cfg, course, small):
                 ok, error = parse.check(asset.name, data)
                 budget.take(len(data))
-                futures.add(pool.submit(put_one, asset, data, md5, ok, error))
-                done = {f for f in futures if f.done()}
-                for f in done:
-                    f.result()  # surface the first upload error without waiting for the rest
-                futures -= done
+                future = pool.submit(put_one, asset, data, md5, ok, error)
+                future.add_done_callback(note_failure)
+                futures.append(future)
+                if failures:
+                    raise failures[0]
                 if claim:
                     claim.check()
             for asset in large:

@@ -114,7 +114,7 @@ def test_crash_by_sigkill_at_every_call_of_extract_and_promote(make_cfg, content
 
 
 def test_crash_by_exception_at_every_call_of_a_batch(make_cfg, contentstore):
-    ids = [batch_ids(9)[i] for i in (2, 8)]  # two and one transcripts; the second course old-style
+    ids = [batch_ids(9)[i] for i in (1, 2, 8)]  # one, two and one transcripts; the last course old-style
     build_batch(contentstore, 9)
     base = prefixed(make_cfg, "count")
     total = count_calls(lambda: etl.migrate(base, ids, workers=1, retries=0))
@@ -129,7 +129,7 @@ def test_crash_by_exception_at_every_call_of_a_batch(make_cfg, contentstore):
         rerun = recover(cfg, ids, point)
         for course_id in ids:
             assert_invariant(cfg, contentstore, course_id, rerun)
-    CRASH_POINTS["batch of 2 courses, exception"] = total
+    CRASH_POINTS["batch of 3 courses, exception"] = total
 
 
 def test_report_crash_points(record_property):

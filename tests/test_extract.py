@@ -64,7 +64,7 @@ def test_extract_stages_every_transcript_byte_exact_with_a_manifest(cfg, content
     assert pq.read_table(result.local_manifest).num_rows == len(data)
 
 
-@pytest.mark.parametrize("how", ["missing chunk", "wrong md5"])
+@pytest.mark.parametrize("how", ["missing chunk", "truncated chunk", "wrong length", "wrong md5"])
 def test_corrupt_source_fails_the_course_and_leaves_nothing_in_s3(cfg, contentstore, how):
     from tests.test_contentstore import corrupt
 

@@ -41,6 +41,18 @@ def _emit(result, fmt, text):
         print(text)
 
 
+def _print_frame(df, fmt, empty):
+    """Print a DataFrame as csv, json, or a table (``empty`` when it has no rows)."""
+    if fmt == "csv":
+        print(df.to_csv(index=False), end="")
+    elif fmt == "json":
+        print(df.to_json(orient="records", indent=1))
+    elif df.empty:
+        print(empty)
+    else:
+        print(df.fillna("").to_string(index=False))
+
+
 def _command(fn):
     """Give a verb the shared settings as flags; the verb receives a Config as its first argument."""
     params = list(inspect.signature(fn).parameters.values())[1:]
@@ -170,15 +182,8 @@ class Commands:
         """
         from .state import table
 
-        df = table(cfg, None if course is None else str(course))
-        if format == "csv":
-            print(df.to_csv(index=False), end="")
-        elif format == "json":
-            print(df.to_json(orient="records", indent=1))
-        elif df.empty:
-            print("no courses in the status table yet")
-        else:
-            print(df.fillna("").to_string(index=False))
+        _print_frame(table(cfg, None if course is None else str(course)), format,
+                     "no courses in the status table yet")
 
     @_command
     def migrate(cfg, *course, courses=None, all=False, workers=4, retries=1, dry_run=False, modulestore_db=None,
@@ -229,14 +234,8 @@ class Commands:
         if ready_only:
             for course_id in df.loc[df["ready"], "course_id"]:
                 print(course_id)
-        elif format == "csv":
-            print(df.to_csv(index=False), end="")
-        elif format == "json":
-            print(df.to_json(orient="records", indent=1))
-        elif df.empty:
-            print("no courses found")
         else:
-            print(df.fillna("").to_string(index=False))
+            _print_frame(df, format, "no courses found")
 
     @_command
     def diff(cfg, *target, all=False, format="table", output=None, modulestore_db=None, workers=4):

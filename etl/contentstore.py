@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from typing import Any, Optional
 
 from . import faults
-from .errors import CorruptSource, StorageError
+from .errors import CorruptSource, EtlError, StorageError
 
 _FIELDS = {"_id": 1, "content_son": 1, "contentType": 1, "length": 1, "chunkSize": 1,
            "md5": 1, "custom_md5": 1, "uploadDate": 1}
@@ -202,6 +202,26 @@ def read_small(cfg, course, assets, tolerant=False):
                 yield asset, None, err
                 continue
             yield asset, data, digest
+
+
+def scan(cfg, course, assets, tolerant=False):
+    """Yield (asset, bytes, md5, error) for every asset, each checked against its fs.files document.
+
+    Small assets are read in batches and their bytes returned; large ones (over
+    ``multipart_bytes``) are streamed through and not kept, so their bytes are None.
+    With ``tolerant`` a failing asset yields its error instead of raising.
+    """
+    small = [a for a in assets if a.length <= cfg.multipart_bytes]
+    for asset, data, result in read_small(cfg, course, small, tolerant):
+        yield (asset, None, None, result) if data is None else (asset, data, result, None)
+    for asset in assets:
+        if asset.length > cfg.multipart_bytes:
+            try:
+                yield asset, None, read_stream(cfg, course, asset, lambda chunk: None), None
+            except EtlError as err:
+                if not tolerant:
+                    raise
+                yield asset, None, None, err
 
 
 STREAM_CHUNKS = 32  # chunks per query when streaming a large asset: about 8 MiB at GridFS's default size

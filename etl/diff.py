@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from . import __version__, contentstore, manifest, parse, s3, state
-from .errors import EtlError, UsageError
+from .errors import UsageError
 from .layout import Layout, parse_course_id
 
 MARKS = {"=": "identical", "+": "only in b", "-": "missing from b", "*": "differs", "!": "unreadable or error"}
@@ -52,20 +52,11 @@ def _source(cfg, course):
     """Return a DataFrame of the contentstore side, reading every transcript to checksum it."""
     assets = contentstore.find_transcripts(cfg, course)
     rows = []
-    small = [x for x in assets if x.length <= cfg.multipart_bytes]
-    for asset, data, result in contentstore.read_small(cfg, course, small, tolerant=True):
+    for asset, data, digest, failure in contentstore.scan(cfg, course, assets, tolerant=True):
         ok, error = parse.check(asset.name, data) if data is not None else (None, None)
         rows.append({"asset_name": asset.name, "asset_id": asset.asset_id, "length_a": asset.length,
-                     "md5_a": None if data is None else result, "error_a": None if data is not None else str(result),
+                     "md5_a": digest, "error_a": None if failure is None else str(failure),
                      "parse_ok_a": ok, "parse_error_a": error})
-    for asset in assets:
-        if asset.length > cfg.multipart_bytes:
-            try:
-                digest, error = contentstore.read_stream(cfg, course, asset, lambda chunk: None), None
-            except EtlError as err:
-                digest, error = None, str(err)
-            rows.append({"asset_name": asset.name, "asset_id": asset.asset_id, "length_a": asset.length,
-                         "md5_a": digest, "error_a": error, "parse_ok_a": None, "parse_error_a": None})
     return pd.DataFrame(rows, columns=["asset_name", "asset_id", "length_a", "md5_a", "error_a", "parse_ok_a",
                                        "parse_error_a"])
 

@@ -8,7 +8,7 @@ re-run with the same arguments on any machine, carries on where it stopped.
 
 import time
 from concurrent.futures import ThreadPoolExecutor, wait, FIRST_COMPLETED
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import pandas as pd
 
@@ -213,15 +213,11 @@ def _plan_one(cfg, course_id):
         for asset in assets:
             layout.asset_keys("20000101T000000Z-00000000", asset.name)
         problems = 0
-        small = [a for a in assets if a.length <= cfg.multipart_bytes]
-        for asset, data, _ in contentstore.read_small(cfg, course, small):
-            ok, error = parse.check(asset.name, data)
+        for asset, data, _, _ in contentstore.scan(cfg, course, assets):
+            ok, error = parse.check(asset.name, data) if data is not None else (True, None)
             if not ok:
                 problems += 1
                 logs.event("warning", course, "parse_problem", asset=asset.name, error=error)
-        for asset in assets:
-            if asset.length > cfg.multipart_bytes:
-                contentstore.read_stream(cfg, course, asset, lambda data: None)
         return _done(_row(course_id, "migrate", transcripts=len(assets), bytes=sum(a.length for a in assets),
                           parse_problems=problems), started)
     except EtlError as err:

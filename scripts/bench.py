@@ -9,8 +9,7 @@ contentstore with realistic sizes in each measuring process, and times:
   (a) this tool's migrate, end to end: extract + reconcile + promote + verify;
   (b) the original migration's way: one transcript at a time, GridFS get then put_object;
   (c) the raw floor: the same bytes put from a thread pool of the same width, nothing else;
-  (d) rclone copy --transfers WIDTH of the same transcripts exported to a folder (if installed;
-      with --latency-ms it fails: the delaying proxy does not forward rclone's chunked uploads).
+  (d) rclone copy --transfers WIDTH of the same transcripts exported to a folder (if installed).
 
 Each runs in its own process; its peak RSS is measured from the moment the synthetic
 contentstore is built (which lives in that process), so it is what the run itself adds;
@@ -78,15 +77,37 @@ def transcript(i, size, rng):
 
 def build(db, n, course=COURSE, seed=42):
     """Fill ``db`` with one course of ``n`` transcripts; return {name: bytes} (not timed)."""
+    rng = random.Random(seed)
+    out = dict(transcript(i, size, rng) for i, size in enumerate(sizes(n, seed)))
+    fill(db, ((course, name, body, "application/json" if name.endswith("sjson") else "text/plain")
+              for name, body in out.items()))
+    return out
+
+
+def fill(db, assets, batch=200):
+    """Save (course, name, bytes, content type) assets into ``db`` as Studio does, ``batch`` at a time.
+
+    Each batch goes through GridFS into a scratch database and its documents are
+    copied over unchanged: mongomock scans a whole collection on every GridFS
+    write, so saving straight into a large contentstore would take quadratic time.
+    """
     from etl.sample import save_asset
 
-    rng = random.Random(seed)
-    out = {}
-    for i, size in enumerate(sizes(n, seed)):
-        name, body = transcript(i, size, rng)
-        save_asset(db, course, name, body, "application/json" if name.endswith("sjson") else "text/plain")
-        out[name] = body
-    return out
+    def flush(scratch):
+        for name in ("fs.files", "fs.chunks"):
+            docs = list(scratch[name].find())
+            if docs:
+                db[name].insert_many(docs)
+
+    scratch = None
+    for i, (course, name, body, content_type) in enumerate(assets):
+        if i % batch == 0:
+            if scratch is not None:
+                flush(scratch)
+            scratch = contentstore()
+        save_asset(scratch, course, name, body, content_type)
+    if scratch is not None:
+        flush(scratch)
 
 
 def contentstore():
@@ -178,13 +199,12 @@ def measure(which, endpoint, n, width, bucket):
 def measure_batch(endpoint, courses, width, bucket):
     """Migrate ``courses`` small courses; return courses/min for the first and the last 100."""
     import etl
-    from etl.sample import save_asset, sjson
+    from etl.sample import sjson
 
     db = contentstore()
     ids = [f"course-v1:Bench+C{i:04d}+2026" for i in range(courses)]
-    for i, course in enumerate(ids):
-        for j in range(i % 5 + 1):
-            save_asset(db, course, f"subs_v{j}.srt.sjson", sjson([(0, 900, f"course {i} video {j}")] * 20))
+    fill(db, ((course, f"subs_v{j}.srt.sjson", sjson([(0, 900, f"course {i} video {j}")] * 20), "application/json")
+              for i, course in enumerate(ids) for j in range(i % 5 + 1)))
     client, counter = counted_client(endpoint, width)
     client.create_bucket(Bucket=bucket)
     cfg = etl.Config(bucket=bucket, s3_endpoint_url=endpoint, contentstore=db, s3_client=client,

@@ -3,8 +3,8 @@
 import time
 from dataclasses import asdict, dataclass
 
-from . import __version__, contentstore, logs, manifest, reconcile, s3, state
-from .errors import ConcurrentRun, Conflict, NotStaged, SourceChanged
+from . import __version__, logs, manifest, reconcile, s3, state
+from .errors import ConcurrentRun, Conflict, NotStaged
 from .extract import claim_course, refuse_if_promoted
 from .layout import Layout, parse_course_id
 from .progress import LARGE_COURSE, bar
@@ -30,9 +30,9 @@ class PromoteResult:
 def promote(cfg, course_id):
     """Publish a course's staged run to the live prefix, then write its commit marker.
 
-    In order: reconcile; refuse if the contentstore changed since extract; copy
-    staging to live server-side, then the manifest; write the marker with
-    If-None-Match; delete the staging run. Refuse when the marker exists. A
+    In order: reconcile, which refuses if the contentstore changed since extract;
+    copy staging to live server-side, then the manifest; check the contentstore
+    again; write the marker with If-None-Match; delete the staging run. Refuse when the marker exists. A
     re-run after a crash finishes its own run's copies; an object the tool did not
     write at a live key is a conflict. Any failure before the marker deletes this
     run's live and staged objects and records the course as failed.
@@ -50,13 +50,12 @@ def promote(cfg, course_id):
     claim = claim_course(cfg, course, run_id, state.PROMOTING)
     ours, marker_written = [], False
     try:
-        checked, df, meta, data = reconcile.check(cfg, course, run_id)
-        _refuse_if_changed(cfg, course, df, run_id)
+        checked, df, meta, data = reconcile.check(cfg, course, run_id)  # refuses edits since extract, too
         todo, resumed = _plan(cfg, course, layout, run_id, df, ours)
         _copy_all(cfg, course, todo, ours, claim)
         s3.copy(cfg, layout.staging_manifest(run_id), layout.live_manifest)
         ours.append(layout.live_manifest)
-        _refuse_if_changed(cfg, course, df, run_id)
+        reconcile.refuse_if_changed(cfg, course, df, run_id)  # again: Studio stays open while we copy
         claim.check()
         marker = {
             "format": 1, "course_id": str(course), "run_id": run_id, "transcripts": len(df),
@@ -81,20 +80,6 @@ def promote(cfg, course_id):
     _finish(cfg, course, claim, layout, df, run_id)
     return PromoteResult(str(course), run_id, len(df), int(df["length"].sum()), len(todo), resumed,
                          layout.marker, round(time.monotonic() - started, 3))
-
-
-def _refuse_if_changed(cfg, course, df, run_id):
-    """Refuse when any transcript was added, deleted or edited since the run's snapshot."""
-    before = manifest.identities(df)
-    after = {a.asset_id: a.identity() for a in contentstore.find_transcripts(cfg, course)}
-    added, removed, changed = contentstore.changed_assets(before, after)
-    if added or removed or changed:
-        names = [n.rsplit("@", 1)[-1].rsplit("/", 1)[-1] for n in added + removed + changed]
-        kinds = ", ".join(f"{len(x)} {w}" for x, w in ((added, "added"), (removed, "deleted"),
-                                                         (changed, "edited")) if x)
-        raise SourceChanged(f"course {course}: transcripts changed in the contentstore since run {run_id} "
-                            f"was extracted ({kinds}: {reconcile.listed(names)}); nothing was published; "
-                            f"extract the course again")
 
 
 def _plan(cfg, course, layout, run_id, df, ours):

@@ -1,4 +1,4 @@
-"""Reconcile a staged run: contentstore count == manifest rows == staged objects, checksums included."""
+"""Reconcile a staged run: contentstore == manifest rows == staged objects, checksums and edits included."""
 
 from dataclasses import asdict, dataclass
 
@@ -57,14 +57,7 @@ def check(cfg, course, run_id):
     if meta.get("run_id") != run_id or meta.get("course") != str(course):
         raise ReconcileError(f"course {course}: staging manifest names course {meta.get('course')} "
                              f"run {meta.get('run_id')}, not run {run_id}; roll back and extract again")
-    source = {a.asset_id: a for a in contentstore.find_transcripts(cfg, course)}
-    in_manifest = set(df["asset_id"])
-    added, removed = set(source) - in_manifest, in_manifest - set(source)
-    if added or removed:
-        parts = [f"added {listed(added)}" if added else "", f"deleted {listed(removed)}" if removed else ""]
-        raise SourceChanged(f"course {course}: contentstore has {len(source)} transcripts, manifest of run "
-                            f"{run_id} has {len(df)} ({'; '.join(p for p in parts if p)}); "
-                            "transcripts were edited during the migration: extract again")
+    source = refuse_if_changed(cfg, course, df, run_id)
     objects = {o["Key"]: o for o in s3.list_objects(cfg, f"{layout.staging_run(run_id)}transcripts/")}
     expected = dict(zip(df["staged_key"], zip(df["asset_name"], df["staged_etag"], df["length"])))
     missing = [expected[k][0] for k in expected if k not in objects]
@@ -79,6 +72,24 @@ def check(cfg, course, run_id):
     result = ReconcileResult(str(course), run_id, len(source), len(df), len(objects), int(df["length"].sum()),
                              int((df["parse_ok"] == False).sum()))  # noqa: E712 (pandas element-wise)
     return result, df, meta, data
+
+
+def refuse_if_changed(cfg, course, df, run_id):
+    """Refuse when any transcript was added, deleted or edited since the run's snapshot in ``df``.
+
+    Return the contentstore's transcripts now, by asset id.
+    """
+    source = {a.asset_id: a for a in contentstore.find_transcripts(cfg, course)}
+    added, removed, changed = contentstore.changed_assets(manifest.identities(df),
+                                                          {k: a.identity() for k, a in source.items()})
+    if added or removed or changed:
+        names = [n.rsplit("@", 1)[-1].rsplit("/", 1)[-1] for n in added + removed + changed]
+        kinds = ", ".join(f"{len(x)} {w}" for x, w in ((added, "added"), (removed, "deleted"),
+                                                         (changed, "edited")) if x)
+        raise SourceChanged(f"course {course}: transcripts changed in the contentstore since run {run_id} "
+                            f"was extracted ({kinds}: {listed(names)}); nothing was published; "
+                            f"extract the course again")
+    return source
 
 
 def reconcile(cfg, course_id):

@@ -98,8 +98,8 @@ def extract(cfg, course_id):
 
 def _clear_leftovers(cfg, course, layout, claim):
     """Remove earlier runs' staging and uncommitted live objects; refuse foreign live objects."""
-    staged, _ = remove_tool_objects(cfg, course, layout.staging_root)
-    live, foreign = remove_tool_objects(cfg, course, layout.live_root)
+    (staged, _), (live, foreign) = s3.together(lambda: remove_tool_objects(cfg, course, layout.staging_root),
+                                                lambda: remove_tool_objects(cfg, course, layout.live_root))
     if staged or live:
         claim.event("leftovers_removed", staged=staged, live=live)
     if foreign:

@@ -50,8 +50,10 @@ def promote(cfg, course_id):
     claim = claim_course(cfg, course, run_id, state.PROMOTING)
     ours, marker_written = [], False
     try:
-        checked, df, meta, data = reconcile.check(cfg, course, run_id)  # refuses edits since extract, too
-        todo, resumed = _plan(cfg, course, layout, run_id, df, ours)
+        (checked, df, meta, data), existing = s3.together(
+            lambda: reconcile.check(cfg, course, run_id),  # refuses edits since extract, too
+            lambda: list(s3.list_objects(cfg, layout.live_transcripts)))
+        todo, resumed = _plan(cfg, course, run_id, df, existing, ours)
         _copy_all(cfg, course, todo, ours, claim)
         s3.copy(cfg, layout.staging_manifest(run_id), layout.live_manifest)
         ours.append(layout.live_manifest)
@@ -82,13 +84,14 @@ def promote(cfg, course_id):
                          layout.marker, round(time.monotonic() - started, 3))
 
 
-def _plan(cfg, course, layout, run_id, df, ours):
+def _plan(cfg, course, run_id, df, existing, ours):
     """Return the copies still to make, and how many a crashed earlier attempt already made.
 
-    A live object this run wrote with the right checksum is kept; one the tool
-    wrote in another, uncommitted run is replaced; anything else is a conflict.
+    ``existing`` lists the live transcripts. A live object this run wrote with the
+    right checksum is kept; one the tool wrote in another, uncommitted run is
+    replaced; anything else is a conflict.
     """
-    existing = {o["Key"]: o for o in s3.list_objects(cfg, layout.live_transcripts)}
+    existing = {o["Key"]: o for o in existing}
     wanted = dict(zip(df["live_key"], zip(df["staged_key"], df["md5"])))
     conflicts, todo, resumed = [], [], 0
     for key, obj in existing.items():

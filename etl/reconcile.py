@@ -53,12 +53,15 @@ def load_manifest(cfg, course, key):
 def check(cfg, course, run_id):
     """Reconcile one staged run; return (ReconcileResult, manifest DataFrame, metadata, bytes)."""
     layout = Layout(cfg, course)
-    df, meta, data = load_manifest(cfg, course, layout.staging_manifest(run_id))
+    (df, meta, data), source, staged = s3.together(
+        lambda: load_manifest(cfg, course, layout.staging_manifest(run_id)),
+        lambda: transcripts_now(cfg, course),
+        lambda: list(s3.list_objects(cfg, f"{layout.staging_run(run_id)}transcripts/")))
     if meta.get("run_id") != run_id or meta.get("course") != str(course):
         raise ReconcileError(f"course {course}: staging manifest names course {meta.get('course')} "
                              f"run {meta.get('run_id')}, not run {run_id}; roll back and extract again")
-    source = refuse_if_changed(cfg, course, df, run_id)
-    objects = {o["Key"]: o for o in s3.list_objects(cfg, f"{layout.staging_run(run_id)}transcripts/")}
+    refuse_if_changed(cfg, course, df, run_id, source)
+    objects = {o["Key"]: o for o in staged}
     expected = dict(zip(df["staged_key"], zip(df["asset_name"], df["staged_etag"], df["length"])))
     missing = [expected[k][0] for k in expected if k not in objects]
     extra = [k.rsplit("/", 1)[1] for k in objects if k not in expected]
@@ -74,12 +77,17 @@ def check(cfg, course, run_id):
     return result, df, meta, data
 
 
-def refuse_if_changed(cfg, course, df, run_id):
+def transcripts_now(cfg, course):
+    """Return the course's transcripts in the contentstore now, by asset id."""
+    return {a.asset_id: a for a in contentstore.find_transcripts(cfg, course)}
+
+
+def refuse_if_changed(cfg, course, df, run_id, source=None):
     """Refuse when any transcript was added, deleted or edited since the run's snapshot in ``df``.
 
-    Return the contentstore's transcripts now, by asset id.
+    ``source`` is ``transcripts_now``'s answer, when the caller already has it.
     """
-    source = {a.asset_id: a for a in contentstore.find_transcripts(cfg, course)}
+    source = transcripts_now(cfg, course) if source is None else source
     added, removed, changed = contentstore.changed_assets(manifest.identities(df),
                                                           {k: a.identity() for k, a in source.items()})
     if added or removed or changed:
@@ -89,7 +97,6 @@ def refuse_if_changed(cfg, course, df, run_id):
         raise SourceChanged(f"course {course}: transcripts changed in the contentstore since run {run_id} "
                             f"was extracted ({kinds}: {listed(names)}); nothing was published; "
                             f"extract the course again")
-    return source
 
 
 def reconcile(cfg, course_id):

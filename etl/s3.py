@@ -9,6 +9,7 @@ which is how promote and rollback tell their own objects from anyone else's.
 import base64
 import hashlib
 import json
+import threading
 from concurrent.futures import wait
 from contextlib import contextmanager
 
@@ -190,6 +191,34 @@ def run_all(cfg, fn, items):
     if errors:
         raise errors[0]
     return [f.result() for f in futures]
+
+
+def together(*calls):
+    """Run zero-argument calls at the same time; return their results in order.
+
+    Independent requests of one step (a listing, a manifest, a contentstore query)
+    then cost one round trip instead of several. Each call runs on its own thread,
+    never on the shared pool, so it may use the pool itself without waiting on its
+    caller. All calls finish before this returns or raises the first error.
+    """
+    results, errors = [None] * len(calls), [None] * len(calls)
+
+    def run(i):
+        try:
+            results[i] = calls[i]()
+        except BaseException as exc:  # handed to the caller below, in call order
+            errors[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(1, len(calls))]
+    for t in threads:
+        t.start()
+    run(0)
+    for t in threads:
+        t.join()
+    for exc in errors:
+        if exc is not None:
+            raise exc
+    return results
 
 
 class MultipartUpload:

@@ -38,16 +38,16 @@ def verify(cfg, course_id):
     layout = Layout(cfg, course)
     result = VerifyResult(str(course))
     problems = result.problems
-    source = {a.asset_id: a for a in contentstore.find_transcripts(cfg, course)}
-    result.contentstore_count = len(source)
-    live = {o["Key"]: o for o in s3.list_objects(cfg, layout.live_transcripts)}
-    result.live_count = len(live)
-    marker, _ = s3.get_json(cfg, layout.marker)
+    source, live, (marker, _), (data, _) = s3.together(
+        lambda: {a.asset_id: a for a in contentstore.find_transcripts(cfg, course)},
+        lambda: {o["Key"]: o for o in s3.list_objects(cfg, layout.live_transcripts)},
+        lambda: s3.get_json(cfg, layout.marker),
+        lambda: s3.get(cfg, layout.live_manifest))
+    result.contentstore_count, result.live_count = len(source), len(live)
     if marker is None:
         problems.append(f"no commit marker at {layout.marker}: the course is not promoted")
         return result
     result.marker_count, result.run_id = marker.get("transcripts"), marker.get("run_id")
-    data, _ = s3.get(cfg, layout.live_manifest)
     if data is None:
         problems.append(f"live manifest {layout.live_manifest} is missing")
         return result

@@ -213,7 +213,8 @@ def measure_batch(endpoint, courses, width, bucket):
     window = min(100, courses)
     for chunk in range(0, courses, window):
         started = time.perf_counter()
-        assert etl.migrate(cfg, ids[chunk:chunk + window], workers=4, retries=0).ok
+        summary = etl.migrate(cfg, ids[chunk:chunk + window], workers=4, retries=0)
+        assert summary.ok, " | ".join(summary.text().splitlines())
         times.append(window / (time.perf_counter() - started) * 60)
     return {"courses": courses, "first_100_per_min": times[0], "last_100_per_min": times[-1],
             "requests_per_course": counter["requests"] / courses}

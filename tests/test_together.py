@@ -1,0 +1,34 @@
+"""s3.together: independent requests of one step run at once, and fail only after all have finished."""
+
+import threading
+import time
+
+import pytest
+
+from etl import s3
+
+
+def test_results_come_back_in_call_order_from_concurrent_calls():
+    started = threading.Barrier(3, timeout=5)  # passes only if all three run at the same time
+
+    def call(value):
+        started.wait()
+        return value
+
+    assert s3.together(lambda: call("a"), lambda: call("b"), lambda: call("c")) == ["a", "b", "c"]
+
+
+def test_the_first_error_in_call_order_is_raised_after_every_call_has_finished():
+    finished = []
+
+    def slow():
+        time.sleep(0.3)
+        finished.append("slow")
+        return 1
+
+    def fails(message):
+        raise ValueError(message)
+
+    with pytest.raises(ValueError, match="first"):
+        s3.together(slow, lambda: fails("first"), lambda: fails("second"))
+    assert finished == ["slow"]  # nothing was left running behind the error

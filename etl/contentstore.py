@@ -66,7 +66,8 @@ def find_transcripts(cfg, course):
     db = cfg.require_contentstore()
     try:
         faults.tick("mongo fs.files find")
-        docs = list(db["fs.files"].find(course_query(course, cfg.transcript_suffixes), _FIELDS))
+        # A fresh projection per query: a driver may edit it (mongomock does), and courses run in threads.
+        docs = list(db["fs.files"].find(course_query(course, cfg.transcript_suffixes), dict(_FIELDS)))
     except Exception as exc:  # pymongo's errors: connection, auth, timeouts
         raise StorageError(f"course {course}: reading fs.files failed: {type(exc).__name__}: "
                            f"{str(exc).splitlines()[0][:200]}; check ETL_MONGO_URI and the network") from exc

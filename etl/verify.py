@@ -4,7 +4,7 @@ from dataclasses import asdict, dataclass, field
 
 from . import contentstore, manifest, s3
 from .layout import Layout, parse_course_id
-from .reconcile import listed
+from .reconcile import listed, transcripts_now
 
 
 @dataclass
@@ -39,7 +39,7 @@ def verify(cfg, course_id):
     result = VerifyResult(str(course))
     problems = result.problems
     source, live, (marker, _), (data, _) = s3.together(
-        lambda: {a.asset_id: a for a in contentstore.find_transcripts(cfg, course)},
+        lambda: transcripts_now(cfg, course),
         lambda: {o["Key"]: o for o in s3.list_objects(cfg, layout.live_transcripts)},
         lambda: s3.get_json(cfg, layout.marker),
         lambda: s3.get(cfg, layout.live_manifest))

@@ -10,7 +10,7 @@ import base64
 import hashlib
 import json
 import threading
-from concurrent.futures import wait
+from concurrent.futures import FIRST_COMPLETED, wait
 from contextlib import contextmanager
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -180,17 +180,35 @@ def copy(cfg, source, dest):
 
 
 def run_all(cfg, fn, items):
-    """Run ``fn`` over items on the shared S3 pool; wait for every call, then raise the first error.
+    """Run ``fn`` over items on the shared S3 pool; return the results in order, or raise the first error.
 
-    Nothing is left in flight when this returns or raises, so a caller's record
-    of what was written is complete before any cleanup starts.
+    At most four times the pool's width are in flight or queued at once, so memory
+    stays bounded however many items there are; after an error nothing new starts.
+    Nothing is left in flight when this returns or raises, so a caller's record of
+    what was written is complete before any cleanup starts.
     """
-    futures = [cfg.s3_pool.submit(fn, item) for item in items]
-    wait(futures)
-    errors = [f.exception() for f in futures if f.exception() is not None]
+    results, errors, pending = [], [], {}
+    window = 4 * cfg.s3_concurrency
+
+    def settle(done):
+        for future in done:
+            index = pending.pop(future)
+            if future.exception() is not None:
+                errors.append((index, future.exception()))
+            else:
+                results[index] = future.result()
+
+    for index, item in enumerate(items):
+        while len(pending) >= window:
+            settle(wait(pending, return_when=FIRST_COMPLETED).done)
+        if errors:
+            break
+        results.append(None)
+        pending[cfg.s3_pool.submit(fn, item)] = index
+    settle(wait(pending).done)
     if errors:
-        raise errors[0]
-    return [f.result() for f in futures]
+        raise min(errors, key=lambda e: e[0])[1]
+    return results
 
 
 def together(*calls):

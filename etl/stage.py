@@ -77,7 +77,7 @@ def stage(cfg, course, run_id, assets, written, claim=None):
             failures.append(future.exception())
 
     with bar(cfg, len(assets), f"stage {course}", min_total=LARGE_COURSE) as progress:
-        futures = []
+        futures, keep = [], 1024
         try:
             for asset, data, md5 in contentstore.read_small(cfg, course, small):
                 ok, error = parse.check(asset.name, data)
@@ -85,6 +85,9 @@ def stage(cfg, course, run_id, assets, written, claim=None):
                 future = pool.submit(put_one, asset, data, md5, ok, error)
                 future.add_done_callback(note_failure)
                 futures.append(future)
+                if len(futures) >= keep:  # hold only puts in flight: a done one's error is in ``failures``
+                    futures = [f for f in futures if not f.done()]
+                    keep = max(1024, 2 * len(futures))
                 if failures:
                     raise failures[0]
                 if claim:
@@ -94,6 +97,8 @@ def stage(cfg, course, run_id, assets, written, claim=None):
                 progress.update(1)
             for f in futures:
                 f.result()
+            if failures:
+                raise failures[0]
         except BaseException:
             for f in futures:
                 f.cancel()

@@ -64,15 +64,11 @@ def _utc(value):
 def find_transcripts(cfg, course):
     """Return the course's transcript assets, sorted by name; refuse duplicate names."""
     db = cfg.require_contentstore()
-    try:
-        faults.tick("mongo fs.files find")
-        # A fresh projection per query: a driver may edit it (mongomock does), and courses run in threads.
-        docs = list(db["fs.files"].find(course_query(course, cfg.transcript_suffixes), dict(_FIELDS)))
-    except Exception as exc:  # pymongo's errors: connection, auth, timeouts
-        raise StorageError(f"course {course}: reading fs.files failed: {type(exc).__name__}: "
-                           f"{str(exc).splitlines()[0][:200]}; check ETL_MONGO_URI and the network") from exc
+    # A fresh projection per query: a driver may edit it (mongomock does), and courses run in threads.
+    # The cursor is read as it comes, so a large course's raw documents are never all held at once.
+    cursor = db["fs.files"].find(course_query(course, cfg.transcript_suffixes), dict(_FIELDS))
     assets = {}
-    for doc in docs:
+    for doc in _read(course, cursor, "fs.files"):
         fields = doc["_id"] if course.deprecated else doc.get("content_son", {})
         name = fields.get("name")
         if not isinstance(name, str) or not name.lower().endswith(cfg.transcript_suffixes):
@@ -249,12 +245,13 @@ def read_stream(cfg, course, asset, sink):
     return check.finish()
 
 
-def _read(course, cursor):
+def _read(course, cursor, collection="fs.chunks"):
     try:
-        faults.tick("mongo fs.chunks find")
+        faults.tick(f"mongo {collection} find")
         yield from cursor
-    except CorruptSource:
+    except EtlError:
         raise
-    except Exception as exc:
-        raise StorageError(f"course {course}: reading fs.chunks failed: {type(exc).__name__}: "
-                           f"{str(exc).splitlines()[0][:200]}; check the MongoDB connection, then re-run") from exc
+    except Exception as exc:  # pymongo's errors: connection, auth, timeouts
+        raise StorageError(f"course {course}: reading {collection} failed: {type(exc).__name__}: "
+                           f"{str(exc).splitlines()[0][:200]}; check ETL_MONGO_URI and the network, "
+                           "then re-run") from exc

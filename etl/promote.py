@@ -32,10 +32,11 @@ def promote(cfg, course_id):
 
     In order: reconcile, which refuses if the contentstore changed since extract;
     copy staging to live server-side, then the manifest; check the contentstore
-    again; write the marker with If-None-Match; delete the staging run. Refuse when the marker exists. A
-    re-run after a crash finishes its own run's copies; an object the tool did not
-    write at a live key is a conflict. Any failure before the marker deletes this
-    run's live and staged objects and records the course as failed.
+    again; write the marker with If-None-Match; delete the staging run. Refuse
+    when the marker exists. A re-run after a crash finishes its own run's copies;
+    an object the tool did not write at a live key is a conflict. Any failure
+    before the marker deletes this run's live and staged objects and records the
+    course as failed.
     """
     started = time.monotonic()
     course = parse_course_id(course_id)

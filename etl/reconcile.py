@@ -82,14 +82,18 @@ def transcripts_now(cfg, course):
     return {a.asset_id: a for a in contentstore.find_transcripts(cfg, course)}
 
 
+def changes_since(df, source):
+    """Return the asset ids (added, removed, changed) between a manifest ``df`` and ``transcripts_now``."""
+    return contentstore.changed_assets(manifest.identities(df), {k: a.identity() for k, a in source.items()})
+
+
 def refuse_if_changed(cfg, course, df, run_id, source=None):
     """Refuse when any transcript was added, deleted or edited since the run's snapshot in ``df``.
 
     ``source`` is ``transcripts_now``'s answer, when the caller already has it.
     """
     source = transcripts_now(cfg, course) if source is None else source
-    added, removed, changed = contentstore.changed_assets(manifest.identities(df),
-                                                          {k: a.identity() for k, a in source.items()})
+    added, removed, changed = changes_since(df, source)
     if added or removed or changed:
         names = [n.rsplit("@", 1)[-1].rsplit("/", 1)[-1] for n in added + removed + changed]
         kinds = ", ".join(f"{len(x)} {w}" for x, w in ((added, "added"), (removed, "deleted"),

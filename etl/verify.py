@@ -2,9 +2,9 @@
 
 from dataclasses import asdict, dataclass, field
 
-from . import contentstore, manifest, s3
+from . import manifest, s3
 from .layout import Layout, parse_course_id
-from .reconcile import listed, transcripts_now
+from .reconcile import changes_since, listed, transcripts_now
 
 
 @dataclass
@@ -71,8 +71,7 @@ def verify(cfg, course_id):
         problems.append(f"in S3 but not in the manifest: {listed(extra)}")
     if wrong:
         problems.append(f"checksum differs in S3: {listed(wrong)}")
-    added, removed, changed = contentstore.changed_assets(
-        manifest.identities(df), {k: a.identity() for k, a in source.items()})
+    added, removed, changed = changes_since(df, source)
     for ids, what in ((added, "added to"), (removed, "deleted from"), (changed, "edited in")):
         if ids:
             problems.append(f"{what} the contentstore since promote: {listed(ids)}")

@@ -232,7 +232,7 @@ def serve_proxy(upstream, delay_ms, port):
     proxy.server.serve_forever()
 
 
-def child(args, *extra):
+def child(*extra):
     """Run one measurement in its own process; return its figures, or None (saying why) if it failed."""
     out = subprocess.run([sys.executable, os.path.abspath(__file__), *extra], capture_output=True, text=True,
                          cwd=ROOT, timeout=3600)
@@ -283,11 +283,11 @@ def main():
                 print("(d) skipped: rclone is not installed (apt-get install rclone)", file=sys.stderr)
                 continue
             common = ["--endpoint", endpoint, "--transcripts", str(args.transcripts), "--width", str(args.width)]
-            result = child(args, "--measure", which, "--bucket", f"bench-{which}-{port}", *common)
+            result = child("--measure", which, "--bucket", f"bench-{which}-{port}", *common)
             if result:
                 results[which] = result
         report(args, results)
-        batch = args.courses and child(args, "--measure", "batch", "--endpoint", endpoint, "--courses",
+        batch = args.courses and child("--measure", "batch", "--endpoint", endpoint, "--courses",
                                        str(args.courses), "--width", str(args.width), "--bucket", f"bench-batch-{port}")
         if batch:
             print(f"batch of {batch['courses']} courses: {batch['first_100_per_min']:.0f} courses/min for the "

@@ -4,7 +4,6 @@ import os
 import subprocess
 import sys
 
-import etl
 from etl.cli import main
 from tests.batch import build_batch
 from tests.helpers import objects

@@ -5,7 +5,10 @@ import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, fields
+from datetime import datetime
 from typing import Any, Optional
+
+from botocore.utils import parse_timestamp
 
 from . import faults
 from .errors import UsageError
@@ -106,9 +109,22 @@ class Config:
         return self.contentstore
 
 
+def _timestamp(value):
+    """Parse S3's ISO 8601 timestamps natively, and anything else the way botocore does.
+
+    botocore's default goes through dateutil, about 0.3 ms a key: most of the
+    client's time in listing a large course.
+    """
+    try:
+        return datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        return parse_timestamp(value)
+
+
 def make_s3_client(cfg):
     """Build a boto3 S3 client with retries and a pool sized to the concurrency."""
     import boto3
+    import botocore.session
     from botocore.config import Config as BotoConfig
 
     boto_cfg = BotoConfig(
@@ -121,7 +137,9 @@ def make_s3_client(cfg):
         request_checksum_calculation="when_required",
         response_checksum_validation="when_required",
     )
-    client = boto3.session.Session().client(
+    session = botocore.session.get_session()
+    session.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=_timestamp)
+    client = boto3.session.Session(botocore_session=session).client(
         "s3", endpoint_url=cfg.s3_endpoint_url, region_name=cfg.region_name, config=boto_cfg)
     client.meta.events.register("before-call.s3.*", faults.s3_hook)
     return client

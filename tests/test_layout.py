@@ -77,3 +77,15 @@ def test_config_repr_never_shows_the_contentstore_uri():
             return "Database(MongoClient('mongodb://admin:hunter2@db'))"
 
     assert "hunter2" not in repr(etl.Config(bucket="some-bucket", contentstore=Db()))
+
+
+def test_the_tool_s_client_reads_s3_timestamps_as_botocore_does(cfg):
+    import boto3
+
+    cfg.s3.put_object(Bucket=cfg.bucket, Key="t/one", Body=b"x")
+    plain = boto3.client("s3", endpoint_url=cfg.s3_endpoint_url)
+    listed = cfg.s3.list_objects_v2(Bucket=cfg.bucket, Prefix="t/")["Contents"][0]["LastModified"]
+    headed = cfg.s3.head_object(Bucket=cfg.bucket, Key="t/one")["LastModified"]  # an HTTP date, not ISO 8601
+    assert listed == plain.list_objects_v2(Bucket=cfg.bucket, Prefix="t/")["Contents"][0]["LastModified"]
+    assert headed == plain.head_object(Bucket=cfg.bucket, Key="t/one")["LastModified"]
+    assert listed.tzinfo is not None and headed.tzinfo is not None

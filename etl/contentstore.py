@@ -21,7 +21,7 @@ _FIELDS = {"_id": 1, "content_son": 1, "contentType": 1, "length": 1, "chunkSize
            "md5": 1, "custom_md5": 1, "uploadDate": 1}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Asset:
     """One transcript's fs.files document, reduced to what the migration needs."""
 

@@ -82,11 +82,11 @@ def extract(cfg, course_id):
                content_type="application/vnd.apache.parquet")
         written.append(key)
         local = manifest.save_local(cfg, course, run_id, data)
-        total = sum(r["length"] for r in rows)
-        problems = sum(1 for r in rows if r["parse_ok"] is False)
+        total = sum(r.length for r in rows)
+        problems = sum(1 for r in rows if r.parse_ok is False)
         for r in rows:
-            if r["parse_ok"] is False:
-                logs.event("warning", course, "parse_problem", run_id, asset=r["asset_name"], error=r["parse_error"])
+            if r.parse_ok is False:
+                logs.event("warning", course, "parse_problem", run_id, asset=r.asset_name, error=r.parse_error)
         claim.move(state.STAGED, transcripts=len(rows), bytes=total, parse_problems=problems,
                    manifest_key=key, source_fingerprint=fingerprint)
     except BaseException as exc:

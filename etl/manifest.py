@@ -1,8 +1,8 @@
 """Write and read the Parquet manifest: one row per transcript, plus run metadata."""
 
 import hashlib
-import io
 import os
+from collections import namedtuple
 
 import pandas as pd
 import pyarrow as pa
@@ -28,27 +28,36 @@ SCHEMA = pa.schema([
     ("parse_error", pa.string()),
 ])
 META_KEYS = ("course", "run_id", "source_fingerprint", "tool_version", "created_at")
+ROW_GROUP = 4096  # rows Arrow converts and encodes at once, so a large course costs no more working memory
+
+
+Row = namedtuple("Row", SCHEMA.names)  # one manifest row, in SCHEMA's order; a tuple, so a large course stays small
 
 
 def to_bytes(rows, **meta):
-    """Serialise manifest rows and run metadata (course, run_id, ...) to Parquet bytes."""
-    table = pa.Table.from_pylist(rows, schema=SCHEMA)
-    table = table.replace_schema_metadata({f"etl.{k}": str(meta[k]) for k in META_KEYS})
-    buf = io.BytesIO()
-    pq.write_table(table, buf, compression="zstd")
-    return buf.getvalue()
+    """Serialise manifest ``Row``s and run metadata (course, run_id, ...) to Parquet, a row group at a time."""
+    schema = SCHEMA.with_metadata({f"etl.{k}": str(meta[k]) for k in META_KEYS})
+    sink = pa.BufferOutputStream()
+    with pq.ParquetWriter(sink, schema, compression="zstd") as writer:
+        if not rows:
+            writer.write_table(schema.empty_table())
+        for start in range(0, len(rows), ROW_GROUP):
+            columns = zip(*rows[start:start + ROW_GROUP])
+            writer.write_table(pa.Table.from_arrays([pa.array(c, f.type) for c, f in zip(columns, schema)],
+                                                    schema=schema))
+    return sink.getvalue().to_pybytes()
 
 
 def from_bytes(data, where=""):
     """Return (DataFrame, metadata dict) from Parquet bytes."""
     try:
-        table = pq.read_table(io.BytesIO(data))
+        table = pq.read_table(pa.BufferReader(data), use_threads=False)  # a manifest is small: no thread pool
     except (pa.ArrowException, OSError) as exc:
         raise ReconcileError(f"manifest {where} is not readable Parquet ({exc}); "
                              "roll the course back and extract it again") from exc
     meta = {k.decode()[4:]: v.decode() for k, v in (table.schema.metadata or {}).items()
             if k.decode().startswith("etl.")}
-    return table.to_pandas(), meta
+    return table.to_pandas(use_threads=False), meta
 
 
 def checksum(data):

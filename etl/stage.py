@@ -9,7 +9,7 @@ chunk by chunk into a multipart upload. Every key written is registered in
 import threading
 from concurrent.futures import wait
 
-from . import contentstore, parse, s3
+from . import contentstore, manifest, parse, s3
 from .layout import Layout
 from .progress import LARGE_COURSE, bar
 
@@ -33,15 +33,15 @@ class _ByteBudget:
             self.cond.notify_all()
 
 
-def _row(course, asset, staged_key, live_key, md5, etag, ok, error):
-    return {
-        "course_id": str(course), "asset_id": asset.asset_id, "asset_name": asset.name,
-        "language": parse.language(asset.name), "format": parse.transcript_format(asset.name),
-        "content_type": asset.content_type, "length": asset.length, "md5": md5,
-        "source_md5": asset.stored_md5, "upload_date": asset.upload_date,
-        "staged_key": staged_key, "staged_etag": etag, "live_key": live_key,
-        "parse_ok": ok, "parse_error": error,
-    }
+def _row(course_id, asset, staged_key, live_key, md5, etag, ok, error):
+    return manifest.Row(
+        course_id=course_id, asset_id=asset.asset_id, asset_name=asset.name,
+        language=parse.language(asset.name), format=parse.transcript_format(asset.name),
+        content_type=asset.content_type, length=asset.length, md5=md5,
+        source_md5=asset.stored_md5, upload_date=asset.upload_date,
+        staged_key=staged_key, staged_etag=etag, live_key=live_key,
+        parse_ok=ok, parse_error=error,
+    )
 
 
 def stage(cfg, course, run_id, assets, written, claim=None):
@@ -50,7 +50,7 @@ def stage(cfg, course, run_id, assets, written, claim=None):
     ``written`` receives each staged key as soon as it exists; ``claim``, when
     given, is checked between batches so a run that lost its course stops early.
     """
-    layout = Layout(cfg, course)
+    layout, course_id = Layout(cfg, course), str(course)  # one course id string, shared by every row
     keys = {a.name: layout.asset_keys(run_id, a.name) for a in assets}  # refuse bad names before any write
     rows, lock = {}, threading.Lock()
     budget = _ByteBudget(4 * cfg.read_batch_bytes)
@@ -64,7 +64,7 @@ def stage(cfg, course, run_id, assets, written, claim=None):
                          metadata=s3.tool_metadata(course, run_id, md5))
             with lock:
                 written.append(staged)
-                rows[asset.name] = _row(course, asset, staged, live, md5, tag, ok, error)
+                rows[asset.name] = _row(course_id, asset, staged, live, md5, tag, ok, error)
         finally:
             budget.give(len(data))
         progress.update(1)
@@ -130,4 +130,4 @@ def _stage_large(cfg, course, run_id, asset, keys, written):
         raise
     written.append(staged)
     error = f"not parsed: larger than {cfg.multipart_bytes} bytes"
-    return _row(course, asset, staged, live, md5, tag, None, error)
+    return _row(str(course), asset, staged, live, md5, tag, None, error)

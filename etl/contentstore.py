@@ -65,8 +65,9 @@ def find_transcripts(cfg, course):
     """Return the course's transcript assets, sorted by name; refuse duplicate names."""
     db = cfg.require_contentstore()
     # A fresh projection per query: a driver may edit it (mongomock does), and courses run in threads.
-    # The cursor is read as it comes, so a large course's raw documents are never all held at once.
-    cursor = db["fs.files"].find(course_query(course, cfg.transcript_suffixes), dict(_FIELDS))
+    # The cursor is read as it comes, in batches of 1,000 documents, so a large course's raw documents
+    # are never all held at once (a driver's default batch is up to 16 MB: every file of most courses).
+    cursor = db["fs.files"].find(course_query(course, cfg.transcript_suffixes), dict(_FIELDS)).batch_size(1000)
     assets = {}
     for doc in _read(course, cursor, "fs.files"):
         fields = doc["_id"] if course.deprecated else doc.get("content_son", {})

@@ -248,12 +248,14 @@ def main():
     parser.add_argument("--latency-ms", type=int, default=0)
     parser.add_argument("--width", type=int, default=16)
     parser.add_argument("--courses", type=int, default=0)
-    parser.add_argument("--only", default="abcd")
+    parser.add_argument("--only", default="abcd", help="which of a, b, c, d to measure ('' for only --courses)")
     parser.add_argument("--measure", help=argparse.SUPPRESS)
     parser.add_argument("--endpoint", help=argparse.SUPPRESS)
     parser.add_argument("--bucket", help=argparse.SUPPRESS)
     parser.add_argument("--serve-proxy", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if set(args.only) - set("abcd"):
+        parser.error(f"--only takes letters from abcd, not {args.only!r}")
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
@@ -286,7 +288,8 @@ def main():
             result = child("--measure", which, "--bucket", f"bench-{which}-{port}", *common)
             if result:
                 results[which] = result
-        report(args, results)
+        if results:
+            report(args, results)
         batch = args.courses and child("--measure", "batch", "--endpoint", endpoint, "--courses",
                                        str(args.courses), "--width", str(args.width), "--bucket", f"bench-batch-{port}")
         if batch:

@@ -8,8 +8,8 @@ __version__ = "0.1.0"
 
 import os as _os  # noqa: E402
 
-# Arrow's bundled allocator keeps what it frees for Arrow alone, about half the tool's peak RSS at
-# any course size; manifests are small, so the process allocator, shared with Python, serves them.
+# Arrow's bundled allocator keeps what it frees for Arrow alone: over a third of the tool's peak RSS
+# in the benchmark. Manifests are small, so the process allocator, shared with Python, serves them.
 # Arrow reads this once, at import, so it is set before anything imports pyarrow; an operator's
 # own setting wins.
 _os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")

@@ -28,7 +28,7 @@ SCHEMA = pa.schema([
     ("parse_error", pa.string()),
 ])
 META_KEYS = ("course", "run_id", "source_fingerprint", "tool_version", "created_at")
-ROW_GROUP = 4096  # rows Arrow converts and encodes at once, so a large course costs no more working memory
+ROW_GROUP = 4096  # rows Arrow converts and encodes at once: its working memory is one group's, whatever the course
 
 
 Row = namedtuple("Row", SCHEMA.names)  # one manifest row, in SCHEMA's order; a tuple, so a large course stays small

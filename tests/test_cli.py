@@ -5,7 +5,6 @@ import sys
 
 import pytest
 
-import etl
 from etl.cli import main
 from tests.test_extract import COURSE, fill
 

@@ -5,13 +5,10 @@ import subprocess
 import sys
 import time
 
-import pytest
-
 import etl
-from etl import s3
 from etl.layout import Layout, parse_course_id
 from etl.sample import register_course, save_asset, sjson, cues
-from tests.batch import WHEN, batch_ids, build_batch, source_transcripts
+from tests.batch import WHEN, build_batch, source_transcripts
 from tests.helpers import listing, objects
 from tests.s3proxy import FaultProxy
 

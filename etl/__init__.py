@@ -6,14 +6,7 @@ Each verb is a plain function that takes a ``Config`` first; the CLI
 
 __version__ = "0.1.0"
 
-import os as _os  # noqa: E402
-
-# Arrow's bundled allocator keeps what it frees for Arrow alone: over a third of the tool's peak RSS
-# in the benchmark. Manifests are small, so the process allocator, shared with Python, serves them.
-# Arrow reads this once, at import, so it is set before anything imports pyarrow; an operator's
-# own setting wins.
-_os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
-
+from . import memory as _memory  # noqa: E402,F401  (first: it sets the allocators)
 from .config import Config, config_from_env  # noqa: E402
 from .errors import (  # noqa: E402
     AlreadyPromoted, ConcurrentRun, Conflict, CorruptSource, EtlError, Failed, IllegalTransition,

@@ -40,15 +40,3 @@ def test_an_empty_course_has_a_readable_manifest_with_every_column():
     df, meta = manifest.from_bytes(manifest.to_bytes([], **META))
     assert len(df) == 0 and list(df.columns) == manifest.SCHEMA.names and meta["run_id"] == "r1"
 
-
-def test_arrow_uses_the_process_allocator_unless_the_operator_chose_one():
-    import os
-    import subprocess
-    import sys
-
-    probe = "import etl, pyarrow; print(pyarrow.default_memory_pool().backend_name)"
-    env = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
-    run = lambda **extra: subprocess.run([sys.executable, "-c", probe], env={**env, **extra}, capture_output=True,
-                                         text=True, check=True).stdout.strip()
-    assert run() == "system"
-    assert run(ARROW_DEFAULT_MEMORY_POOL="mimalloc") == "mimalloc"

@@ -1,6 +1,6 @@
 """Benchmark the migration against the naive baseline, the raw put floor and rclone, on one endpoint.
 
-    python scripts/bench.py [--transcripts 2000] [--latency-ms 0] [--width 16] [--courses 0]
+    python scripts/bench.py [--transcripts 2000] [--latency-ms 0] [--width 16] [--courses 0] [--only abcd]
 
 Starts moto's S3 server as a separate process (and, with --latency-ms, a proxy in
 its own process that holds every request for that long), builds a synthetic
@@ -19,7 +19,6 @@ With --courses N it also runs a batch of N small courses and reports courses/min
 the first and the last 100.
 """
 
-import argparse
 import json
 import os
 import random
@@ -232,40 +231,31 @@ def serve_proxy(upstream, delay_ms, port):
     proxy.server.serve_forever()
 
 
-def child(*extra):
-    """Run one measurement in its own process; return its figures, or None (saying why) if it failed."""
-    out = subprocess.run([sys.executable, os.path.abspath(__file__), *extra], capture_output=True, text=True,
-                         cwd=ROOT, timeout=3600)
+def child(job, *args):
+    """Run ``job(*args)`` in its own process; return its figures, or None (saying why) if it failed."""
+    out = subprocess.run([sys.executable, os.path.abspath(__file__), CHILD, json.dumps([job, *args])],
+                         capture_output=True, text=True, cwd=ROOT, timeout=3600)
     if out.returncode != 0:
-        print(f"measurement {extra[1]} failed: {out.stderr.strip().splitlines()[-1][:300]}", file=sys.stderr)
+        name = args[0] if job == "measure" else "batch"
+        print(f"measurement {name} failed: {out.stderr.strip().splitlines()[-1][:300]}", file=sys.stderr)
         return None
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--transcripts", type=int, default=2000)
-    parser.add_argument("--latency-ms", type=int, default=0)
-    parser.add_argument("--width", type=int, default=16)
-    parser.add_argument("--courses", type=int, default=0)
-    parser.add_argument("--only", default="abcd", help="which of a, b, c, d to measure ('' for only --courses)")
-    parser.add_argument("--measure", help=argparse.SUPPRESS)
-    parser.add_argument("--endpoint", help=argparse.SUPPRESS)
-    parser.add_argument("--bucket", help=argparse.SUPPRESS)
-    parser.add_argument("--serve-proxy", nargs=2, help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if set(args.only) - set("abcd"):
-        parser.error(f"--only takes letters from abcd, not {args.only!r}")
-    os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
-    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
-    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-    if args.serve_proxy:
-        return serve_proxy(args.serve_proxy[0], args.latency_ms, int(args.serve_proxy[1]))
-    if args.measure == "batch":
-        return print(json.dumps(measure_batch(args.endpoint, args.courses, args.width, args.bucket)))
-    if args.measure:
-        return print(json.dumps(measure(args.measure, args.endpoint, args.transcripts, args.width, args.bucket)))
+CHILD = "--child"  # how this script starts its own measuring and proxy processes; not for operators
+JOBS = {"measure": measure, "measure_batch": measure_batch, "serve_proxy": serve_proxy}
 
+
+def bench(transcripts=2000, latency_ms=0, width=16, courses=0, only="abcd"):
+    """Measure (a) to (d) on one course of ``transcripts``, then optionally a batch of ``courses``.
+
+    ``latency_ms`` adds that delay to every S3 request; ``width`` is the
+    parallelism of (a), (c) and (d); ``only`` picks which of a, b, c, d to
+    measure ('' for only the batch).
+    """
+    only = str(only or "")
+    if set(only) - set("abcd"):
+        raise SystemExit(f"bench: --only takes letters from abcd, not {only!r}")
     procs = []
     port = free_port()
     procs.append(subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
@@ -273,25 +263,23 @@ def main():
     endpoint = f"http://127.0.0.1:{port}"
     try:
         wait_for(port)
-        if args.latency_ms:
+        if latency_ms:
             proxy_port = free_port()
-            procs.append(subprocess.Popen([sys.executable, os.path.abspath(__file__), "--serve-proxy", endpoint,
-                                           str(proxy_port), "--latency-ms", str(args.latency_ms)], cwd=ROOT))
+            procs.append(subprocess.Popen([sys.executable, os.path.abspath(__file__), CHILD,
+                                           json.dumps(["serve_proxy", endpoint, latency_ms, proxy_port])], cwd=ROOT))
             wait_for(proxy_port)
             endpoint = f"http://127.0.0.1:{proxy_port}"
         results = {}
-        for which in args.only:
+        for which in only:
             if which == "d" and not shutil.which("rclone"):
                 print("(d) skipped: rclone is not installed (apt-get install rclone)", file=sys.stderr)
                 continue
-            common = ["--endpoint", endpoint, "--transcripts", str(args.transcripts), "--width", str(args.width)]
-            result = child("--measure", which, "--bucket", f"bench-{which}-{port}", *common)
+            result = child("measure", which, endpoint, transcripts, width, f"bench-{which}-{port}")
             if result:
                 results[which] = result
         if results:
-            report(args, results)
-        batch = args.courses and child("--measure", "batch", "--endpoint", endpoint, "--courses",
-                                       str(args.courses), "--width", str(args.width), "--bucket", f"bench-batch-{port}")
+            report(transcripts, width, latency_ms, results)
+        batch = courses and child("measure_batch", endpoint, courses, width, f"bench-batch-{port}")
         if batch:
             print(f"batch of {batch['courses']} courses: {batch['first_100_per_min']:.0f} courses/min for the "
                   f"first 100, {batch['last_100_per_min']:.0f} for the last 100, "
@@ -302,10 +290,25 @@ def main():
             proc.wait()
 
 
-def report(args, results):
+def main():
+    for name, value in (("AWS_ACCESS_KEY_ID", "bench"), ("AWS_SECRET_ACCESS_KEY", "bench"),
+                        ("AWS_DEFAULT_REGION", "us-east-1")):
+        os.environ.setdefault(name, value)
+    if sys.argv[1:2] == [CHILD]:
+        job, *args = json.loads(sys.argv[2])
+        result = JOBS[job](*args)
+        if result is not None:
+            print(json.dumps(result))
+        return
+    import fire
+
+    fire.Fire(bench)
+
+
+def report(transcripts, width, latency_ms, results):
     names = {"a": "(a) migrate, end to end", "b": "(b) naive: get + put, one at a time",
              "c": "(c) raw floor: parallel puts only", "d": "(d) rclone copy of exported files"}
-    print(f"{args.transcripts} transcripts, width {args.width}, added latency {args.latency_ms} ms, "
+    print(f"{transcripts} transcripts, width {width}, added latency {latency_ms} ms, "
           f"{os.cpu_count()} cores")
     print(f"{'':40} {'transcripts/s':>13} {'seconds':>8} {'requests/transcript':>20} {'peak RSS +MB':>12}")
     for which, r in results.items():

@@ -39,4 +39,3 @@ def test_a_large_manifest_is_written_in_row_groups_and_reads_back_whole_and_in_o
 def test_an_empty_course_has_a_readable_manifest_with_every_column():
     df, meta = manifest.from_bytes(manifest.to_bytes([], **META))
     assert len(df) == 0 and list(df.columns) == manifest.SCHEMA.names and meta["run_id"] == "r1"
-

@@ -231,10 +231,14 @@ def serve_proxy(upstream, delay_ms, port):
     proxy.server.serve_forever()
 
 
+def child_command(job, *args):
+    """Return the command line that runs ``job(*args)`` in a process of its own."""
+    return [sys.executable, os.path.abspath(__file__), CHILD, json.dumps([job, *args])]
+
+
 def child(job, *args):
     """Run ``job(*args)`` in its own process; return its figures, or None (saying why) if it failed."""
-    out = subprocess.run([sys.executable, os.path.abspath(__file__), CHILD, json.dumps([job, *args])],
-                         capture_output=True, text=True, cwd=ROOT, timeout=3600)
+    out = subprocess.run(child_command(job, *args), capture_output=True, text=True, cwd=ROOT, timeout=3600)
     if out.returncode != 0:
         name = args[0] if job == "measure" else "batch"
         print(f"measurement {name} failed: {out.stderr.strip().splitlines()[-1][:300]}", file=sys.stderr)
@@ -265,8 +269,7 @@ def bench(transcripts=2000, latency_ms=0, width=16, courses=0, only="abcd"):
         wait_for(port)
         if latency_ms:
             proxy_port = free_port()
-            procs.append(subprocess.Popen([sys.executable, os.path.abspath(__file__), CHILD,
-                                           json.dumps(["serve_proxy", endpoint, latency_ms, proxy_port])], cwd=ROOT))
+            procs.append(subprocess.Popen(child_command("serve_proxy", endpoint, latency_ms, proxy_port), cwd=ROOT))
             wait_for(proxy_port)
             endpoint = f"http://127.0.0.1:{proxy_port}"
         results = {}

@@ -14,9 +14,10 @@ contentstore with realistic sizes in each measuring process, and times:
 Each runs in its own process; its peak RSS is measured from the moment the synthetic
 contentstore is built (which lives in that process), so it is what the run itself adds;
 for (d) that is the exporting process, not rclone. S3 requests are counted with a
-botocore event hook. Compare the ratios of one run, not absolute times across machines.
-With --courses N it also runs a batch of N small courses and reports courses/min for
-the first and the last 100.
+botocore event hook. The CPU time of the measuring process (of rclone, for (d)) and of
+moto's server shows which side of a run was the busy one. Compare the ratios of one
+run, not absolute times across machines. With --courses N it also runs a batch of N
+small courses and reports courses/min for the first and the last 100.
 """
 
 import json
@@ -157,7 +158,8 @@ def measure(which, endpoint, n, width, bucket):
     client.create_bucket(Bucket=bucket)
     counter["requests"] = 0
     base = reset_peak()  # the synthetic contentstore lives in this process; count only what the run adds
-    started, reading = time.perf_counter(), 0.0
+    clock = children_cpu if which == "d" else time.process_time  # (d)'s work is rclone's
+    started, reading, cpu = time.perf_counter(), 0.0, clock()
     if which == "a":
         cfg = etl.Config(bucket=bucket, s3_endpoint_url=endpoint, contentstore=db, s3_client=client,
                          s3_concurrency=width, manifest_dir=None, progress=False)
@@ -184,7 +186,7 @@ def measure(which, endpoint, n, width, bucket):
         for name, body in data.items():
             with open(os.path.join(folder, name), "wb") as fh:
                 fh.write(body)
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), clock()
         subprocess.run(["rclone", "copy", folder, f"bench:{bucket}/rclone", "--transfers", str(width),
                         "--s3-provider", "Other", "--s3-endpoint", endpoint, "--s3-access-key-id", "bench",
                         "--s3-secret-access-key", "bench", "--s3-region", "us-east-1",
@@ -192,10 +194,25 @@ def measure(which, endpoint, n, width, bucket):
                        check=True, env={**{k: v for k, v in os.environ.items() if k != "AWS_CA_BUNDLE"},
                                         "RCLONE_CONFIG_BENCH_TYPE": "s3"})  # a CA bundle means nothing on http
         shutil.rmtree(folder)
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, clock() - cpu
     return {"which": which, "transcripts": n, "seconds": seconds, "per_second": n / seconds,
             "requests": counter["requests"] if which != "d" else None, "rss_mb": (vm("VmHWM") - base) / 1024,
-            "reading": reading}
+            "reading": reading, "cpu": cpu}
+
+
+def children_cpu():
+    """Return the CPU seconds used by this process's finished children (rclone, for (d))."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def server_cpu(pid):
+    """Return the CPU seconds process ``pid`` has used so far, from /proc."""
+    with open(f"/proc/{pid}/stat") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def measure_batch(endpoint, courses, width, bucket):
@@ -292,9 +309,10 @@ def bench(transcripts=2000, latency_ms=0, width=16, courses=0, only="abcd"):
             if which == "d" and not shutil.which("rclone"):
                 print("(d) skipped: rclone is not installed (apt-get install rclone)", file=sys.stderr)
                 continue
+            before = server_cpu(procs[0].pid)
             result = child("measure", which, endpoint, transcripts, width, f"bench-{which}-{port}")
             if result:
-                results[which] = result
+                results[which] = dict(result, server_cpu=server_cpu(procs[0].pid) - before)
         if results:
             report(transcripts, width, latency_ms, results)
         batch = courses and child("measure_batch", endpoint, courses, width, f"bench-batch-{port}")
@@ -328,10 +346,14 @@ def report(transcripts, width, latency_ms, results):
              "c": "(c) raw floor: parallel puts only", "d": "(d) rclone copy of exported files"}
     print(f"{transcripts} transcripts, width {width}, added latency {latency_ms} ms, "
           f"{os.cpu_count()} cores")
-    print(f"{'':40} {'transcripts/s':>13} {'seconds':>8} {'requests/transcript':>20} {'peak RSS +MB':>12}")
+    print(f"{'':40} {'transcripts/s':>13} {'seconds':>8} {'requests/transcript':>20} {'peak RSS +MB':>12} "
+          f"{'client CPU s':>12} {'server CPU s':>12}")
     for which, r in results.items():
         per = f"{r['requests'] / r['transcripts']:.2f}" if r["requests"] is not None else "-"
-        print(f"{names[which]:40} {r['per_second']:13.1f} {r['seconds']:8.2f} {per:>20} {r['rss_mb']:12.0f}")
+        print(f"{names[which]:40} {r['per_second']:13.1f} {r['seconds']:8.2f} {per:>20} {r['rss_mb']:12.0f} "
+              f"{r['cpu']:12.1f} {r['server_cpu']:12.1f}")
+    print("client CPU is the measuring process's (rclone's for (d)); server CPU is moto's, "
+          f"of {os.cpu_count()} cores shared by all")
     if "b" in results:
         print(f"(b) spent {results['b']['reading']:.1f} s of its time in GridFS reads "
               "(mongomock scans every document per query; an indexed MongoDB would not)")

@@ -304,7 +304,7 @@ def bench(transcripts=2000, latency_ms=0, width=16, courses=0, only="abcd"):
             procs.append(subprocess.Popen(child_command("serve_proxy", endpoint, latency_ms, proxy_port), cwd=ROOT))
             wait_for(proxy_port)
             endpoint = f"http://127.0.0.1:{proxy_port}"
-        results = {}
+        results, failed = {}, []
         for which in only:
             if which == "d" and not shutil.which("rclone"):
                 print("(d) skipped: rclone is not installed (apt-get install rclone)", file=sys.stderr)
@@ -313,6 +313,8 @@ def bench(transcripts=2000, latency_ms=0, width=16, courses=0, only="abcd"):
             result = child("measure", which, endpoint, transcripts, width, f"bench-{which}-{port}")
             if result:
                 results[which] = dict(result, server_cpu=server_cpu(procs[0].pid) - before)
+            else:
+                failed.append(f"({which})")
         if results:
             report(transcripts, width, latency_ms, results)
         batch = courses and child("measure_batch", endpoint, courses, width, f"bench-batch-{port}")
@@ -320,6 +322,10 @@ def bench(transcripts=2000, latency_ms=0, width=16, courses=0, only="abcd"):
             print(f"batch of {batch['courses']} courses: {batch['first_100_per_min']:.0f} courses/min for the "
                   f"first 100, {batch['last_100_per_min']:.0f} for the last 100, "
                   f"{batch['requests_per_course']:.1f} S3 requests per course")
+        elif courses:
+            failed.append("the batch")
+        if failed:
+            raise SystemExit(f"bench: {', '.join(failed)} failed; see above")
     finally:
         for proc in procs:
             proc.terminate()

@@ -12,6 +12,7 @@ import uuid
 import pytest
 
 import etl
+from etl.sample import cues, save_asset, sjson, srt
 
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
@@ -76,3 +77,26 @@ def make_cfg(s3_endpoint, contentstore, tmp_path):
 def cfg(make_cfg):
     """Return a Config on a fresh bucket and the test's contentstore."""
     return make_cfg()
+
+
+COURSE = "course-v1:edX+DemoX+2024_T1"
+OLD = "edX/DemoX/Demo_Course"
+
+
+def fill(db, course_id=COURSE):
+    """Save a course of nine transcripts, four of them unparseable, and one handout; return {name: bytes}."""
+    data = {
+        "subs_abc.srt.sjson": sjson(cues(5)),
+        "es_subs_abc.srt.sjson": sjson(cues(5, "Hola")),
+        "0b5f9e1c-5a34-4b8e-9d0e-0c9a3f6c2b11-fr.srt": srt(cues(3, "Bonjour")),
+        "My Lecture – ünïcode 字幕.srt": srt(cues(4)),
+        "subs_big.srt.sjson": sjson(cues(9000)),
+        "subs_empty.srt.sjson": b"",
+        "subs_bad_lists.srt.sjson": b'{"start": [1, 2], "end": [3], "text": ["a", "b"]}',
+        "subs_not_json.srt.sjson": b"\x00\x05\x16\x07Mac OS X AppleDouble",
+        "broken-en.srt": b"this is not\nan srt file\n",
+    }
+    for name, body in data.items():
+        save_asset(db, course_id, name, body, legacy_md5=name.startswith("es_"))
+    save_asset(db, course_id, "handout.pdf", b"%PDF-1.4")
+    return data

@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from etl.cli import main
-from tests.test_extract import COURSE, fill
+from tests.conftest import COURSE, fill
 
 
 @pytest.fixture

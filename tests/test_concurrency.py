@@ -26,7 +26,7 @@ def test_runners_promoting_the_same_course_at_once_give_one_marker_and_one_winne
                        manifest_dir=None)
         etl.extract(cfg, COURSE)
         start = time.time() + 3.0
-        procs = [subprocess.Popen([sys.executable, "-m", "tests.promote_child", cfg.s3_endpoint_url, cfg.bucket,
+        procs = [subprocess.Popen([sys.executable, "-m", "tests.children.promote", cfg.s3_endpoint_url, cfg.bucket,
                                    root, COURSE, str(start)], cwd=ROOT, stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE, text=True) for _ in range(RUNNERS)]
         results = []

@@ -85,7 +85,7 @@ def test_binary_and_non_utf8_sjson_like_appledouble_files_migrate_byte_exact_and
 
 def migrate_big(cfg, megabytes):
     """Migrate a course with one transcript of ``megabytes`` in a child process; return its memory growth in MB."""
-    run = subprocess.run([sys.executable, "-m", "tests.big_child", cfg.s3_endpoint_url, cfg.bucket, str(megabytes)],
+    run = subprocess.run([sys.executable, "-m", "tests.children.big", cfg.s3_endpoint_url, cfg.bucket, str(megabytes)],
                          cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-2000:]
     result = json.loads(run.stdout.strip().splitlines()[-1])
@@ -97,7 +97,7 @@ def test_a_50_mb_transcript_goes_through_multipart_with_bounded_memory(cfg):
     small, large = migrate_big(cfg, 10), migrate_big(cfg, 50)
     print(f"peak RSS growth: {small:.0f} MB for a 10 MB transcript, {large:.0f} MB for a 50 MB one")
     assert large - small < 20, f"memory grows with the transcript: {small:.0f} MB for 10 MB, {large:.0f} MB for 50 MB"
-    line = b"00:00:01,000 --> 00:00:02,000 a long, long lecture transcript line\n"  # as big_child builds it
+    line = b"00:00:01,000 --> 00:00:02,000 a long, long lecture transcript line\n"  # as tests/children/big.py builds it
     expected = line * (50 * 1024 * 1024 // len(line))
     layout = Layout(cfg, parse_course_id("course-v1:Big+File50+2026"))
     body = cfg.s3.get_object(Bucket=cfg.bucket, Key=layout.live_key("huge-en.srt"))["Body"].read()

@@ -13,7 +13,7 @@ import pytest
 
 import etl
 from etl import reports
-from tests.test_extract import COURSE, fill
+from tests.conftest import COURSE, fill
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(not CHROMIUM, reason="Chromium is not installed (apt-get install chromium)")

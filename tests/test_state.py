@@ -6,7 +6,7 @@ import etl
 from etl import state as st
 from etl.layout import Layout, new_run_id, parse_course_id
 from tests.helpers import objects
-from tests.test_extract import COURSE, fill
+from tests.conftest import COURSE, fill
 
 course = parse_course_id(COURSE)
 

@@ -3,7 +3,7 @@ import pytest
 import etl
 from etl.layout import Layout, parse_course_id
 from etl.sample import cues, save_asset, sjson
-from tests.test_extract import COURSE, OLD, fill
+from tests.conftest import COURSE, OLD, fill
 
 
 def promoted(cfg, db, course_id=COURSE):

@@ -10,7 +10,6 @@ from typing import Any, Optional
 
 from botocore.utils import parse_timestamp
 
-from . import faults
 from .errors import UsageError
 from .layout import check_prefix
 
@@ -141,7 +140,6 @@ def make_s3_client(cfg):
     session.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=_timestamp)
     client = boto3.session.Session(botocore_session=session).client(
         "s3", endpoint_url=cfg.s3_endpoint_url, region_name=cfg.region_name, config=boto_cfg)
-    client.meta.events.register("before-call.s3.*", faults.s3_hook)
     return client
 
 

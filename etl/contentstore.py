@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Optional
 
-from . import faults
 from .errors import CorruptSource, EtlError, StorageError
 
 _FIELDS = {"_id": 1, "content_son": 1, "contentType": 1, "length": 1, "chunkSize": 1,
@@ -248,7 +247,6 @@ def read_stream(cfg, course, asset, sink):
 
 def _read(course, cursor, collection="fs.chunks"):
     try:
-        faults.tick(f"mongo {collection} find")
         yield from cursor
     except EtlError:
         raise

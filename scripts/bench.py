@@ -151,6 +151,9 @@ def counted_client(endpoint, width):
 def measure(which, endpoint, n, width, bucket):
     """Run one measurement in this process; return a dict of its figures."""
     import etl
+    import etl.memory
+
+    etl.memory.tune()  # as the CLI does
 
     db = contentstore()
     data = build(db, n)
@@ -218,6 +221,9 @@ def server_cpu(pid):
 def measure_batch(endpoint, courses, width, bucket):
     """Migrate ``courses`` small courses; return courses/min for the first and the last 100."""
     import etl
+    import etl.memory
+
+    etl.memory.tune()  # as the CLI does
     from etl.sample import sjson
 
     db = contentstore()

@@ -1,9 +1,10 @@
 """Fault injection for crash tests: make the N-th S3 or contentstore call raise, or kill the process.
 
-Unarmed (the normal case) it only counts calls. Arm it with the environment
-(``ETL_FAULT_AT=N``, ``ETL_FAULT_ACTION=raise|kill``) or with ``arm()``. S3 calls
-are counted by a botocore ``before-call`` handler on the tool's client, and
-contentstore calls where the reader queries ``fs.files`` and ``fs.chunks``.
+``install(cfg)`` hooks one Config: a botocore ``before-call`` handler on its S3
+client, and a wrapper around its contentstore Database that counts every
+``find``. Production code carries no hook. Unarmed it only counts calls. Arm it
+with ``arm()``, or in a child process with the environment (``ETL_FAULT_AT=N``,
+``ETL_FAULT_ACTION=raise|kill``) and ``arm_from_env()``.
 """
 
 import os
@@ -62,10 +63,41 @@ def s3_hook(model=None, **_):
     tick(f"s3 {model.name if model is not None else '?'}")
 
 
-def _from_env():
+def arm_from_env():
+    """Arm from ``ETL_FAULT_AT`` and ``ETL_FAULT_ACTION``, when set."""
     at = os.environ.get("ETL_FAULT_AT")
     if at:
         arm(int(at), os.environ.get("ETL_FAULT_ACTION", "raise"))
 
 
-_from_env()
+class _Collection:
+    def __init__(self, collection):
+        self._collection = collection
+
+    def find(self, *args, **kwargs):
+        tick(f"mongo {self._collection.name} find")
+        return self._collection.find(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._collection, name)
+
+
+class _Database:
+    """A contentstore Database whose collections count (and may fail) every find."""
+
+    def __init__(self, db):
+        self._db = db
+
+    def __getitem__(self, name):
+        return _Collection(self._db[name])
+
+    def __getattr__(self, name):
+        return getattr(self._db, name)
+
+
+def install(cfg):
+    """Count (and maybe fail) every S3 call and contentstore query ``cfg`` makes; return cfg."""
+    cfg.s3.meta.events.register("before-call.s3.*", s3_hook)
+    if cfg.contentstore is not None and not isinstance(cfg.contentstore, _Database):
+        cfg.contentstore = _Database(cfg.contentstore)
+    return cfg

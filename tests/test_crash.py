@@ -13,14 +13,13 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 import etl
-from etl import faults
 from etl.layout import Layout, parse_course_id, quote_segment
+from tests import faults
 from tests.batch import batch_ids, build_batch, build_course, source_transcripts
 from tests.helpers import listing, objects
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COURSE = "course-v1:Crash+Test+2026"
-CRASH_POINTS = {}
 
 
 @pytest.fixture(autouse=True)
@@ -30,8 +29,8 @@ def disarmed():
 
 
 def prefixed(make_cfg, root, **settings):
-    return make_cfg(staging_prefix=f"{root}/staging", live_prefix=f"{root}/live", state_prefix=f"{root}/state",
-                    manifest_dir=None, s3_concurrency=4, **settings)
+    return faults.install(make_cfg(staging_prefix=f"{root}/staging", live_prefix=f"{root}/live",
+                                   state_prefix=f"{root}/state", manifest_dir=None, s3_concurrency=4, **settings))
 
 
 def assert_invariant(cfg, db, course_id, after_rerun):
@@ -70,7 +69,7 @@ def recover(cfg, course_ids, point):
     return False
 
 
-def test_crash_by_exception_at_every_call_of_extract_and_promote(make_cfg, contentstore):
+def test_crash_by_exception_at_every_call_of_extract_and_promote(make_cfg, contentstore, record_property):
     build_course(contentstore, COURSE)
     base = prefixed(make_cfg, "count")
     total = count_calls(lambda: (etl.extract(base, COURSE), etl.promote(base, COURSE)))
@@ -88,18 +87,18 @@ def test_crash_by_exception_at_every_call_of_extract_and_promote(make_cfg, conte
         faults.disarm()
         rerun = recover(cfg, [COURSE], point)
         states.add(assert_invariant(cfg, contentstore, COURSE, rerun))
-    CRASH_POINTS["extract+promote, exception"] = total
+    record_property("crash_points", total)
     assert states == {"promoted", "absent"}
 
 
-def test_crash_by_sigkill_at_every_call_of_extract_and_promote(make_cfg, contentstore):
+def test_crash_by_sigkill_at_every_call_of_extract_and_promote(make_cfg, contentstore, record_property):
     build_course(contentstore, COURSE)
     base = prefixed(make_cfg, "count")
     total = count_calls(lambda: (etl.extract(base, COURSE), etl.promote(base, COURSE)))
 
     def crash(point):  # each point has its own prefixes, so two children can run at once
         env = dict(os.environ, ETL_FAULT_AT=str(point), ETL_FAULT_ACTION="kill")
-        return subprocess.run([sys.executable, "-m", "tests.crash_child", base.s3_endpoint_url, base.bucket,
+        return subprocess.run([sys.executable, "-m", "tests.children.crash", base.s3_endpoint_url, base.bucket,
                                f"kill{point}", COURSE], cwd=ROOT, env=env, capture_output=True, timeout=120).returncode
 
     with ThreadPoolExecutor(2) as pool:
@@ -109,11 +108,11 @@ def test_crash_by_sigkill_at_every_call_of_extract_and_promote(make_cfg, content
         cfg = prefixed(make_cfg, f"kill{point}")
         rerun = recover(cfg, [COURSE], point)
         assert_invariant(cfg, contentstore, COURSE, rerun)
-    CRASH_POINTS["extract+promote, SIGKILL"] = killed
+    record_property("crash_points", killed)
     assert killed >= total - 2  # thread timing may shift the last call or two past the end
 
 
-def test_crash_by_exception_at_every_call_of_a_batch(make_cfg, contentstore):
+def test_crash_by_exception_at_every_call_of_a_batch(make_cfg, contentstore, record_property):
     ids = [batch_ids(9)[i] for i in (1, 2, 8)]  # one, two and one transcripts; the last course old-style
     build_batch(contentstore, 9)
     base = prefixed(make_cfg, "count")
@@ -129,10 +128,5 @@ def test_crash_by_exception_at_every_call_of_a_batch(make_cfg, contentstore):
         rerun = recover(cfg, ids, point)
         for course_id in ids:
             assert_invariant(cfg, contentstore, course_id, rerun)
-    CRASH_POINTS["batch of 3 courses, exception"] = total
-
-
-def test_report_crash_points(record_property):
-    for name, count in CRASH_POINTS.items():
-        record_property(name, count)
-    print("crash points exercised: " + ", ".join(f"{k}: {v}" for k, v in CRASH_POINTS.items()))
+    record_property("crash_points", total)
+    assert total > 60

@@ -1,4 +1,4 @@
-"""The allocator settings importing the package makes, each seen from a fresh interpreter."""
+"""The allocator settings the CLI's entry point makes (importing the package makes none), each seen fresh."""
 
 import os
 import platform
@@ -14,7 +14,10 @@ OPERATOR_SETTINGS = ("ARROW_DEFAULT_MEMORY_POOL", "MALLOC_ARENA_MAX", "MALLOC_TR
 GLIBC_PROBE = """
 import ctypes, sys, threading
 if sys.argv[1] == "etl":
-    import etl
+    import contextlib, io
+    from etl import cli
+    with contextlib.redirect_stdout(io.StringIO()):
+        cli.main(["version"])
 class Info(ctypes.Structure):
     _fields_ = [(f, ctypes.c_size_t) for f in
                 "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost".split()]
@@ -38,10 +41,20 @@ def run(code, *args, **env):
                           text=True, check=True)
 
 
-def test_arrow_uses_the_process_allocator_unless_the_operator_chose_one():
-    probe = "import etl, pyarrow; print(pyarrow.default_memory_pool().backend_name)"
-    assert run(probe).stdout.strip() == "system"
-    assert run(probe, ARROW_DEFAULT_MEMORY_POOL="mimalloc").stdout.strip() == "mimalloc"
+CLI_POOL = ("import contextlib, io, pyarrow\nfrom etl import cli\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n    cli.main(['version'])\n"
+            "print(pyarrow.default_memory_pool().backend_name)")
+
+
+def test_arrow_uses_the_process_allocator_under_the_cli_unless_the_operator_chose_one():
+    assert run(CLI_POOL).stdout.strip() == "system"
+    assert run(CLI_POOL, ARROW_DEFAULT_MEMORY_POOL="mimalloc").stdout.strip() == "mimalloc"
+
+
+def test_importing_the_package_changes_nothing_in_the_process():
+    probe = ("import os, pyarrow; before = pyarrow.default_memory_pool().backend_name; env = dict(os.environ)\n"
+             "import etl\nprint(pyarrow.default_memory_pool().backend_name == before, dict(os.environ) == env)")
+    assert run(probe).stdout.split() == ["True", "True"]
 
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's malloc only")

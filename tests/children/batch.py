@@ -1,4 +1,4 @@
-"""Run one migrate batch in its own process: python -m tests.batch_child ENDPOINT BUCKET N WORKERS."""
+"""Run one migrate batch in its own process: python -m tests.children.batch ENDPOINT BUCKET N WORKERS."""
 
 import json
 import sys

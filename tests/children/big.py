@@ -1,4 +1,4 @@
-"""Migrate one course with one big transcript, report peak memory: python -m tests.big_child ENDPOINT BUCKET MB."""
+"""Migrate one course with one big transcript, report peak memory: python -m tests.children.big ENDPOINT BUCKET MB."""
 
 import gc
 import json

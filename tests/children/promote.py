@@ -1,4 +1,4 @@
-"""Promote one staged course at a given instant: python -m tests.promote_child ENDPOINT BUCKET ROOT COURSE START.
+"""Promote one staged course at a given instant: python -m tests.children.promote ENDPOINT BUCKET ROOT COURSE START.
 
 Prints one JSON line: {"outcome": "won"} or {"outcome": ErrorClass, "message": ...}.
 """

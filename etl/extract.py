@@ -3,10 +3,12 @@
 import time
 from dataclasses import asdict, dataclass
 
-from . import __version__, contentstore, logs, manifest, s3, stage, state
-from .errors import AlreadyPromoted, Conflict, IllegalTransition
+from . import contentstore, logs, manifest, s3, stage, state
+from ._version import __version__
+from .cleanup import discard, remove_tool_objects
+from .errors import Conflict
 from .layout import Layout, new_run_id, parse_course_id
-from .rollback import discard, remove_tool_objects
+
 
 @dataclass
 class ExtractResult:
@@ -26,33 +28,7 @@ class ExtractResult:
         return asdict(self)
 
 
-def refuse_if_promoted(cfg, course):
-    """Raise AlreadyPromoted when the course's commit marker exists.
-
-    A run killed between its marker and its last steps leaves the record behind
-    and its staging run in place; the marker is the truth, so catch both up first.
-    """
-    layout = Layout(cfg, course)
-    marker, _ = s3.get_json(cfg, layout.marker)
-    if marker is not None:
-        lagged = state.repair_promoted(cfg, course, marker)
-        removed, _ = remove_tool_objects(cfg, course, layout.staging_run(marker["run_id"]))
-        if lagged or removed:
-            logs.event("info", course, "caught_up", marker["run_id"], record_repaired=lagged, staging_removed=removed)
-        raise AlreadyPromoted(f"course {course} is already promoted (run {marker.get('run_id')}, "
-                              f"{marker.get('committed_at')}); live data is never overwritten. "
-                              "Roll it back with --force first to migrate it again")
-
-
-def claim_course(cfg, course, run_id, target):
-    """Claim the course for ``target``; if another runner promoted it since we looked, say so."""
-    try:
-        return state.claim(cfg, course, run_id, target)
-    except IllegalTransition:
-        refuse_if_promoted(cfg, course)
-        raise
-
-
+@state.verb
 def extract(cfg, course_id):
     """Snapshot a course's transcripts into a new staging run and write its Parquet manifest.
 
@@ -64,12 +40,14 @@ def extract(cfg, course_id):
     course = parse_course_id(course_id)
     cfg.require_contentstore()
     layout = Layout(cfg, course)
-    refuse_if_promoted(cfg, course)
+    looked = state.look(cfg, course)
+    if looked.seen.committed:
+        state.refuse_promoted(cfg, course, looked.seen.doc)
     run_id = new_run_id()
     assets = contentstore.find_transcripts(cfg, course)
     for asset in assets:  # refuse names that cannot become keys before anything is written
         layout.asset_keys(run_id, asset.name)
-    claim = claim_course(cfg, course, run_id, state.EXTRACTING)
+    claim = state.claim(cfg, course, run_id, state.EXTRACTING, looked)
     written = []
     try:
         _clear_leftovers(cfg, course, layout, claim)

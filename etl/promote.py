@@ -3,12 +3,13 @@
 import time
 from dataclasses import asdict, dataclass
 
-from . import __version__, logs, manifest, reconcile, s3, state
-from .errors import ConcurrentRun, Conflict, NotStaged
-from .extract import claim_course, refuse_if_promoted
+from . import logs, manifest, marker, reconcile, s3, state
+from ._version import __version__
+from .cleanup import discard, remove_tool_objects
+from .errors import ConcurrentRun, Conflict
 from .layout import Layout, parse_course_id
 from .progress import LARGE_COURSE, bar
-from .rollback import discard, remove_tool_objects
+
 
 @dataclass
 class PromoteResult:
@@ -27,28 +28,27 @@ class PromoteResult:
         return asdict(self)
 
 
+@state.verb
 def promote(cfg, course_id):
     """Publish a course's staged run to the live prefix, then write its commit marker.
 
     In order: reconcile, which refuses if the contentstore changed since extract;
     copy staging to live server-side, then the manifest; check the contentstore
-    again; write the marker with If-None-Match; delete the staging run. Refuse
-    when the marker exists. A re-run after a crash finishes its own run's copies;
-    an object the tool did not write at a live key is a conflict. Any failure
-    before the marker deletes this run's live and staged objects and records the
-    course as failed.
+    again; commit by replacing this run's fence with the marker (If-Match on the
+    fence's ETag); delete the staging run. Refuse when the course is committed. A
+    re-run after a crash finishes its own run's copies; an object the tool did
+    not write at a live key is a conflict. Any failure before the marker deletes
+    this run's live and staged objects and records the course as failed.
     """
     started = time.monotonic()
     course = parse_course_id(course_id)
     cfg.require_contentstore()
     layout = Layout(cfg, course)
-    refuse_if_promoted(cfg, course)
-    try:
-        run_id = reconcile.staged_run(cfg, course)
-    except NotStaged:
-        refuse_if_promoted(cfg, course)  # another runner promoted it since we looked
-        raise
-    claim = claim_course(cfg, course, run_id, state.PROMOTING)
+    looked = state.look(cfg, course)
+    if looked.seen.committed:
+        state.refuse_promoted(cfg, course, looked.seen.doc)
+    run_id = reconcile.staged_run(course, looked.record)
+    claim = state.claim(cfg, course, run_id, state.PROMOTING, looked)
     ours, marker_written = [], False
     try:
         (checked, df, meta, data), existing = s3.together(
@@ -60,21 +60,20 @@ def promote(cfg, course_id):
         ours.append(layout.live_manifest)
         reconcile.refuse_if_changed(cfg, course, df, run_id)  # again: Studio stays open while we copy
         claim.check()
-        marker = {
-            "format": 1, "course_id": str(course), "run_id": run_id, "transcripts": len(df),
+        doc = {
+            "course_id": str(course), "run_id": run_id, "transcripts": len(df),
             "bytes": int(df["length"].sum()), "manifest_key": layout.live_manifest,
             "manifest_sha256": manifest.checksum(data), "source_fingerprint": meta.get("source_fingerprint"),
             "extracted_at": meta.get("created_at"), "committed_at": state.iso(state.now()),
             "tool_version": __version__,
         }
         try:
-            s3.put_json(cfg, layout.marker, marker, metadata=s3.tool_metadata(course, run_id), if_none_match=True)
-        except s3.PreconditionFailed:
-            # Someone else committed the course: what is live is theirs now, so touch nothing.
-            claim.lost = ConcurrentRun(f"course {course}: another runner wrote its commit marker first; "
-                                       "this run stops and leaves the course as that runner published it")
+            marker.commit(cfg, course, run_id, claim.token, doc)
+        except ConcurrentRun as lost:
+            # Another runner claimed the course while this one was paused: what is in S3 is its now.
+            claim.lost = lost
             claim.release()
-            raise claim.lost from None
+            raise
         marker_written = True
     except BaseException as exc:
         if not marker_written:
@@ -102,7 +101,10 @@ def _plan(cfg, course, run_id, df, existing, ours):
         if not s3.written_by_tool(head, course):
             conflicts.append(key.rsplit("/", 1)[1])
         elif key not in wanted:
-            discard(cfg, [key])  # an uncommitted leftover of this tool, not in this run
+            try:  # an uncommitted leftover of this tool, not in this run
+                s3.delete_if_match(cfg, key, s3.etag(head["ETag"]))
+            except s3.PreconditionFailed:
+                conflicts.append(key.rsplit("/", 1)[1])
         elif head["Metadata"].get(s3.META_RUN) == run_id and obj["ETag"] == wanted[key][1]:
             ours.append(key)
             resumed += 1

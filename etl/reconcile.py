@@ -30,9 +30,8 @@ def listed(names, limit=5):
     return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
-def staged_run(cfg, course):
-    """Return the run id of the course's staged (or promoting) run; refuse when there is none."""
-    record, _ = state.read(cfg, course)
+def staged_run(course, record):
+    """Return the run id of the course's staged (or promoting) run from its record; refuse when there is none."""
     if not record or record.get("state") not in (state.STAGED, state.PROMOTING):
         current = record.get("state") if record else "never extracted"
         raise NotStaged(f"course {course} has no staged run ({current}); "
@@ -106,4 +105,4 @@ def refuse_if_changed(cfg, course, df, run_id, source=None):
 def reconcile(cfg, course_id):
     """Check a course's staged run against the contentstore and S3; raise naming any difference."""
     course = parse_course_id(course_id)
-    return check(cfg, course, staged_run(cfg, course))[0]
+    return check(cfg, course, staged_run(course, state.read(cfg, course)[0]))[0]

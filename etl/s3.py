@@ -58,18 +58,19 @@ def _status(err):
 
 
 @contextmanager
-def storage(action, cfg, key=""):
+def storage(action, cfg, key="", bucket=None):
     """Turn botocore failures in the block into one-line StorageErrors naming the object."""
+    bucket = bucket or cfg.bucket
     try:
         yield
     except ClientError as err:
         if _code(err) in ("PreconditionFailed", "ConditionalRequestConflict") or _status(err) == 412:
             raise PreconditionFailed(key) from err
         msg = err.response.get("Error", {}).get("Message", "")
-        raise StorageError(f"S3 {action} s3://{cfg.bucket}/{key} failed: {_code(err) or _status(err)} {msg}; "
+        raise StorageError(f"S3 {action} s3://{bucket}/{key} failed: {_code(err) or _status(err)} {msg}; "
                            "check the bucket, credentials and endpoint, then re-run") from err
     except BotoCoreError as err:
-        raise StorageError(f"S3 {action} s3://{cfg.bucket}/{key} failed after retries: "
+        raise StorageError(f"S3 {action} s3://{bucket}/{key} failed after retries: "
                            f"{type(err).__name__}; check the network and endpoint, then re-run") from err
 
 
@@ -91,6 +92,10 @@ def put(cfg, key, data, *, metadata, if_none_match=False, if_match=None, content
     try:
         with storage("PutObject", cfg, key):
             return etag(cfg.s3.put_object(**args)["ETag"])
+    except StorageError as err:
+        if if_match and _status(err.__cause__) == 404:  # If-Match on a key that is gone: the same lost race
+            raise PreconditionFailed(key) from err
+        raise
     except PreconditionFailed:
         found = head(cfg, key)
         if found is not None and etag(found["ETag"]) == hashlib.md5(data).hexdigest():
@@ -105,16 +110,21 @@ def put_json(cfg, key, doc, *, metadata, if_none_match=False, if_match=None):
                if_match=if_match, content_type="application/json")
 
 
-def get(cfg, key):
-    """Return (bytes, etag) of an object, or (None, None) when it does not exist."""
+def fetch(cfg, key):
+    """Return (bytes, etag, user metadata) of an object, or (None, None, None) when it does not exist."""
     try:
         with storage("GetObject", cfg, key):
             resp = cfg.s3.get_object(Bucket=cfg.bucket, Key=key)
-            return resp["Body"].read(), etag(resp["ETag"])
+            return resp["Body"].read(), etag(resp["ETag"]), resp.get("Metadata", {})
     except StorageError as err:
         if _code(err.__cause__) in ("NoSuchKey", "404") or _status(err.__cause__) == 404:
-            return None, None
+            return None, None, None
         raise
+
+
+def get(cfg, key):
+    """Return (bytes, etag) of an object, or (None, None) when it does not exist."""
+    return fetch(cfg, key)[:2]
 
 
 def get_json(cfg, key):
@@ -275,8 +285,11 @@ class MultipartUpload:
                 self.cfg.s3.complete_multipart_upload(
                     Bucket=self.cfg.bucket, Key=self.key, UploadId=self.upload_id,
                     MultipartUpload={"Parts": self.parts}, IfNoneMatch="*")
-        except (PreconditionFailed, StorageError):
-            found = head(self.cfg, self.key)  # a retried completion that had already landed
+        except (PreconditionFailed, StorageError) as failure:
+            try:
+                found = head(self.cfg, self.key)  # a retried completion that had already landed
+            except StorageError:
+                raise failure from None  # the completion's own failure is the one to report
             if found is None or etag(found["ETag"]) != self.etag:
                 raise
         return self.etag

@@ -6,21 +6,26 @@ by conditional writes (If-Match on its ETag, If-None-Match for the first one),
 and ``{state}/events/{course}/`` holds one object per transition, never rewritten.
 
 A runner works a course through a ``Claim``: it wins the course with a
-conditional write, keeps a lease alive with a heartbeat, and moves it only along
-``TRANSITIONS``. The commit marker, not this table, decides "promoted": readers
-reconcile the two with ``effective_state``.
+conditional write on the record, fences the marker key (``etl.marker``), keeps a
+lease alive with a heartbeat, and moves the course only along ``TRANSITIONS``.
+The commit marker, not this table, decides "promoted": readers reconcile the two
+with ``effective_state``.
 """
 
+import functools
 import os
 import socket
 import threading
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from typing import Any, Optional
 
 import pandas as pd
 
-from . import logs, s3
-from .errors import ConcurrentRun, IllegalTransition
-from .layout import Layout
+from . import logs, marker, s3
+from .cleanup import remove_tool_objects
+from .errors import AlreadyPromoted, ConcurrentRun, IllegalTransition
+from .layout import Layout, parse_course_id
 
 EXTRACTING, STAGED, PROMOTING, PROMOTED = "extracting", "staged", "promoting", "promoted"
 FAILED, ROLLING_BACK, ROLLED_BACK = "failed", "rolling_back", "rolled_back"
@@ -96,6 +101,7 @@ class Claim:
         self.cfg, self.course, self.run_id = cfg, course, run_id
         self.layout = Layout(cfg, course)
         self.record, self.etag = record, etag
+        self.token = None  # the ETag of this run's fence at the marker key, once installed
         self.lost = None
         self.owned = False  # True once this runner's own conditional write has landed
         self._lock = threading.Lock()
@@ -106,18 +112,21 @@ class Claim:
     def state(self):
         return self.record.get("state") if self.record else None
 
+    def allowed(self, state):
+        """Refuse a move the state machine does not allow from where the course stands."""
+        current = self.state
+        allowed = TAKEOVER[current] if current in IN_PROGRESS and not self.owned else TRANSITIONS[current]
+        if state not in allowed:
+            raise IllegalTransition(f"course {self.course}: cannot go from {current or 'new'} to {state}; "
+                                    "run `python -m etl status` to see where it stands")
+
     def move(self, state, *, error=None, **fields):
         """Move the course to ``state`` with a conditional write, then log the event."""
         with self._lock:
             if self.lost:
                 raise self.lost
             current = self.state
-            allowed = TRANSITIONS[current]
-            if current in IN_PROGRESS and not self.owned:
-                allowed = TAKEOVER[current]
-            if state not in allowed:
-                raise IllegalTransition(f"course {self.course}: cannot go from {current or 'new'} to {state}; "
-                                        "run `python -m etl status` to see where it stands")
+            self.allowed(state)
             at = now()
             record = dict(self.record or {"course_id": str(self.course), "created_at": iso(at)})
             record.update(fields)
@@ -190,23 +199,102 @@ class Claim:
             beat.join()
 
 
-def claim(cfg, course, run_id, state):
-    """Win a course for ``run_id`` by moving it to ``state`` with a conditional write.
+@dataclass(frozen=True)
+class Look:
+    """A course's record and marker key, read together before a claim."""
 
-    Refuse when a runner holds an unexpired lease on it; an expired one is taken over.
+    record: Optional[dict]
+    etag: Optional[str]
+    seen: Any  # marker.Seen
+
+    @property
+    def state(self):
+        return self.record.get("state") if self.record else None
+
+
+def look(cfg, course):
+    """Read the course's status record and its marker key at once."""
+    (record, etag), seen = s3.together(lambda: read(cfg, course), lambda: marker.read(cfg, course))
+    return Look(record, etag, seen)
+
+
+def refuse_promoted(cfg, course, doc):
+    """Raise AlreadyPromoted for a committed course, first catching its record and staging up.
+
+    A run stopped between its marker and its last steps leaves the record behind
+    and its staging run in place; the marker is the truth, so both catch up here.
     """
-    record, etag = read(cfg, course)
-    if lease_alive(record):
-        raise ConcurrentRun(f"course {course}: held by {holder(record)}; wait for it, "
+    run_id = doc.get("run_id")
+    lagged = repair_promoted(cfg, course, doc)
+    removed = remove_tool_objects(cfg, course, Layout(cfg, course).staging_run(run_id))[0] if run_id else 0
+    if lagged or removed:
+        logs.event("info", course, "caught_up", run_id, record_repaired=lagged, staging_removed=removed)
+    raise AlreadyPromoted(f"course {course} is already promoted (run {run_id}, {doc.get('committed_at')}); "
+                          "live data is never overwritten. Roll it back with --force first to migrate it again")
+
+
+def claim(cfg, course, run_id, target, looked=None, uncommit=False):
+    """Win a course for ``run_id``: move it to ``target``, then fence its marker key; return the Claim.
+
+    ``looked`` is what the caller read before (``look``); the fence is
+    conditional on it, so a runner that paused after its look and lost the course
+    meanwhile can never fence it, delete anything or commit. Refuse a committed
+    course (unless ``uncommit``, for a forced rollback) and one that a runner
+    holds under a live lease; an expired lease is taken over.
+    """
+    looked = looked or look(cfg, course)
+    if looked.seen.committed and not uncommit:
+        refuse_promoted(cfg, course, looked.seen.doc)
+    if lease_alive(looked.record):
+        raise ConcurrentRun(f"course {course}: held by {holder(looked.record)}; wait for it, "
                             f"or after that runner is gone and its lease expires, re-run")
-    result = Claim(cfg, course, run_id, record, etag)
-    result.move(state)
+    result = Claim(cfg, course, run_id, looked.record, looked.etag)
+    try:
+        result.allowed(target)
+    except IllegalTransition:
+        if looked.state == PROMOTED:
+            committed = marker.committed(cfg, course)
+            if committed:  # promoted since we looked
+                refuse_promoted(cfg, course, committed)
+        raise
+    result.move(target)
+    try:
+        result.token = marker.fence(cfg, course, run_id, looked.seen, uncommit=uncommit and looked.seen.committed)
+    except s3.PreconditionFailed:
+        result.release()
+        now_seen = marker.read(cfg, course)
+        if now_seen.committed:  # committed after we looked: hand our record back to the commit
+            repair_promoted(cfg, course, now_seen.doc, held=(result.record, result.etag))
+            if not uncommit:
+                refuse_promoted(cfg, course, now_seen.doc)
+            raise ConcurrentRun(f"course {course}: its commit marker changed while run {run_id} started the "
+                                "rollback; nothing was deleted; check `python -m etl status`, then re-run") from None
+        err = ConcurrentRun(f"course {course}: another runner fenced it after run {run_id} looked; "
+                            "this run stops and changes nothing; check `python -m etl status`")
+        record_failure(result, err)
+        raise err from None
+    except BaseException as exc:
+        record_failure(result, exc)
+        raise
     return result
 
 
-def effective_state(record, marker_present):
+def verb(fn):
+    """Turn a lost conditional write that escaped a verb into a one-line ConcurrentRun."""
+    @functools.wraps(fn)
+    def run(cfg, course_id, *args, **kwargs):
+        try:
+            return fn(cfg, course_id, *args, **kwargs)
+        except s3.PreconditionFailed as exc:
+            raise ConcurrentRun(f"course {course_id}: {exc} changed while this run was using it, so another "
+                                "runner is at work on the course; nothing more was changed; check "
+                                "`python -m etl status`, then re-run") from None
+    return run
+
+
+def effective_state(record, committed):
     """Return the course's state with the marker as the source of truth for "committed"."""
-    if marker_present:
+    if committed:
         return PROMOTED
     state = record.get("state") if record else None
     if state == PROMOTED:  # the record says committed but the marker is gone: trust the marker
@@ -216,36 +304,38 @@ def effective_state(record, marker_present):
     return state
 
 
-def repair_promoted(cfg, course, marker):
+def repair_promoted(cfg, course, doc, held=None):
     """Catch the status table up with a present marker; return True if the record lagged.
 
     A run killed after its marker may have left the record unchanged, or the
     record changed but its ``promoted`` event unwritten: both are restored.
+    ``held`` is (record, etag) when the caller's own claim holds the record.
     """
-    run_id = marker.get("run_id", "")
-    record, etag = read(cfg, course)
+    run_id = doc.get("run_id", "")
+    record, etag = held or read(cfg, course)
+    if held is None and lease_alive(record):  # a runner at work on it (a forced rollback) owns the record
+        return False
     if record and record.get("state") == PROMOTED and record.get("run_id") == run_id:
         layout = Layout(cfg, course)
         if not any(o["Key"].endswith(f"-{run_id}-{PROMOTED}.json") for o in s3.list_objects(cfg, layout.events)):
             Claim(cfg, course, run_id, record, None).event(PROMOTED, repaired=True)
         return False
-    fixed = dict(record or {"course_id": str(course), "created_at": marker.get("committed_at")})
-    fixed.update(state=PROMOTED, run_id=marker.get("run_id"), transcripts=marker.get("transcripts"),
-                 bytes=marker.get("bytes"), error=None, updated_at=iso(now()))
+    fixed = dict(record or {"course_id": str(course), "created_at": doc.get("committed_at")})
+    fixed.update(state=PROMOTED, run_id=doc.get("run_id"), transcripts=doc.get("transcripts"),
+                 bytes=doc.get("bytes"), error=None, updated_at=iso(now()))
     fixed.pop("lease_expires_at", None)
-    layout, meta = Layout(cfg, course), s3.tool_metadata(course, marker.get("run_id", ""))
+    layout, meta = Layout(cfg, course), s3.tool_metadata(course, doc.get("run_id", ""))
     try:
         s3.put_json(cfg, layout.record, fixed, metadata=meta, if_none_match=etag is None,
                     if_match=f'"{etag}"' if etag else None)
     except s3.PreconditionFailed:
         return False  # someone else caught it up, or moved it on
-    Claim(cfg, course, marker.get("run_id"), fixed, None).event(PROMOTED, repaired=True)
+    Claim(cfg, course, doc.get("run_id"), fixed, None).event(PROMOTED, repaired=True)
     return True
 
 
 def table(cfg, course=None):
     """Return the status table as a DataFrame, one row per course, marker-checked."""
-    from .layout import parse_course_id
     from urllib.parse import unquote
 
     if course is not None:
@@ -259,8 +349,8 @@ def table(cfg, course=None):
         if record is None:
             return None
         course_key = parse_course_id(record.get("course_id") or unquote(key.rsplit("/", 1)[1][:-5]))
-        marker = s3.head(cfg, Layout(cfg, course_key).marker) is not None
-        return {**{c: record.get(c) for c in COLUMNS}, "state": effective_state(record, marker)}
+        committed = marker.head_committed(s3.head(cfg, Layout(cfg, course_key).marker))
+        return {**{c: record.get(c) for c in COLUMNS}, "state": effective_state(record, committed)}
 
     rows = [r for r in s3.run_all(cfg, row, keys) if r]
     return pd.DataFrame(rows, columns=COLUMNS).sort_values("course_id", ignore_index=True)
@@ -275,11 +365,16 @@ def describe(exc):
 
 
 def record_failure(claim, exc):
-    """Move a claimed course to failed for ``exc``; never mask ``exc`` with a second error."""
+    """Move a claimed course to failed for ``exc`` and remove the run's fence; never mask ``exc``.
+
+    Called once the run's own writes are undone, so S3 is as it was before the run.
+    """
     if claim.lost:
         return
     try:
         claim.move(FAILED, error=describe(exc))
+        if claim.token:
+            marker.unfence(claim.cfg, claim.course, claim.token)
     except Exception as err:  # S3 may be the thing that failed; the original error matters more
         logs.event("error", claim.course, "status_write_failed", claim.run_id, error=describe(err))
         claim.release()

@@ -2,7 +2,7 @@
 
 from dataclasses import asdict, dataclass, field
 
-from . import manifest, s3
+from . import manifest, marker as markers, s3
 from .layout import Layout, parse_course_id
 from .reconcile import changes_since, listed, transcripts_now
 
@@ -41,7 +41,7 @@ def verify(cfg, course_id):
     source, live, (marker, _), (data, _) = s3.together(
         lambda: transcripts_now(cfg, course),
         lambda: {o["Key"]: o for o in s3.list_objects(cfg, layout.live_transcripts)},
-        lambda: s3.get_json(cfg, layout.marker),
+        lambda: (markers.committed(cfg, course), None),
         lambda: s3.get(cfg, layout.live_manifest))
     result.contentstore_count, result.live_count = len(source), len(live)
     if marker is None:

@@ -8,7 +8,7 @@ from etl import s3, state as st
 from etl.layout import Layout, parse_course_id, quote_segment
 from etl.sample import cues, save_asset, sjson, srt
 from tests.helpers import listing, objects, snapshot
-from tests.test_extract import COURSE, OLD, fill
+from tests.conftest import COURSE, OLD, fill
 
 
 def layout_of(cfg, course_id=COURSE):
@@ -146,7 +146,7 @@ def test_promote_refuses_while_another_runner_holds_the_course(make_cfg, content
             etl.promote(cfg, COURSE)
     finally:
         claim.release()
-    assert objects(cfg, layout_of(cfg).live_root) == {}
+    assert objects(cfg, layout_of(cfg).live_transcripts) == {} and etl.committed(cfg, COURSE) is None
 
 
 def test_marker_is_the_truth_when_the_status_record_lags(cfg, contentstore):
@@ -205,7 +205,6 @@ def test_large_transcript_goes_through_multipart_and_verifies(make_cfg, contents
 
 def test_a_runner_that_loses_the_race_to_promote_is_told_the_course_is_promoted(cfg, contentstore):
     """The late runner looked before the marker existed; its claim then meets a promoted record."""
-    from etl.extract import claim_course
     from etl.layout import new_run_id
 
     fill(contentstore)
@@ -213,6 +212,6 @@ def test_a_runner_that_loses_the_race_to_promote_is_told_the_course_is_promoted(
     etl.promote(cfg, COURSE)
     course = parse_course_id(COURSE)
     with pytest.raises(etl.AlreadyPromoted, match=run):
-        claim_course(cfg, course, run, st.PROMOTING)
+        st.claim(cfg, course, run, st.PROMOTING)
     with pytest.raises(etl.AlreadyPromoted):
-        claim_course(cfg, course, new_run_id(), st.EXTRACTING)
+        st.claim(cfg, course, new_run_id(), st.EXTRACTING)

@@ -3,8 +3,8 @@ import pytest
 import etl
 from etl import state as st
 from etl.layout import Layout, parse_course_id
-from tests.helpers import objects
-from tests.test_extract import COURSE, OLD, fill
+from tests.helpers import listing, objects
+from tests.conftest import COURSE, OLD, fill
 
 
 @pytest.mark.parametrize("course_id", [COURSE, OLD])
@@ -54,7 +54,7 @@ def test_rollback_never_deletes_objects_the_tool_did_not_write(cfg, contentstore
     assert objects(cfg, layout.live_root) | objects(cfg, layout.staging_root) == foreign
 
 
-def test_rollback_of_a_course_never_migrated_is_harmless(cfg, contentstore):
+def test_rollback_of_a_course_never_migrated_writes_nothing(cfg, contentstore):
     result = etl.rollback(cfg, COURSE)
-    assert result.deleted == 0
-    assert etl.status(cfg)["state"].tolist() == ["rolled_back"]
+    assert result.deleted == 0 and result.run_id is None
+    assert listing(cfg) == {}  # no status record, no event, no fence: nothing for a course the tool never touched

@@ -1,0 +1,45 @@
+"""Delete what the tool wrote, and nothing else: the two delete helpers every verb shares.
+
+Neither ever deletes a course's marker key (``_MIGRATED.json``): a commit there
+is removed only by ``rollback --force``, and a fence only by the run that owns it
+(see ``etl.marker``).
+"""
+
+from . import s3
+from .layout import Layout
+
+
+def remove_tool_objects(cfg, course, prefix):
+    """Delete every object under ``prefix`` that this tool wrote for ``course``, except its marker key.
+
+    Whose objects: those whose metadata names this tool and this course, from
+    any run. Ownership comes from each object's metadata (head), and each delete
+    is conditional on the ETag seen, so an object replaced meanwhile is never lost.
+    Return (number deleted, keys kept because someone else wrote them).
+    """
+    marker = Layout(cfg, course).marker
+    listed = [o for o in s3.list_objects(cfg, prefix) if o["Key"] != marker]
+
+    def remove(obj):
+        head = s3.head(cfg, obj["Key"])
+        if head is None:
+            return 0, None
+        if not s3.written_by_tool(head, course):
+            return 0, obj["Key"]
+        try:
+            s3.delete_if_match(cfg, obj["Key"], s3.etag(head["ETag"]))
+        except s3.PreconditionFailed:
+            return 0, obj["Key"]  # replaced since the head: not ours to delete any more
+        return 1, None
+
+    results = s3.run_all(cfg, remove, listed)
+    return sum(n for n, _ in results), [k for _, k in results if k]
+
+
+def discard(cfg, keys):
+    """Delete keys that this process's own run wrote, registered one by one as S3 accepted them.
+
+    Whose objects: only keys the caller put or copied itself in this run, in its
+    own staging run or at live keys it checked were free or the tool's.
+    """
+    s3.delete_many(cfg, keys)

@@ -9,7 +9,7 @@ chunk by chunk into a multipart upload. Every key written is registered in
 import threading
 from concurrent.futures import wait
 
-from . import contentstore, manifest, parse, s3
+from . import contentstore, logs, manifest, parse, s3
 from .layout import Layout
 from .progress import LARGE_COURSE, bar
 
@@ -124,10 +124,14 @@ def _stage_large(cfg, course, run_id, asset, keys, written):
         md5 = contentstore.read_stream(cfg, course, asset, sink)
         if buf or not upload.parts:
             upload.add(bytes(buf))
+        written.append(staged)  # before completing: a completion whose answer is lost may still have landed
         tag = upload.complete()
-    except BaseException:
-        upload.abort()
+    except BaseException as exc:
+        try:
+            upload.abort()
+        except Exception as err:  # the original failure is what the operator must see
+            logs.event("warning", course, "abort_failed", run_id, key=staged, error=str(err), cause=str(exc),
+                       note="S3 keeps the parts until the bucket's lifecycle rule aborts incomplete uploads")
         raise
-    written.append(staged)
     error = f"not parsed: larger than {cfg.multipart_bytes} bytes"
     return _row(str(course), asset, staged, live, md5, tag, None, error)

@@ -6,29 +6,9 @@ import pytest
 import etl
 from etl import state as st
 from etl.layout import Layout, parse_course_id
-from etl.sample import cues, save_asset, sjson, srt
+from etl.sample import save_asset
+from tests.conftest import COURSE, OLD, fill
 from tests.helpers import md5, objects, snapshot
-
-COURSE = "course-v1:edX+DemoX+2024_T1"
-OLD = "edX/DemoX/Demo_Course"
-
-
-def fill(db, course_id=COURSE):
-    data = {
-        "subs_abc.srt.sjson": sjson(cues(5)),
-        "es_subs_abc.srt.sjson": sjson(cues(5, "Hola")),
-        "0b5f9e1c-5a34-4b8e-9d0e-0c9a3f6c2b11-fr.srt": srt(cues(3, "Bonjour")),
-        "My Lecture – ünïcode 字幕.srt": srt(cues(4)),
-        "subs_big.srt.sjson": sjson(cues(9000)),
-        "subs_empty.srt.sjson": b"",
-        "subs_bad_lists.srt.sjson": b'{"start": [1, 2], "end": [3], "text": ["a", "b"]}',
-        "subs_not_json.srt.sjson": b"\x00\x05\x16\x07Mac OS X AppleDouble",
-        "broken-en.srt": b"this is not\nan srt file\n",
-    }
-    for name, body in data.items():
-        save_asset(db, course_id, name, body, legacy_md5=name.startswith("es_"))
-    save_asset(db, course_id, "handout.pdf", b"%PDF-1.4")
-    return data
 
 
 @pytest.mark.parametrize("course_id", [COURSE, OLD])
@@ -103,3 +83,31 @@ def test_foreign_objects_under_the_live_prefix_are_refused_before_any_work(cfg, 
         etl.extract(cfg, COURSE)
     assert objects(cfg, layout.live_root) == {layout.live_key("subs_abc.srt.sjson"): b"someone else's"}
     assert objects(cfg, layout.staging_root) == {}
+
+
+def test_a_multipart_upload_whose_completion_answer_is_lost_is_cleaned_up_and_a_failing_abort_keeps_the_cause(
+        make_cfg, contentstore):
+    from botocore.exceptions import ConnectionClosedError
+
+    from etl.sample import cues, srt
+
+    cfg = make_cfg(multipart_bytes=5 * 1024 * 1024)
+    save_asset(contentstore, COURSE, "long-en.srt", srt(cues(90000, "A very long lecture")))
+    lost = {"done": False}
+
+    def lose_the_answer(http_response, **_):  # S3 completed the upload; the client never hears it
+        if not lost["done"]:
+            lost["done"] = True
+            raise ConnectionClosedError(endpoint_url=cfg.s3_endpoint_url)
+
+    def refuse(params, model, **_):  # and the checks that follow fail as well
+        if model.name == "AbortMultipartUpload" or (model.name == "HeadObject" and "long-en" in params["Key"]):
+            raise ConnectionClosedError(endpoint_url=f"{cfg.s3_endpoint_url} ({model.name})")
+
+    cfg.s3.meta.events.register("after-call.s3.CompleteMultipartUpload", lose_the_answer)
+    cfg.s3.meta.events.register("before-parameter-build.s3.*", refuse)
+    with pytest.raises(etl.StorageError, match="CompleteMultipartUpload"):
+        etl.extract(cfg, COURSE)
+    layout = Layout(cfg, parse_course_id(COURSE))
+    assert lost["done"] and objects(cfg, layout.staging_root) == {}
+    assert st.read(cfg, parse_course_id(COURSE))[0]["state"] == "failed"

@@ -1,7 +1,9 @@
 """Exceptions: one root, ``EtlError``, whose message is one line for the operator.
 
 Each class carries the CLI exit code documented in the README, so the code an
-operator sees depends only on what went wrong, never on where it was raised.
+operator sees depends only on what went wrong, never on where it was raised,
+and says whether trying again can help (``transient``): ``migrate --retries``
+retries only those.
 """
 
 
@@ -9,6 +11,7 @@ class EtlError(Exception):
     """Root of every error this tool raises on purpose."""
 
     exit_code = 1
+    transient = False  # True when the same attempt may succeed later: S3 or MongoDB faults, a lost race
 
     def __init__(self, message):
         # Operators grep logs line by line: never let a message span lines.
@@ -42,9 +45,13 @@ class NotStaged(Refused):
 class ConcurrentRun(Refused):
     """Another runner holds the course, or won a conditional write first."""
 
+    transient = True
+
 
 class SourceChanged(Refused):
     """The contentstore changed between extract and promote."""
+
+    transient = True  # a new extract takes the edit in
 
 
 class Conflict(Refused):
@@ -68,9 +75,13 @@ class CorruptSource(Failed):
 class ReconcileError(Failed):
     """Counts or checksums of contentstore, manifest and S3 disagree."""
 
+    transient = True  # a new extract stages the course afresh
+
 
 class StorageError(Failed):
     """S3 or MongoDB failed, after botocore's and pymongo's own retries."""
+
+    transient = True
 
 
 class BatchFailed(Failed):

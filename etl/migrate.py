@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from . import contentstore, logs, parse, s3, state
+from . import contentstore, logs, marker, parse, s3, state
 from .discover import all_courses
-from .errors import AlreadyPromoted, ConcurrentRun, Conflict, EtlError, UsageError
-from .extract import extract, refuse_if_promoted
+from .errors import AlreadyPromoted, ConcurrentRun, Conflict, EtlError, NotStaged, UsageError
+from .extract import extract
 from .layout import Layout, parse_course_id
 from .progress import bar
 from .promote import promote
@@ -140,13 +140,15 @@ def _row(course_id, outcome, **fields):
 
 
 def _migrate_one(cfg, course_id, retries):
-    """Run one course's transaction, retrying failures; return its summary row."""
+    """Run one course's transaction, retrying transient failures; return its summary row."""
     started, error = time.monotonic(), None
     for attempt in range(1, retries + 2):
         try:
             course = parse_course_id(course_id)
-            refuse_if_promoted(cfg, course)
-            record, _ = state.read(cfg, course)
+            looked = state.look(cfg, course)
+            if looked.seen.committed:
+                state.refuse_promoted(cfg, course, looked.seen.doc)
+            record = looked.record
             if record and record.get("state") in (state.STAGED, state.PROMOTING) and not state.lease_alive(record):
                 logs.event("info", course, "resume", record.get("run_id"), state=record.get("state"))
                 extracted = None  # the staged run is promoted as it is: reconcile and the source check guard it
@@ -161,24 +163,24 @@ def _migrate_one(cfg, course_id, retries):
                               run_id=promoted.run_id, ready=checked.ok), started)
         except AlreadyPromoted:
             return _done(_row(course_id, "skipped", attempts=attempt - 1), started)
-        except ConcurrentRun as err:
+        except (ConcurrentRun, NotStaged) as err:  # another runner has the course: the winner finishes it
+            if _committed(cfg, course_id):
+                return _done(_row(course_id, "skipped", attempts=attempt), started)
             return _done(_row(course_id, "claimed", attempts=attempt, error=str(err)), started)
         except Conflict as err:
             return _done(_row(course_id, "conflict", attempts=attempt, error=str(err)), started)
-        except UsageError as err:  # a bad id or name: retrying cannot help
-            return _done(_row(course_id, "failed", attempts=attempt, error=str(err)), started)
-        except Exception as err:  # EtlError or a bug: the course was rolled back; try again
+        except Exception as err:  # the course was rolled back; retry only what a retry can fix
             error = state.describe(err)
             if _committed(cfg, course_id):  # another runner won the race to promote it
                 return _done(_row(course_id, "skipped", attempts=attempt), started)
-            if attempt <= retries:
-                logs.event("warning", course_id, "retry", attempt=attempt, error=error)
-    return _done(_row(course_id, "failed", attempts=retries + 1, error=error), started)
+            if not getattr(err, "transient", False) or attempt > retries:
+                return _done(_row(course_id, "failed", attempts=attempt, error=error), started)
+            logs.event("warning", course_id, "retry", attempt=attempt, error=error)
 
 
 def _committed(cfg, course_id):
     try:
-        return s3.head(cfg, Layout(cfg, parse_course_id(course_id)).marker) is not None
+        return marker.committed(cfg, parse_course_id(course_id)) is not None
     except EtlError:
         return False
 
@@ -197,14 +199,14 @@ def _plan_one(cfg, course_id):
     try:
         course = parse_course_id(course_id)
         layout = Layout(cfg, course)
-        if s3.head(cfg, layout.marker) is not None:
+        if marker.head_committed(s3.head(cfg, layout.marker)):
             return _done(_row(course_id, "skipped"), started)
         record, _ = state.read(cfg, course)
         if state.lease_alive(record):
             return _done(_row(course_id, "claimed", error=f"held by {state.holder(record)}"), started)
         foreign = []
         for obj in s3.list_objects(cfg, layout.live_root):
-            if not s3.written_by_tool(s3.head(cfg, obj["Key"]), course):
+            if obj["Key"] != layout.marker and not s3.written_by_tool(s3.head(cfg, obj["Key"]), course):
                 foreign.append(obj["Key"].rsplit("/", 1)[1])
         if foreign:
             return _done(_row(course_id, "conflict", error=f"{len(foreign)} live objects without a marker that "

@@ -6,6 +6,7 @@ import sys
 import time
 
 import etl
+from etl import marker, s3
 from etl.layout import Layout, parse_course_id
 from etl.sample import register_course, save_asset, sjson, cues
 from tests.batch import WHEN, build_batch, source_transcripts
@@ -50,9 +51,15 @@ def test_a_batch_of_mixed_courses_migrates_and_a_rerun_skips_them(cfg, contentst
 
 
 def child(cfg, n, workers):
-    return subprocess.Popen([sys.executable, "-m", "tests.batch_child", cfg.s3_endpoint_url, cfg.bucket,
+    return subprocess.Popen([sys.executable, "-m", "tests.children.batch", cfg.s3_endpoint_url, cfg.bucket,
                              str(n), str(workers)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
+
+
+def commits(cfg):
+    """Return the marker keys that hold a commit (not a runner's fence)."""
+    return {k for k in listing(cfg, cfg.live_prefix + "/")
+            if k.endswith("_MIGRATED.json") and marker.head_committed(s3.head(cfg, k))}
 
 
 def test_a_batch_killed_mid_way_and_rerun_promotes_every_course_exactly_once(cfg, contentstore):
@@ -60,14 +67,13 @@ def test_a_batch_killed_mid_way_and_rerun_promotes_every_course_exactly_once(cfg
     proc = child(cfg, n, 3)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
-        markers = [k for k in listing(cfg, cfg.live_prefix + "/") if k.endswith("_MIGRATED.json")]
-        if len(markers) >= 8:
+        if len(commits(cfg)) >= 8:
             break
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL, "the batch finished before it could be killed"
-    markers_before = {k for k in listing(cfg, cfg.live_prefix + "/") if k.endswith("_MIGRATED.json")}
+    markers_before = commits(cfg)
     assert 8 <= len(markers_before) < n
     ids = build_batch(contentstore, n)  # the same deterministic contentstore, rebuilt here
     summary = etl.migrate(cfg, ids, workers=3)
@@ -167,3 +173,17 @@ def test_report_matches_the_truth(make_cfg, contentstore, s3_endpoint):
     never = ids[4]
     assert not df.loc[never, "ready"] and df.loc[never, "live_count"] == 0
     assert df.loc[never, "contentstore_count"] == len(source_transcripts(contentstore, never))
+
+
+def test_retries_are_spent_only_on_failures_a_retry_can_fix(cfg, contentstore):
+    from tests.test_contentstore import corrupt
+
+    ids = build_batch(contentstore, 3)
+    corrupt(contentstore, ids[1], "subs_zz_corrupt.srt.sjson", "wrong md5")
+    summary = etl.migrate(cfg, ids, workers=1, retries=3)
+    rows = summary.courses.set_index("course_id")
+    assert rows.loc[ids[1], "outcome"] == "failed" and rows.loc[ids[1], "attempts"] == 1
+    assert "corrupt" in rows.loc[ids[1], "error"]
+    assert etl.CorruptSource.transient is False and etl.InvalidId.transient is False and etl.Conflict.transient is False
+    assert etl.StorageError.transient and etl.ConcurrentRun.transient and etl.SourceChanged.transient
+    assert issubclass(etl.BatchFailed, etl.Failed)

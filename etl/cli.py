@@ -13,7 +13,8 @@ import sys
 
 import fire
 
-from . import __version__, logs
+from . import logs, memory
+from ._version import __version__
 from .config import config_from_env, redact_uri
 from .errors import BatchFailed, EtlError, NotVerified, UsageError
 
@@ -253,7 +254,8 @@ class Commands:
             workers: courses compared in parallel, with --all.
         """
         from . import reports
-        from .diff import diff, diff_all
+        from .diff import diff
+        from .signoff import diff_all
         from .layout import new_run_id
 
         reports_dir = os.path.join(cfg.manifest_dir or "manifests", "reports")
@@ -293,6 +295,7 @@ class Commands:
 def main(argv=None, **inject):
     """Run the CLI; ``inject`` passes settings such as ``contentstore=Database`` straight to the Config."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    memory.tune()
     debug = "--debug" in argv
     argv = [a for a in argv if a != "--debug"]
     try:

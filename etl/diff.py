@@ -14,7 +14,8 @@ from urllib.parse import unquote, urlsplit
 import numpy as np
 import pandas as pd
 
-from . import __version__, contentstore, manifest, parse, s3, state
+from . import contentstore, manifest, marker as markers, parse, s3, state
+from ._version import __version__
 from .errors import UsageError
 from .layout import Layout, parse_course_id
 
@@ -65,8 +66,7 @@ def course_diff(cfg, course_id):
     """Compare one course's contentstore, manifest and S3 objects; see ``diff``."""
     course = parse_course_id(course_id)
     layout = Layout(cfg, course)
-    marker, _ = s3.get_json(cfg, layout.marker)
-    record, _ = state.read(cfg, course)
+    marker, record = s3.together(lambda: markers.committed(cfg, course), lambda: state.read(cfg, course)[0])
     if marker is not None:
         run_id, where, manifest_key, prefix = marker.get("run_id"), "live", layout.live_manifest, layout.live_transcripts
     elif record and record.get("state") in (state.STAGED, state.PROMOTING):
@@ -146,7 +146,7 @@ def load_manifest(cfg, where):
     """Return (DataFrame, metadata) of a manifest given as a local path or ``s3://bucket/key``."""
     if str(where).startswith("s3://"):
         url = urlsplit(str(where))
-        with s3.storage("GetObject", cfg, url.path.lstrip("/")):
+        with s3.storage("GetObject", cfg, url.path.lstrip("/"), bucket=url.netloc):
             data = cfg.s3.get_object(Bucket=url.netloc, Key=url.path.lstrip("/"))["Body"].read()
     else:
         try:
@@ -183,50 +183,3 @@ def manifest_diff(cfg, a, b):
         "parse_problems": int((df["parse_ok"] == False).sum()),  # noqa: E712
         "generated_at": state.iso(state.now()), "tool_version": __version__})
     return df
-
-
-def diff_all(cfg, out_dir, fmt="html", courses="all", modulestore_db=None, workers=4):
-    """Write one report per course into ``out_dir``, plus an index; return the index as a DataFrame.
-
-    The index has one row per course: the verdict, contentstore, S3 and manifest
-    counts, whether they match, the number of differences, parse problems and the
-    report's file. In HTML it is the Phase II sign-off pack.
-    """
-    from concurrent.futures import ThreadPoolExecutor
-
-    from . import reports
-    from .migrate import select
-
-    ids, _ = select(cfg, courses, modulestore_db)
-    if courses == "all":
-        table = state.table(cfg)
-        ids = sorted(set(ids) | set(table["course_id"]))
-    ext = reports.EXTENSIONS.get(fmt)
-    if ext is None:
-        raise UsageError(f"--all writes files: choose --format csv, json, markdown or html, not {fmt!r}")
-
-    def one(course_id):
-        df = course_diff(cfg, course_id)
-        name = f"{reports.file_name(course_id)}.{ext}"
-        reports.write(f"{out_dir}/{name}", reports.render(df, fmt))
-        a = df.attrs
-        return {"course_id": course_id, "ready": a["ready"], "verdict": a["verdict"],
-                "contentstore_count": a["contentstore_count"], "s3_count": a["s3_count"],
-                "manifest_rows": a["manifest_rows"],
-                "counts_match": a["contentstore_count"] == a["s3_count"] == a["manifest_rows"],
-                "differences": int((df["mark"] != "=").sum()), "parse_problems": a["parse_problems"], "report": name}
-
-    with ThreadPoolExecutor(workers, thread_name_prefix="diff") as pool:
-        summary = pd.DataFrame(list(pool.map(one, ids)),
-                               columns=["course_id", "ready", "verdict", "contentstore_count", "s3_count",
-                                        "manifest_rows", "counts_match", "differences", "parse_problems", "report"])
-    if fmt == "html":
-        index = reports.index_html(summary, dict(zip(summary["course_id"], summary["report"])))
-    elif fmt == "json":
-        index = summary.to_json(orient="records", indent=1)
-    elif fmt == "csv":
-        index = summary.to_csv(index=False)
-    else:
-        index = reports.tabulate(summary.values.tolist(), headers=list(summary.columns), tablefmt="github") + "\n"
-    reports.write(f"{out_dir}/index.{ext}", index)
-    return summary

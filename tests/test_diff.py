@@ -9,7 +9,7 @@ from etl import reports
 from etl.layout import Layout, parse_course_id
 from etl.sample import cues, save_asset, sjson, srt
 from tests.test_contentstore import corrupt
-from tests.test_extract import COURSE, fill
+from tests.conftest import COURSE, fill
 
 REQUIRED = ["asset_name", "mark", "length_a", "length_b", "md5_a", "md5_b"]
 
@@ -163,3 +163,9 @@ def test_diff_from_the_command_line_writes_reports_under_manifests(cfg, contents
     assert path.startswith(str(tmp_path / "m" / "reports")) and path.endswith(".html") and os.path.exists(path)
     main(["diff", "--all", *common], contentstore=contentstore)
     assert "1 of 1 courses ready" in capsys.readouterr().out
+
+
+def test_a_manifest_in_another_bucket_is_named_by_its_own_bucket(cfg):
+    with pytest.raises(etl.StorageError, match=r"s3://etl-no-such-bucket-4711/some/manifest.parquet") as err:
+        etl.diff(cfg, "s3://etl-no-such-bucket-4711/some/manifest.parquet", "s3://etl-no-such-bucket-4711/b")
+    assert cfg.bucket not in str(err.value)

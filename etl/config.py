@@ -10,6 +10,7 @@ from typing import Any, Optional
 
 from botocore.utils import parse_timestamp
 
+from . import redact
 from .errors import UsageError
 from .layout import check_prefix
 
@@ -23,11 +24,7 @@ ENV = {
     "state_prefix": "ETL_STATE_PREFIX",
 }
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
-
-
-def redact_uri(uri):
-    """Return a MongoDB URI with any password replaced by ``***``."""
-    return re.sub(r"(?<=://)([^:/@]+):[^@/]*@", r"\1:***@", str(uri))
+_DATABASE = re.compile(r"^[A-Za-z0-9_\-]{1,63}$")  # MongoDB forbids /\. "$ and more; Open edX uses these
 
 
 @dataclass
@@ -56,6 +53,8 @@ class Config:
     progress: Optional[bool] = None  # None: a bar when stderr is a terminal
     region_name: Optional[str] = None
     s3_client: Any = field(default=None, repr=False, compare=False)
+    modulestore_db: Optional[str] = None  # None: the modulestore lives in the contentstore's database
+    contentstore_label: Optional[str] = field(default=None, repr=False)  # where it is, password masked
 
     def __post_init__(self):
         if not isinstance(self.bucket, str) or not _BUCKET.match(self.bucket):
@@ -76,6 +75,9 @@ class Config:
         for name in ("s3_concurrency", "read_batch_bytes", "lease_seconds", "retry_attempts"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise UsageError(f"{name} must be a positive whole number")
+        if self.modulestore_db is not None and not _DATABASE.match(str(self.modulestore_db)):
+            raise UsageError(f"modulestore database {self.modulestore_db!r} is not a valid database name; "
+                             "check --modulestore-db")
         if self.multipart_bytes < 5 * 1024 * 1024:
             raise UsageError("multipart_bytes must be at least 5 MiB, S3's smallest part")
         self._client_lock = threading.Lock()
@@ -152,6 +154,11 @@ def config_from_env(overrides=None, environ=None, **settings):
         raise UsageError("no bucket given; set --bucket or ETL_BUCKET")
     mongo_uri = values.pop("mongo_uri")
     mongo_db = values.pop("mongo_db") or "edxapp"
+    if not _DATABASE.match(str(mongo_db)):
+        raise UsageError(f"database {mongo_db!r} is not a valid database name; check --mongo-db or ETL_MONGO_DB")
+    redact.register_environment(environ)
+    if mongo_uri:
+        redact.register_uri(mongo_uri)
     contentstore = None
     if mongo_uri:
         import pymongo
@@ -160,9 +167,10 @@ def config_from_env(overrides=None, environ=None, **settings):
             timeout = {} if "serverselectiontimeoutms" in mongo_uri.lower() else {"serverSelectionTimeoutMS": 15000}
             client = pymongo.MongoClient(mongo_uri, appname="transcript-etl", **timeout)
         except Exception as exc:  # pymongo names the URI problem; never echo the URI itself
-            raise UsageError(f"cannot use MongoDB URI {redact_uri(mongo_uri)}: "
-                             f"{type(exc).__name__}; check ETL_MONGO_URI") from None
+            raise UsageError(f"cannot use MongoDB URI {redact.uri(mongo_uri)}: "
+                             f"{type(exc).__name__}; check --mongo-uri or ETL_MONGO_URI") from None
         contentstore = client[mongo_db]
+        settings.setdefault("contentstore_label", redact.uri(mongo_uri))
     known = {f.name for f in fields(Config)}
     kwargs = {k: v for k, v in values.items() if v}
     kwargs.update({k: v for k, v in settings.items() if k in known and v is not None})

@@ -9,6 +9,9 @@ import json
 import logging
 import sys
 import time
+from contextlib import contextmanager
+
+from . import redact
 
 log = logging.getLogger("etl")
 
@@ -41,7 +44,7 @@ class TextFormatter(logging.Formatter):
     """``2026-11-27T18:02:03.581Z INFO course=… run=… event=staged transcripts=9``"""
 
     def format(self, record):
-        return f"{_utc(record)} {record.levelname} {record.getMessage()}"
+        return redact.scrub(f"{_utc(record)} {record.levelname} {record.getMessage()}")
 
 
 class JsonFormatter(logging.Formatter):
@@ -50,7 +53,8 @@ class JsonFormatter(logging.Formatter):
     def format(self, record):
         doc = {"time": _utc(record), "level": record.levelname}
         doc.update(getattr(record, "etl_event", None) or {"message": record.getMessage()})
-        return json.dumps(doc, default=str, ensure_ascii=False)
+        doc = {k: redact.scrub(v) if isinstance(v, str) else v for k, v in doc.items()}
+        return redact.scrub(json.dumps(doc, default=str, ensure_ascii=False))
 
 
 class _Stderr(logging.StreamHandler):
@@ -76,3 +80,12 @@ def setup(log_format="text", quiet=False):
     log.handlers[:] = [handler]
     log.setLevel(logging.WARNING if quiet else logging.INFO)
     log.propagate = False
+
+
+@contextmanager
+def around_progress():
+    """Write log lines above any progress bar, so the bar stays on the bottom line."""
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    with logging_redirect_tqdm(loggers=[log]):
+        yield

@@ -88,6 +88,30 @@ def find_transcripts(cfg, course):
     return [assets[name] for name in sorted(assets)]
 
 
+def course_known(cfg, course):
+    """Tell whether the modulestore or the contentstore knows ``course``, each with one index-served lookup.
+
+    The modulestore is split's ``modulestore.active_versions`` (org, course, run)
+    for new-style ids and the old ``modulestore`` for old-style ones, in
+    ``cfg.modulestore_db`` or else the contentstore's database; the contentstore
+    knows a course when it holds any asset of it.
+    """
+    db = cfg.require_contentstore()
+    store = db.client[cfg.modulestore_db] if cfg.modulestore_db else db
+    if course.deprecated:
+        found = _first(course, store["modulestore"], {
+            "_id.tag": "i4x", "_id.org": course.org, "_id.course": course.course, "_id.category": "course",
+            "_id.name": course.run}, "modulestore")
+    else:
+        found = _first(course, store["modulestore.active_versions"],
+                       {"org": course.org, "course": course.course, "run": course.run}, "modulestore.active_versions")
+    return found or _first(course, db["fs.files"], course_query(course), "fs.files")
+
+
+def _first(course, collection, query, name):
+    return any(True for _ in _read(course, collection.find(query, {"_id": 1}).limit(1), name))
+
+
 def fingerprint(identities):
     """Return a sha256 over assets' identities: what promote compares to detect edits."""
     rows = sorted(identities, key=lambda row: row[0])

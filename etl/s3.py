@@ -13,7 +13,7 @@ import threading
 from concurrent.futures import FIRST_COMPLETED, wait
 from contextlib import contextmanager
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from .errors import StorageError
 
@@ -69,6 +69,10 @@ def storage(action, cfg, key="", bucket=None):
         msg = err.response.get("Error", {}).get("Message", "")
         raise StorageError(f"S3 {action} s3://{bucket}/{key} failed: {_code(err) or _status(err)} {msg}; "
                            "check the bucket, credentials and endpoint, then re-run") from err
+    except NoCredentialsError:
+        from .preflight import no_credentials
+
+        raise no_credentials() from None
     except BotoCoreError as err:
         raise StorageError(f"S3 {action} s3://{bucket}/{key} failed after retries: "
                            f"{type(err).__name__}; check the network and endpoint, then re-run") from err

@@ -1,0 +1,78 @@
+"""Check, once and before any course, that the bucket and the contentstore are what the operator meant.
+
+Each problem is a ``UsageError`` (exit 2) naming what to fix: a missing bucket,
+absent or refused credentials, an endpoint that does not answer, a bucket the
+credentials cannot write, an unreachable MongoDB, or a database without a
+contentstore. Nothing about any course is read or written before this passes.
+"""
+
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+from . import redact, s3
+from .errors import UsageError
+from .layout import new_run_id
+
+
+def preflight(cfg, write=False, contentstore=False):
+    """Check the bucket (and that it is writable, with ``write``) and the contentstore (with ``contentstore``)."""
+    check_bucket(cfg)
+    if write:
+        check_writable(cfg)
+    if contentstore:
+        check_contentstore(cfg)
+
+
+def _where(cfg):
+    return f"s3://{cfg.bucket}" + (f" at {cfg.s3_endpoint_url}" if cfg.s3_endpoint_url else "")
+
+
+def check_bucket(cfg):
+    """Refuse a bucket that does not exist or that the credentials may not use."""
+    try:
+        cfg.s3.head_bucket(Bucket=cfg.bucket)
+    except NoCredentialsError:
+        raise no_credentials() from None
+    except ClientError as err:
+        status = err.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if status == 404:
+            raise UsageError(f"bucket {_where(cfg)} does not exist; check --bucket (ETL_BUCKET) and "
+                             "--s3-endpoint-url, or create the bucket first") from None
+        if status in (401, 403):
+            raise UsageError(f"access to bucket {_where(cfg)} was denied; check the AWS credentials and their "
+                             "IAM policy (s3:ListBucket on the bucket)") from None
+        raise UsageError(f"bucket {_where(cfg)} answered {status}; check --bucket and --s3-endpoint-url") from None
+    except BotoCoreError as err:
+        raise UsageError(f"cannot reach the S3 endpoint for {_where(cfg)}: {type(err).__name__}; check "
+                         "--s3-endpoint-url (ETL_S3_ENDPOINT_URL) and the network") from None
+
+
+def check_writable(cfg):
+    """Write a probe object under the state prefix and delete it again (the tool's own object)."""
+    key = f"{cfg.state_prefix}/preflight/{new_run_id()}.json"
+    meta = {s3.META_TOOL: s3.TOOL, s3.META_RUN: key.rsplit("/", 1)[1][:-5]}
+    try:
+        tag = s3.put(cfg, key, b"{}", metadata=meta, if_none_match=True)
+        s3.delete_if_match(cfg, key, tag)
+    except (s3.StorageError, s3.PreconditionFailed) as err:
+        raise UsageError(f"bucket {_where(cfg)} is not writable under {cfg.state_prefix}/ ({err}); check the "
+                         "IAM policy: s3:PutObject and s3:DeleteObject on the three prefixes") from None
+
+
+def check_contentstore(cfg):
+    """Refuse a contentstore that does not answer, or a database that has no ``fs.files``."""
+    db = cfg.require_contentstore()
+    where = f"database {db.name}" + (f" at {cfg.contentstore_label}" if cfg.contentstore_label else "")
+    try:
+        names = db.list_collection_names()
+    except Exception as exc:  # pymongo's errors: server selection, authentication, network
+        first = (str(exc).splitlines() or [""])[0][:200]
+        raise UsageError(redact.scrub(f"cannot read the contentstore, {where}: {type(exc).__name__}: {first}; "
+                                      "check --mongo-uri (ETL_MONGO_URI), the credentials and the network")) from None
+    if "fs.files" not in names:
+        raise UsageError(f"{where} has no contentstore (no fs.files collection); check --mongo-db (ETL_MONGO_DB)")
+
+
+def no_credentials():
+    """Return the error for a machine with no AWS credentials at all."""
+    return UsageError("no AWS credentials found; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or "
+                      "AWS_PROFILE, or run where an instance or task role provides them")

@@ -15,7 +15,7 @@ import pandas as pd
 from . import contentstore, logs, marker, parse, s3, state
 from .discover import all_courses
 from .errors import AlreadyPromoted, ConcurrentRun, Conflict, EtlError, NotStaged, UsageError
-from .extract import extract
+from .extract import extract, unknown_course
 from .layout import Layout, parse_course_id
 from .progress import bar
 from .promote import promote
@@ -42,6 +42,42 @@ class Summary:
     def ok(self):
         """True when no course failed."""
         return self.count("failed") == 0
+
+    @property
+    def not_ready(self):
+        """Courses promoted or skipped whose verify did not pass (edited since promote, for example)."""
+        done = self.courses[self.courses["outcome"].isin(["promoted", "skipped"])]
+        return done[done["ready"] == False]  # noqa: E712 (pandas element-wise)
+
+    @property
+    def exit_code(self):
+        """4 if any course failed; else 3 if any was held or in conflict; else 5 if any is not verified; else 0."""
+        if not self.ok:
+            return 4
+        if not self.dry_run and (self.count("claimed") or self.count("conflict")):
+            return 3
+        if not self.dry_run and len(self.not_ready):
+            return 5
+        return 0
+
+    @property
+    def failure(self):
+        """Return the one line that explains a non-zero exit code, or None."""
+        if not self.ok:
+            return (f"{self.count('failed')} of {len(self.courses)} courses failed; fix the causes above, "
+                    "then re-run the same command to resume")
+        undone = self.count("claimed") + self.count("conflict")
+        if self.exit_code == 3:
+            return (f"{undone} of {len(self.courses)} courses were left undone ({self.count('claimed')} held by "
+                    f"another runner: re-run once it is done; {self.count('conflict')} in conflict: move the "
+                    "objects named above away, then re-run)")
+        if self.exit_code == 5:
+            return (f"{len(self.not_ready)} of {len(self.courses)} courses are promoted but not ready for Phase II; "
+                    "see `python -m etl report` for why and what to do")
+        return None
+
+    def __str__(self):
+        return self.text()
 
     @property
     def transcripts(self):
@@ -78,9 +114,12 @@ class Summary:
                          f"promoted, {self.count('skipped')} skipped (already promoted), {self.count('failed')} failed, "
                          f"{self.count('claimed')} held by another runner, {self.count('conflict')} in conflict")
             lines.append(f"  {self.transcripts} transcripts, {self.bytes} bytes, {rate} transcripts/s")
-        for outcome in ("failed", "conflict"):
+        for outcome in ("failed", "conflict", "claimed"):
             for row in self.courses[self.courses["outcome"] == outcome].itertuples():
                 lines.append(f"  {outcome}: {row.course_id}: {row.error}")
+        if not self.dry_run:
+            for row in self.not_ready.itertuples():
+                lines.append(f"  not ready: {row.course_id}: {row.error}")
         for entry in self.unresolved:
             lines.append(f"  unresolved: {entry['what']}: {entry['reason']}")
         return "\n".join(lines)
@@ -116,7 +155,7 @@ def migrate(cfg, courses, workers=4, dry_run=False, retries=1, modulestore_db=No
     work = _plan_one if dry_run else (lambda c, i: _migrate_one(c, i, retries))
     rows = []
     with ThreadPoolExecutor(workers, thread_name_prefix="course") as pool, \
-            bar(cfg, len(ids), "courses", unit="course") as progress:
+            bar(cfg, len(ids), "courses", unit="course", leave=True) as progress:
         pending = {pool.submit(work, cfg, course_id) for course_id in ids}
         try:
             while pending:
@@ -129,6 +168,8 @@ def migrate(cfg, courses, workers=4, dry_run=False, retries=1, modulestore_db=No
                 future.cancel()
             raise
     df = pd.DataFrame(rows, columns=COLUMNS).sort_values("course_id", ignore_index=True)
+    for column in ("transcripts", "bytes", "parse_problems", "attempts"):
+        df[column] = pd.to_numeric(df[column]).astype("Int64")
     summary = Summary(dry_run, df, unresolved, time.monotonic() - started)
     logs.event("info", "*", "batch_done" if not dry_run else "plan_done",
                **{k: v for k, v in summary.to_dict().items() if k not in ("rows", "unresolved")})
@@ -160,9 +201,12 @@ def _migrate_one(cfg, course_id, retries):
                 logs.event("warning", course, "not_ready", promoted.run_id, problems=checked.problems)
             return _done(_row(course_id, "promoted", transcripts=promoted.transcripts, bytes=promoted.bytes,
                               parse_problems=extracted.parse_problems if extracted else None, attempts=attempt,
-                              run_id=promoted.run_id, ready=checked.ok), started)
+                              run_id=promoted.run_id, ready=checked.ok,
+                              error=None if checked.ok else "; ".join(checked.problems)), started)
         except AlreadyPromoted:
-            return _done(_row(course_id, "skipped", attempts=attempt - 1), started)
+            checked = verify(cfg, course_id)  # committed before: still what the contentstore holds?
+            return _done(_row(course_id, "skipped", attempts=attempt - 1, ready=checked.ok,
+                              error=None if checked.ok else "; ".join(checked.problems)), started)
         except (ConcurrentRun, NotStaged) as err:  # another runner has the course: the winner finishes it
             if _committed(cfg, course_id):
                 return _done(_row(course_id, "skipped", attempts=attempt), started)
@@ -211,6 +255,8 @@ def _plan_one(cfg, course_id):
         if foreign:
             return _done(_row(course_id, "conflict", error=f"{len(foreign)} live objects without a marker that "
                               f"the tool did not write, e.g. {foreign[0]!r}"), started)
+        if not record and not contentstore.course_known(cfg, course):
+            raise unknown_course(cfg, course)
         assets = contentstore.find_transcripts(cfg, course)
         for asset in assets:
             layout.asset_keys("20000101T000000Z-00000000", asset.name)
@@ -234,7 +280,7 @@ def report(cfg, courses="all", modulestore_db=None, workers=8):
     course in the status table.
     """
     ids, _ = select(cfg, courses, modulestore_db)
-    table = state.table(cfg)
+    table = state.status(cfg)
     if isinstance(courses, str) and courses == "all":
         ids = sorted(set(ids) | set(table["course_id"]))
     records = table.set_index("course_id").to_dict("index") if len(table) else {}
@@ -244,13 +290,39 @@ def report(cfg, courses="all", modulestore_db=None, workers=8):
         try:
             result = verify(cfg, course_id)
             counts = (result.contentstore_count, result.live_count, result.marker_count, result.ok)
+            problems = result.problems
         except EtlError as err:
-            counts, record = (None, None, None, False), dict(record, error=str(err))
+            counts, record, problems = (None, None, None, False), dict(record, error=str(err)), [str(err)]
+        current = record.get("state") or ("promoted" if counts[3] else None)
+        reason, step = (None, None) if counts[3] else why_not_ready(course_id, current, record, problems)
         return {"course_id": course_id, "contentstore_count": counts[0], "live_count": counts[1],
-                "marker_count": counts[2], "state": record.get("state") or ("promoted" if counts[3] else None),
-                "last_error": record.get("error"), "ready": bool(counts[3])}
+                "marker_count": counts[2], "state": current, "last_error": record.get("error"),
+                "ready": bool(counts[3]), "reason": reason, "next_step": step}
 
     with ThreadPoolExecutor(workers, thread_name_prefix="report") as pool:
         rows = list(pool.map(row, ids))
-    columns = ["course_id", "contentstore_count", "live_count", "marker_count", "state", "last_error", "ready"]
-    return pd.DataFrame(rows, columns=columns)
+    columns = ["course_id", "contentstore_count", "live_count", "marker_count", "state", "last_error", "ready",
+               "reason", "next_step"]
+    df = pd.DataFrame(rows, columns=columns)
+    for column in ("contentstore_count", "live_count", "marker_count"):
+        df[column] = df[column].astype("Int64")
+    return df
+
+
+def why_not_ready(course_id, current, record, problems):
+    """Return (reason, next step) for a course that is not ready for Phase II."""
+    again = f"python -m etl migrate {course_id}"
+    if current == state.PROMOTED:
+        return "; ".join(problems), f"run `python -m etl rollback {course_id} --force`, then `{again}`"
+    if current in (None, state.ROLLED_BACK):
+        return "not migrated", f"run `{again}`"
+    if current == state.FAILED:
+        return f"failed: {record.get('error')}", f"fix the cause, then run `{again}`"
+    if current == state.STAGED:
+        return "staged, not promoted", f"run `{again}`"
+    if current == "marker_missing":
+        return ("the status record says promoted but there is no commit marker",
+                f"run `python -m etl rollback {course_id} --force`, then `{again}`")
+    if current.endswith("_stale"):
+        return f"left {current[:-6]} by a runner that stopped", f"run `{again}`"
+    return f"{current} by a runner at work on it now", "wait for it to finish, then run report again"

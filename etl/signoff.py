@@ -5,6 +5,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pandas as pd
 
 from . import reports, state
+from ._version import __version__
 from .diff import course_diff
 from .errors import UsageError
 from .migrate import select
@@ -18,9 +19,9 @@ def diff_all(cfg, out_dir, fmt="html", courses="all", modulestore_db=None, worke
     counts, whether they match, the number of differences, parse problems and the
     report's file. In HTML it is the Phase II sign-off pack.
     """
-    ids, _ = select(cfg, courses, modulestore_db)
+    ids, unresolved = select(cfg, courses, modulestore_db)
     if courses == "all":
-        table = state.table(cfg)
+        table = state.status(cfg)
         ids = sorted(set(ids) | set(table["course_id"]))
     ext = reports.EXTENSIONS.get(fmt)
     if ext is None:
@@ -34,7 +35,8 @@ def diff_all(cfg, out_dir, fmt="html", courses="all", modulestore_db=None, worke
         elif verified.ok and not df.attrs["ready"]:
             df.attrs.update(ready=False, verdict=f"verify passed, but the diff found {df.attrs['verdict']}")
         name = f"{reports.file_name(course_id)}.{ext}"
-        reports.write(f"{out_dir}/{name}", reports.render(df, fmt))
+        page = reports.to_html(df, back=f"index.{ext}") if fmt == "html" else reports.render(df, fmt)
+        reports.write(f"{out_dir}/{name}", page)
         a = df.attrs
         return {"course_id": course_id, "ready": a["ready"], "verdict": a["verdict"],
                 "contentstore_count": a["contentstore_count"], "s3_count": a["s3_count"],
@@ -43,11 +45,18 @@ def diff_all(cfg, out_dir, fmt="html", courses="all", modulestore_db=None, worke
                 "differences": int((df["mark"] != "=").sum()), "parse_problems": a["parse_problems"], "report": name}
 
     with ThreadPoolExecutor(workers, thread_name_prefix="diff") as pool:
-        summary = pd.DataFrame(list(pool.map(one, ids)),
-                               columns=["course_id", "ready", "verdict", "contentstore_count", "s3_count",
-                                        "manifest_rows", "counts_match", "differences", "parse_problems", "report"])
+        rows = list(pool.map(one, ids))
+    # Transcripts no course can claim were not migrated: each group is a row that is not ready.
+    rows += [{"course_id": f"unresolved: {entry['what']}", "ready": False, "verdict": entry["reason"],
+              "counts_match": False} for entry in unresolved]
+    summary = pd.DataFrame(rows, columns=["course_id", "ready", "verdict", "contentstore_count", "s3_count",
+                                          "manifest_rows", "counts_match", "differences", "parse_problems", "report"])
+    summary = summary.sort_values(["ready", "course_id"], ignore_index=True)  # not ready first
+    for column in ("contentstore_count", "s3_count", "manifest_rows", "differences", "parse_problems"):
+        summary[column] = pd.to_numeric(summary[column]).astype("Int64")
     if fmt == "html":
-        index = reports.index_html(summary, dict(zip(summary["course_id"], summary["report"])))
+        pages = {c: r for c, r in zip(summary["course_id"], summary["report"]) if isinstance(r, str)}
+        index = reports.index_html(summary, pages, facts(cfg))
     elif fmt == "json":
         index = summary.to_json(orient="records", indent=1)
     elif fmt == "csv":
@@ -56,3 +65,11 @@ def diff_all(cfg, out_dir, fmt="html", courses="all", modulestore_db=None, worke
         index = reports.tabulate(summary.values.tolist(), headers=list(summary.columns), tablefmt="github") + "\n"
     reports.write(f"{out_dir}/index.{ext}", index)
     return summary
+
+
+def facts(cfg):
+    """Return what a reviewer must know the pack was made from: bucket, endpoint, prefixes, time, version."""
+    return [("bucket", cfg.bucket), ("S3 endpoint", cfg.s3_endpoint_url or "AWS S3"),
+            ("prefixes", f"live {cfg.live_prefix}/, staging {cfg.staging_prefix}/, state {cfg.state_prefix}/"),
+            ("contentstore", cfg.contentstore_label or getattr(cfg.contentstore, "name", "")),
+            ("generated", f"{state.iso(state.now())} by openedx-transcript-etl {__version__}")]

@@ -55,3 +55,65 @@ def test_report_and_index_render_in_chromium_without_console_errors(cfg, content
     pdf = tmp_path / "report.pdf"
     chromium(page, f"--print-to-pdf={pdf}", "--no-pdf-header-footer")
     assert pdf.read_bytes().startswith(b"%PDF") and os.path.getsize(pdf) > 1000
+
+
+# Appended to a copy of a page: list every cell (and the page) whose content is wider than its box.
+OVERFLOW_CHECK = """<script>
+(function () {
+  var clipped = [];
+  document.querySelectorAll("td, th, dd, dt, h1, .scroll, .verdict").forEach(function (el) {
+    if (el.scrollWidth > el.clientWidth + 1) { clipped.push(el.tagName + " " + el.textContent.slice(0, 60)); }
+  });
+  if (document.documentElement.scrollWidth > window.innerWidth + 1) {
+    clipped.push("page " + document.documentElement.scrollWidth + " > " + window.innerWidth);
+  }
+  document.body.setAttribute("data-clipped", JSON.stringify(clipped));
+}());
+</script>"""
+
+LONG = "course-v1:AVeryLongOrganisationNameForTesting+AnExtremelyLongCourseNumberThatGoesOnAndOn+2026_Spring_Term_A"
+
+
+def clipped(page, width, tmp_path):
+    probe = tmp_path / f"probe-{width}-{os.path.basename(page)}"
+    probe.write_text(open(page, encoding="utf-8").read().replace("</body>", OVERFLOW_CHECK + "</body>"))
+    dom, console = chromium(probe, "--dump-dom", f"--window-size={width},900")
+    assert console == []
+    found = re.search(r'data-clipped="([^"]*)"', dom)
+    assert found, "the overflow check did not run"
+    return found.group(1).replace("&quot;", '"')
+
+
+def test_the_sign_off_pack_names_its_target_puts_not_ready_first_and_clips_nothing(cfg, contentstore, tmp_path):
+    from etl.sample import cues, save_asset, srt
+
+    fill(contentstore, LONG)
+    save_asset(contentstore, LONG, "A lecture transcript with a really very long descriptive file name-en.srt",
+               srt(cues(3)))
+    etl.extract(cfg, LONG)
+    etl.promote(cfg, LONG)
+    fill(contentstore, COURSE)  # never migrated: not ready
+    save_asset(contentstore, "Lost/Course/x", "subs_orphan.srt.sjson", b"{}")  # old-style, no course: unresolved
+    pack = tmp_path / "pack"
+    summary = etl.diff_all(cfg, str(pack))
+    assert list(summary["ready"]) == sorted(summary["ready"])  # not ready first
+    assert summary["course_id"].str.startswith("unresolved:").any()
+    assert int(summary["ready"].sum()) == 1 and len(summary) == 3
+    index = (pack / "index.html").read_text()
+    for fact in (cfg.bucket, cfg.s3_endpoint_url, cfg.live_prefix, cfg.staging_prefix, cfg.state_prefix,
+                 etl.__version__, "Reviewed by", "Date", '<select id="mark">', "not ready"):
+        assert fact in index, fact
+    assert "1 of 3 courses ready" in index
+    course_page = pack / summary.loc[summary["ready"], "report"].iloc[0]
+    assert 'href="index.html"' in course_page.read_text()
+    for page in (pack / "index.html", course_page):
+        for width in (1280, 720):  # a laptop screen, and about the printable width of A4 or Letter
+            assert clipped(page, width, tmp_path) == "[]", (page.name, width)
+    shot = tmp_path / "index.png"
+    chromium(pack / "index.html", f"--screenshot={shot}", "--window-size=1280,900")
+    assert shot.read_bytes().startswith(b"\x89PNG")
+    pdf = tmp_path / "index.pdf"
+    chromium(pack / "index.html", f"--print-to-pdf={pdf}", "--no-pdf-header-footer")
+    assert pdf.read_bytes().startswith(b"%PDF")
+    if os.environ.get("ETL_KEEP_SCREENSHOTS"):  # for a person to look at
+        shutil.copy(shot, os.environ["ETL_KEEP_SCREENSHOTS"])

@@ -17,17 +17,8 @@ from .promote import promote
 from .reconcile import reconcile
 from .rollback import rollback
 from .signoff import diff_all
-from .state import table as _status_table
+from .state import status
 from .verify import verify
-
-
-def status(cfg, course_id=None):
-    """Return the migration status table as a pandas DataFrame, one row per course.
-
-    The commit marker decides "promoted": a course whose record lags its marker
-    reads as promoted, and one whose lease expired mid-run reads as ``*_stale``.
-    """
-    return _status_table(cfg, course_id)
 
 
 __all__ = [

@@ -9,13 +9,14 @@ from . import s3
 from .layout import Layout
 
 
-def remove_tool_objects(cfg, course, prefix):
+def remove_tool_objects(cfg, course, prefix, dry_run=False):
     """Delete every object under ``prefix`` that this tool wrote for ``course``, except its marker key.
 
     Whose objects: those whose metadata names this tool and this course, from
     any run. Ownership comes from each object's metadata (head), and each delete
     is conditional on the ETag seen, so an object replaced meanwhile is never lost.
-    Return (number deleted, keys kept because someone else wrote them).
+    Return (number deleted, keys kept because someone else wrote them); with
+    ``dry_run``, (keys that would be deleted, keys that would be kept), deleting nothing.
     """
     marker = Layout(cfg, course).marker
     listed = [o for o in s3.list_objects(cfg, prefix) if o["Key"] != marker]
@@ -23,17 +24,20 @@ def remove_tool_objects(cfg, course, prefix):
     def remove(obj):
         head = s3.head(cfg, obj["Key"])
         if head is None:
-            return 0, None
+            return None, None
         if not s3.written_by_tool(head, course):
-            return 0, obj["Key"]
+            return None, obj["Key"]
+        if dry_run:
+            return obj["Key"], None
         try:
             s3.delete_if_match(cfg, obj["Key"], s3.etag(head["ETag"]))
         except s3.PreconditionFailed:
-            return 0, obj["Key"]  # replaced since the head: not ours to delete any more
-        return 1, None
+            return None, obj["Key"]  # replaced since the head: not ours to delete any more
+        return obj["Key"], None
 
     results = s3.run_all(cfg, remove, listed)
-    return sum(n for n, _ in results), [k for _, k in results if k]
+    removed, kept = [k for k, _ in results if k], [k for _, k in results if k]
+    return (removed if dry_run else len(removed)), kept
 
 
 def discard(cfg, keys):

@@ -7,6 +7,18 @@ retries only those.
 """
 
 
+EXIT_CODES = {
+    0: "done",
+    1: "unexpected error (a bug: re-run with --debug)",
+    2: "usage or configuration error, nothing done",
+    3: "refused to protect data, nothing changed",
+    4: "failed and rolled back",
+    5: "not verified",
+    130: "interrupted",
+    141: "output pipe closed",
+}
+
+
 class EtlError(Exception):
     """Root of every error this tool raises on purpose."""
 

@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass
 from . import contentstore, logs, manifest, s3, stage, state
 from ._version import __version__
 from .cleanup import discard, remove_tool_objects
-from .errors import Conflict
+from .errors import Conflict, UsageError
 from .layout import Layout, new_run_id, parse_course_id
 
 
@@ -27,6 +27,11 @@ class ExtractResult:
     def to_dict(self):
         return asdict(self)
 
+    def __str__(self):
+        local = f" (local copy {self.local_manifest})" if self.local_manifest else ""
+        return (f"staged {self.course_id} run {self.run_id}: {self.transcripts} transcripts, {self.bytes} bytes, "
+                f"{self.parse_problems} parse problems; manifest {self.manifest_key}{local}")
+
 
 @state.verb
 def extract(cfg, course_id):
@@ -35,6 +40,9 @@ def extract(cfg, course_id):
     Refuse a promoted course. Leftovers of earlier unfinished runs of this course
     are removed first. On any failure the run's staged objects are deleted and the
     course is recorded as failed.
+
+    Args:
+        course_id: course id, course-v1:ORG+COURSE+RUN or ORG/COURSE/RUN.
     """
     started = time.monotonic()
     course = parse_course_id(course_id)
@@ -43,6 +51,8 @@ def extract(cfg, course_id):
     looked = state.look(cfg, course)
     if looked.seen.committed:
         state.refuse_promoted(cfg, course, looked.seen.doc)
+    if not looked.record and not contentstore.course_known(cfg, course):
+        raise unknown_course(cfg, course)
     run_id = new_run_id()
     assets = contentstore.find_transcripts(cfg, course)
     for asset in assets:  # refuse names that cannot become keys before anything is written
@@ -72,6 +82,15 @@ def extract(cfg, course_id):
         raise
     return ExtractResult(str(course), run_id, len(rows), total, problems, key, local or "",
                          fingerprint, round(time.monotonic() - started, 3))
+
+
+def unknown_course(cfg, course):
+    """Return the refusal for a course id that neither the modulestore nor the contentstore knows."""
+    db = cfg.require_contentstore()
+    store = cfg.modulestore_db or db.name
+    return UsageError(f"course {course} is unknown: neither the modulestore (database {store}) nor the "
+                      f"contentstore (database {db.name}) has it, so nothing was written; check the id and "
+                      "--mongo-db, and give --modulestore-db if the modulestore lives in another database")
 
 
 def _clear_leftovers(cfg, course, layout, claim):

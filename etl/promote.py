@@ -27,6 +27,10 @@ class PromoteResult:
     def to_dict(self):
         return asdict(self)
 
+    def __str__(self):
+        return (f"promoted {self.course_id} run {self.run_id}: {self.transcripts} transcripts, {self.bytes} bytes "
+                f"live; commit marker {self.marker_key}")
+
 
 @state.verb
 def promote(cfg, course_id):
@@ -39,6 +43,9 @@ def promote(cfg, course_id):
     re-run after a crash finishes its own run's copies; an object the tool did
     not write at a live key is a conflict. Any failure before the marker deletes
     this run's live and staged objects and records the course as failed.
+
+    Args:
+        course_id: course id, course-v1:ORG+COURSE+RUN or ORG/COURSE/RUN.
     """
     started = time.monotonic()
     course = parse_course_id(course_id)

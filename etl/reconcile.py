@@ -22,6 +22,10 @@ class ReconcileResult:
     def to_dict(self):
         return asdict(self)
 
+    def __str__(self):
+        return (f"reconciled {self.course_id} run {self.run_id}: {self.contentstore_count} in the contentstore, "
+                f"{self.manifest_rows} in the manifest, {self.staged_objects} staged, checksums match")
+
 
 def listed(names, limit=5):
     """Return names for a one-line message: the first few, then how many more."""
@@ -103,6 +107,12 @@ def refuse_if_changed(cfg, course, df, run_id, source=None):
 
 
 def reconcile(cfg, course_id):
-    """Check a course's staged run against the contentstore and S3; raise naming any difference."""
+    """Check a staged run: contentstore count == manifest rows == staged objects, and their checksums.
+
+    Raise naming any difference, and refuse when the contentstore changed since extract.
+
+    Args:
+        course_id: course id, course-v1:ORG+COURSE+RUN or ORG/COURSE/RUN.
+    """
     course = parse_course_id(course_id)
     return check(cfg, course, staged_run(course, state.read(cfg, course)[0]))[0]

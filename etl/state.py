@@ -22,7 +22,7 @@ from typing import Any, Optional
 
 import pandas as pd
 
-from . import logs, marker, s3
+from . import logs, marker, redact, s3
 from .cleanup import remove_tool_objects
 from .errors import AlreadyPromoted, ConcurrentRun, IllegalTransition
 from .layout import Layout, parse_course_id
@@ -334,12 +334,19 @@ def repair_promoted(cfg, course, doc, held=None):
     return True
 
 
-def table(cfg, course=None):
-    """Return the status table as a DataFrame, one row per course, marker-checked."""
+def status(cfg, course_id=None):
+    """Show the migration status table, one row per course (a pandas DataFrame).
+
+    The commit marker decides "promoted": a course whose record lags its marker
+    reads as promoted, and one whose lease expired mid-run reads as ``*_stale``.
+
+    Args:
+        course_id: only this course.
+    """
     from urllib.parse import unquote
 
-    if course is not None:
-        keys = [Layout(cfg, parse_course_id(course)).record]
+    if course_id is not None:
+        keys = [Layout(cfg, parse_course_id(course_id)).record]
     else:
         prefix = f"{cfg.state_prefix}/courses/"
         keys = [o["Key"] for o in s3.list_objects(cfg, prefix) if o["Key"].endswith(".json")]
@@ -353,14 +360,17 @@ def table(cfg, course=None):
         return {**{c: record.get(c) for c in COLUMNS}, "state": effective_state(record, committed)}
 
     rows = [r for r in s3.run_all(cfg, row, keys) if r]
-    return pd.DataFrame(rows, columns=COLUMNS).sort_values("course_id", ignore_index=True)
+    df = pd.DataFrame(rows, columns=COLUMNS).sort_values("course_id", ignore_index=True)
+    for column in ("transcripts", "bytes", "pid"):
+        df[column] = pd.to_numeric(df[column]).astype("Int64")
+    return df
 
 
 def describe(exc):
     """Return a one-line reason for an exception, fit for the record and the log."""
     if isinstance(exc, KeyboardInterrupt):
         return "interrupted"
-    text = " ".join(str(exc).split())
+    text = redact.scrub(" ".join(str(exc).split()))
     return text if text.startswith("course ") else f"{type(exc).__name__}: {text}"
 
 

@@ -3,6 +3,7 @@
 from dataclasses import asdict, dataclass, field
 
 from . import manifest, marker as markers, s3
+from .errors import NotVerified
 from .layout import Layout, parse_course_id
 from .reconcile import changes_since, listed, transcripts_now
 
@@ -26,6 +27,19 @@ class VerifyResult:
     def to_dict(self):
         return asdict(self)
 
+    def __str__(self):
+        head = (f"{'ok' if self.ok else 'NOT READY'} {self.course_id}: contentstore {self.contentstore_count}, "
+                f"live {self.live_count}, marker {self.marker_count}")
+        return head + "".join(f"\n  - {p}" for p in self.problems)
+
+    @property
+    def exit_code(self):
+        return 0 if self.ok else NotVerified.exit_code
+
+    @property
+    def failure(self):
+        return None if self.ok else f"course {self.course_id} is not ready for Phase II: {self.problems[0]}"
+
 
 def verify(cfg, course_id):
     """Check that a course's live transcripts match its marker, manifest and the contentstore now.
@@ -33,6 +47,9 @@ def verify(cfg, course_id):
     Compare the contentstore's transcript count with the live objects and the
     marker, every live object's checksum with the manifest, and every
     contentstore transcript with what was migrated. ``ok`` is True only when all agree.
+
+    Args:
+        course_id: course id, course-v1:ORG+COURSE+RUN or ORG/COURSE/RUN.
     """
     course = parse_course_id(course_id)
     layout = Layout(cfg, course)

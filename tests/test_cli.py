@@ -70,7 +70,8 @@ def test_environment_configures_the_cli_and_a_flag_wins(cfg):
     env = {"ETL_BUCKET": "no-such-bucket-anywhere", "ETL_S3_ENDPOINT_URL": cfg.s3_endpoint_url}
     assert cli("status", "--bucket", cfg.bucket, env=env).stdout.strip() == "no courses in the status table yet"
     failed = cli("status", env=env)
-    assert failed.returncode == 4 and "no-such-bucket-anywhere" in failed.stderr and "Traceback" not in failed.stderr
+    assert failed.returncode == 2 and "no-such-bucket-anywhere" in failed.stderr and "does not exist" in failed.stderr
+    assert "Traceback" not in failed.stderr and failed.stderr.count("\n") == 1
 
 
 def test_debug_shows_the_traceback(cfg):
@@ -117,9 +118,10 @@ def test_migrate_and_report_from_the_command_line(run, cfg, contentstore, tmp_pa
     code, out, _ = run("report", "--ready-only")
     assert code == 0 and sorted(out.split()) == sorted(ids)
     code, out, _ = run("report", "--format", "csv")
-    assert out.splitlines()[0] == "course_id,contentstore_count,live_count,marker_count,state,last_error,ready"
+    assert out.splitlines()[0] == ("course_id,contentstore_count,live_count,marker_count,state,last_error,ready,"
+                                   "reason,next_step")
     code, out, err = run("migrate", ids[0], "--all")
-    assert code == 2 and "not both" in err
+    assert code == 2 and "--all is every course" in err
 
 
 def test_migrate_exits_non_zero_when_a_course_fails_and_logs_json_lines(cfg, contentstore, tmp_path, capsys):

@@ -57,13 +57,13 @@ SETTINGS = [
     Setting("live_prefix", None, "key prefix that Phase II reads (ETL_LIVE_PREFIX, default video-transcripts)."),
     Setting("state_prefix", None, "key prefix of the status table (ETL_STATE_PREFIX, default _etl)."),
     Setting("manifest_dir", "manifests", "folder for local manifest copies and reports; '' keeps none."),
-    Setting("concurrency", 16, "parallel S3 requests."),
+    Setting("s3_concurrency", 16, "parallel S3 requests."),
     Setting("quiet", False, "log only warnings and errors, and show no progress bar."),
     Setting("log_format", "text", "log lines as text (key=value) or json.", ("text", "json")),
     Setting("debug", False, "on an error, print the traceback too."),
 ]
 _ENV_BACKED = {"bucket", "s3_endpoint_url", "mongo_uri", "mongo_db", "staging_prefix", "live_prefix", "state_prefix"}
-MINIMUM = {"concurrency": 1, "workers": 1, "retries": 0}
+MINIMUM = {"s3_concurrency": 1, "concurrency": 1, "workers": 1, "retries": 0}
 SHORT = {"-o": "output", "-h": "help"}
 
 
@@ -108,6 +108,8 @@ def command(writes=False, contentstore=True, s3=True, check=None, formats=(), em
 
 
 def _one_of_courses(args, flags):
+    if flags.get("no_wait") and flags.get("engine", "threads") != "celery":
+        raise UsageError("migrate: --no-wait goes with --engine celery: the thread pool works in this process")
     if flags.get("all") and (args or flags.get("courses")):
         raise UsageError("migrate: --all is every course: give it alone, without course ids or --courses")
     if not flags.get("all") and not args and not flags.get("courses"):
@@ -159,6 +161,7 @@ command(contentstore=False, formats=TABLE, empty="no courses in the status table
 
 @command(writes=True, check=_one_of_courses)
 def migrate(cfg, *course, courses="", all=False, workers=4, retries=1, dry_run=False,
+            engine: typing.Literal["threads", "celery"] = "threads", no_wait=False,
             format: typing.Literal["text", "json", "csv"] = "text"):
     """Migrate many courses, one transaction each; re-run the same command to resume after any stop.
 
@@ -169,6 +172,8 @@ def migrate(cfg, *course, courses="", all=False, workers=4, retries=1, dry_run=F
         workers: courses migrated in parallel.
         retries: further attempts for a course that fails for a reason a retry can fix.
         dry_run: read the contentstore and S3, write nothing, and print the plan.
+        engine: threads (courses run in this process) or celery (one task per course, on the workers).
+        no_wait: with --engine celery, return once the courses are queued.
         format: text, json or csv.
     """
     from .discover import read_course_file
@@ -177,7 +182,8 @@ def migrate(cfg, *course, courses="", all=False, workers=4, retries=1, dry_run=F
     chosen = list(course) + (read_course_file(courses) if courses else [])
     if not all and not chosen:
         raise UsageError(f"no course ids in {courses}; add one per line")
-    summary = migrate(cfg, "all" if all else chosen, workers=workers, dry_run=dry_run, retries=retries)
+    summary = migrate(cfg, "all" if all else chosen, workers=workers, dry_run=dry_run, retries=retries,
+                      engine=engine, wait=not no_wait)
     return Frame(summary.courses, "", summary.exit_code, summary.failure) if format == "csv" else summary
 
 
@@ -231,6 +237,24 @@ def diff(cfg, *target, all=False, output="", workers=4,
     path = output or os.path.join(reports_dir, f"diff-{name}.{reports.EXTENSIONS.get(format, 'txt')}")
     reports.write(path, content)
     return f"wrote {path}: {df.attrs['verdict']}"
+
+
+@command(writes=True)
+def worker(cfg, *, concurrency=2, queues=""):
+    """Start a Celery worker for course tasks, configured from this process's environment (ETL_BROKER_URL).
+
+    Args:
+        concurrency: worker processes, each migrating one course at a time.
+        queues: the queues to consume, comma-separated (default ETL_CELERY_QUEUE, or transcript-etl).
+    """
+    from . import tasks
+
+    if not os.environ.get("ETL_BROKER_URL"):
+        raise UsageError("no broker given; set ETL_BROKER_URL to the Redis URL the enqueuer uses")
+    tasks.configure(cfg)
+    queues = queues or tasks.app.conf.task_default_queue
+    tasks.app.worker_main(["worker", f"--concurrency={concurrency}", f"--queues={queues}", "--pool=prefork",
+                           "--prefetch-multiplier=1", "--loglevel=INFO"])
 
 
 @command(contentstore=False, s3=False)
@@ -438,7 +462,7 @@ def _config(settings, inject):
     inject = dict(inject)
     contentstore = inject.pop("contentstore", None)
     flags = {k: v for k, v in settings.items() if k in _ENV_BACKED}
-    cfg = config_from_env(flags, manifest_dir=settings["manifest_dir"] or None, s3_concurrency=settings["concurrency"],
+    cfg = config_from_env(flags, manifest_dir=settings["manifest_dir"] or None, s3_concurrency=settings["s3_concurrency"],
                           progress=False if settings["quiet"] else None,
                           modulestore_db=settings["modulestore_db"], **inject)
     if contentstore is not None:  # a caller's own Database (the tests, an embedding program)
@@ -468,6 +492,7 @@ def main(argv=None, **inject):
     memory.tune()
     debug = "--debug" in argv
     batch = bool(argv) and argv[0] == "migrate"
+    celery = batch and any(a in ("--engine=celery", "celery") for a in argv)
     try:
         code = run(argv, inject)
     except HelpWanted as wanted:
@@ -488,7 +513,9 @@ def main(argv=None, **inject):
     except KeyboardInterrupt:
         if debug:
             print(redact.scrub(traceback.format_exc()), file=sys.stderr, end="")
-        print("etl: interrupted; courses already running were finished or rolled back, no new one started; "
+        print("etl: interrupted; the queued courses carry on in the Celery workers; re-run the same command to "
+              "attach to them or resume them (see `python -m etl report` or `status`)" if celery else
+              "etl: interrupted; courses already running were finished or rolled back, no new one started; "
               "re-run the same command to resume (see `python -m etl status`)" if batch else
               "etl: interrupted; the course was rolled back where possible (see `python -m etl status`)",
               file=sys.stderr)

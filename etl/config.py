@@ -55,6 +55,7 @@ class Config:
     s3_client: Any = field(default=None, repr=False, compare=False)
     modulestore_db: Optional[str] = None  # None: the modulestore lives in the contentstore's database
     contentstore_label: Optional[str] = field(default=None, repr=False)  # where it is, password masked
+    reconnect: Any = field(default=None, repr=False, compare=False)  # builds a fresh Database (after a fork)
 
     def __post_init__(self):
         if not isinstance(self.bucket, str) or not _BUCKET.match(self.bucket):
@@ -102,6 +103,18 @@ class Config:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(self.s3_concurrency, thread_name_prefix="etl-s3")
             return self._pool
+
+    def after_fork(self):
+        """Drop the S3 client, the thread pool and the MongoDB connection a parent process made.
+
+        Sockets and threads do not survive a fork (Celery's prefork pool forks
+        its children from the process that read the configuration): each child
+        builds its own on first use.
+        """
+        self._client_lock = threading.Lock()
+        self.s3_client, self._pool = None, None
+        if self.reconnect is not None:
+            self.contentstore = self.reconnect()
 
     def require_contentstore(self):
         """Return the contentstore Database, or refuse when none is configured."""
@@ -163,14 +176,18 @@ def config_from_env(overrides=None, environ=None, **settings):
     if mongo_uri:
         import pymongo
 
+        timeout = {} if "serverselectiontimeoutms" in mongo_uri.lower() else {"serverSelectionTimeoutMS": 15000}
+
+        def connect():
+            return pymongo.MongoClient(mongo_uri, appname="transcript-etl", **timeout)[mongo_db]
+
         try:
-            timeout = {} if "serverselectiontimeoutms" in mongo_uri.lower() else {"serverSelectionTimeoutMS": 15000}
-            client = pymongo.MongoClient(mongo_uri, appname="transcript-etl", **timeout)
+            contentstore = connect()
         except Exception as exc:  # pymongo names the URI problem; never echo the URI itself
             raise UsageError(f"cannot use MongoDB URI {redact.uri(mongo_uri)}: "
                              f"{type(exc).__name__}; check --mongo-uri or ETL_MONGO_URI") from None
-        contentstore = client[mongo_db]
         settings.setdefault("contentstore_label", redact.uri(mongo_uri))
+        settings.setdefault("reconnect", connect)
     known = {f.name for f in fields(Config)}
     kwargs = {k: v for k, v in values.items() if v}
     kwargs.update({k: v for k, v in settings.items() if k in known and v is not None})

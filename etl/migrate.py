@@ -21,7 +21,7 @@ from .progress import bar
 from .promote import promote
 from .verify import verify
 
-OUTCOMES = ["promoted", "skipped", "failed", "claimed", "conflict", "migrate", "unresolved"]
+OUTCOMES = ["promoted", "skipped", "failed", "claimed", "conflict", "migrate", "queued", "unresolved"]
 COLUMNS = ["course_id", "outcome", "transcripts", "bytes", "parse_problems", "attempts", "seconds", "run_id",
            "ready", "error"]
 
@@ -114,6 +114,9 @@ class Summary:
                          f"promoted, {self.count('skipped')} skipped (already promoted), {self.count('failed')} failed, "
                          f"{self.count('claimed')} held by another runner, {self.count('conflict')} in conflict")
             lines.append(f"  {self.transcripts} transcripts, {self.bytes} bytes, {rate} transcripts/s")
+            if self.count("queued"):
+                lines.append(f"  {self.count('queued')} courses queued for the Celery workers; follow them with "
+                             "`python -m etl report` or `status`, or re-run this command without --no-wait")
         for outcome in ("failed", "conflict", "claimed"):
             for row in self.courses[self.courses["outcome"] == outcome].itertuples():
                 lines.append(f"  {outcome}: {row.course_id}: {row.error}")
@@ -137,22 +140,65 @@ def select(cfg, courses, modulestore_db=None):
     return ids, []
 
 
-def migrate(cfg, courses, workers=4, dry_run=False, retries=1, modulestore_db=None):
+def migrate(cfg, courses, workers=4, dry_run=False, retries=1, modulestore_db=None, engine="threads", wait=True):
     """Migrate courses, each as one transaction: extract, promote, verify; return a Summary.
 
     ``courses`` is a list of course ids or "all". Promoted courses are skipped;
     a course left mid-way by a killed run is rolled back and redone (or its
     promote finished); a failing course is tried ``retries`` more times. A
     course another runner holds is left to it. With ``dry_run`` nothing is
-    written anywhere: the Summary is the plan.
+    written anywhere: the Summary is the plan. ``engine="celery"`` sends one
+    task per course to the Celery workers (``etl.tasks``) instead of running
+    ``workers`` threads here; with ``wait=False`` it returns once they are queued.
     """
     if workers < 1 or retries < 0:
         raise UsageError("--workers must be at least 1 and --retries at least 0")
+    if engine not in ("threads", "celery"):
+        raise UsageError(f"engine {engine!r} is not threads or celery")
     started = time.monotonic()
     ids, unresolved = select(cfg, courses, modulestore_db)
     for entry in unresolved:
         logs.event("warning", entry["what"], "unresolved", reason=entry["reason"])
-    work = _plan_one if dry_run else (lambda c, i: _migrate_one(c, i, retries))
+    if engine == "celery" and not dry_run:
+        rows = _on_celery(cfg, ids, retries, wait)
+    else:
+        rows = _on_threads(cfg, ids, workers, _plan_one if dry_run else (lambda c, i: migrate_course(c, i, retries)))
+    df = pd.DataFrame(rows, columns=COLUMNS).sort_values("course_id", ignore_index=True)
+    for column in ("transcripts", "bytes", "parse_problems", "attempts"):
+        df[column] = pd.to_numeric(df[column]).astype("Int64")
+    summary = Summary(dry_run, df, unresolved, time.monotonic() - started)
+    logs.event("info", "*", "batch_done" if not dry_run else "plan_done",
+               **{k: v for k, v in summary.to_dict().items() if k not in ("rows", "unresolved")})
+    return summary
+
+
+def _on_celery(cfg, ids, retries, wait):
+    """Skip promoted courses here, send one task per other course, and collect their rows (unless not waiting)."""
+    from . import tasks
+
+    committed = s3.run_all(cfg, lambda c: marker.head_committed(s3.head(cfg, Layout(cfg, parse_course_id(c)).marker)),
+                           ids)
+    rows = [_done(_row(c, "skipped", attempts=0), time.monotonic()) for c, done in zip(ids, committed) if done]
+    todo = [c for c, done in zip(ids, committed) if not done]
+    results = tasks.enqueue(cfg, todo, retries)
+    if not wait:
+        return rows + [_row(c, "queued") for c in todo]
+    with bar(cfg, len(ids), "courses", unit="course", leave=True) as progress:
+        progress.update(len(rows))
+        rows += [_done_remote(row) for row in tasks.collect(results, progress)]
+    return rows
+
+
+def _done_remote(row):
+    """Log a row a worker returned, as the thread pool logs its own."""
+    level = "warning" if row["outcome"] in ("failed", "conflict") else "info"
+    logs.event(level, row["course_id"], f"course_{row['outcome']}", row.get("run_id"),
+               **{k: row.get(k) for k in ("transcripts", "bytes", "attempts", "seconds", "error")})
+    return row
+
+
+def _on_threads(cfg, ids, workers, work):
+    """Run ``work`` for every course on ``workers`` threads here; return the rows."""
     rows = []
     with ThreadPoolExecutor(workers, thread_name_prefix="course") as pool, \
             bar(cfg, len(ids), "courses", unit="course", leave=True) as progress:
@@ -167,21 +213,18 @@ def migrate(cfg, courses, workers=4, dry_run=False, retries=1, modulestore_db=No
             for future in pending:
                 future.cancel()
             raise
-    df = pd.DataFrame(rows, columns=COLUMNS).sort_values("course_id", ignore_index=True)
-    for column in ("transcripts", "bytes", "parse_problems", "attempts"):
-        df[column] = pd.to_numeric(df[column]).astype("Int64")
-    summary = Summary(dry_run, df, unresolved, time.monotonic() - started)
-    logs.event("info", "*", "batch_done" if not dry_run else "plan_done",
-               **{k: v for k, v in summary.to_dict().items() if k not in ("rows", "unresolved")})
-    return summary
+    return rows
 
 
 def _row(course_id, outcome, **fields):
     return {"course_id": course_id, "outcome": outcome, **fields}
 
 
-def _migrate_one(cfg, course_id, retries):
-    """Run one course's transaction, retrying transient failures; return its summary row."""
+def migrate_course(cfg, course_id, retries=1):
+    """Run one course's transaction, retrying transient failures; return its summary row (a dict).
+
+    The unit of work of every batch: the thread pool and the Celery task run exactly this.
+    """
     started, error = time.monotonic(), None
     for attempt in range(1, retries + 2):
         try:

@@ -34,6 +34,59 @@ def s3_endpoint():
     server.stop()
 
 
+def free_port():
+    """Return a free TCP port on the loopback address."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class RedisServer:
+    """A real redis-server on a free loopback port, persistence off, stopped by its PID."""
+
+    def __init__(self, port=None):
+        self.port = port or free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.proc = None
+
+    def start(self):
+        import shutil
+        import subprocess
+        import time
+
+        import redis
+
+        binary = shutil.which("redis-server")
+        if not binary:
+            pytest.skip("redis-server is not installed (apt-get install redis-server)")
+        self.proc = subprocess.Popen([binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                                      "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        client = redis.Redis.from_url(self.url)
+        for _ in range(100):
+            try:
+                client.ping()
+                return self
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(30)
+
+
+@pytest.fixture
+def redis_server():
+    """Start a redis-server for one test; stop it after."""
+    server = RedisServer().start()
+    yield server
+    server.stop()
+
+
 @pytest.fixture
 def contentstore():
     """Return an empty contentstore Database: mongomock, or real MongoDB via ETL_TEST_MONGO_URI."""

@@ -21,5 +21,20 @@ def snapshot(db):
             for name in ("fs.files", "fs.chunks")}
 
 
+def run_cli(cfg, contentstore, capsys, local, *args):
+    """Run the CLI in-process on the test's bucket and contentstore, quietly; return (code, stdout, stderr)."""
+    from etl.cli import main
+
+    argv = list(args) + ["--bucket", cfg.bucket, "--s3-endpoint-url", cfg.s3_endpoint_url,
+                         "--manifest-dir", str(local), "--quiet"]
+    try:
+        main(argv, contentstore=contentstore)
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
 def md5(data):
     return hashlib.md5(data).hexdigest()

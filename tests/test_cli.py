@@ -7,22 +7,13 @@ import pytest
 
 from etl.cli import main
 from tests.conftest import COURSE, fill
+from tests.helpers import run_cli
 
 
 @pytest.fixture
 def run(cfg, contentstore, tmp_path, capsys):
     """Run the CLI in-process against the test's bucket and contentstore; return (code, out, err)."""
-    def call(*args):
-        argv = list(args) + ["--bucket", cfg.bucket, "--s3-endpoint-url", cfg.s3_endpoint_url,
-                             "--manifest-dir", str(tmp_path / "m"), "--quiet"]
-        try:
-            main(argv, contentstore=contentstore)
-            code = 0
-        except SystemExit as exc:
-            code = exc.code
-        out, err = capsys.readouterr()
-        return code, out, err
-    return call
+    return lambda *args: run_cli(cfg, contentstore, capsys, tmp_path / "m", *args)
 
 
 def test_extract_promote_verify_status_from_the_command_line(run, contentstore):

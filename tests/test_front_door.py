@@ -25,7 +25,7 @@ from etl.cli import COMMANDS, main
 from etl.sample import register_course, save_asset, srt, cues
 from tests.batch import batch_ids
 from tests.conftest import COURSE, fill
-from tests.helpers import listing
+from tests.helpers import listing, run_cli
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -33,8 +33,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CASES = {
     "extract": ([COURSE], ["--fromat", "json"], ["--format", "yaml"], ["extra"]),
     "reconcile": ([COURSE], ["--formt", "json"], ["--format", "csv"], ["extra"]),
-    "promote": ([COURSE], ["--live-prefx", "phase2"], ["--concurrency", "0"], ["extra"]),
-    "verify": ([COURSE], ["--fromat", "json"], ["--concurrency", "many"], ["extra"]),
+    "promote": ([COURSE], ["--live-prefx", "phase2"], ["--s3-concurrency", "0"], ["extra"]),
+    "verify": ([COURSE], ["--fromat", "json"], ["--s3-concurrency", "many"], ["extra"]),
     "rollback": ([COURSE], ["--froce"], ["--force=yes"], ["extra"]),
     "status": ([], ["--fromat", "csv"], ["--format", "yaml"], [COURSE, "extra"]),
     "migrate": ([COURSE], ["--dryrun"], ["--workers", "abc"], ["--all"]),
@@ -42,6 +42,7 @@ CASES = {
     "diff": ([COURSE], ["--ouput", "-"], ["--format", "pdf"], ["a.parquet", "b.parquet"]),
     "demo": ([], ["--quite"], ["--quiet=1"], ["extra"]),
     "version": ([], ["--debgu"], ["--log-format", "xml"], ["extra"]),
+    "worker": ([], ["--concurency", "3"], ["--concurrency", "0"], ["extra"]),
 }
 
 
@@ -62,14 +63,7 @@ def front(cfg, contentstore, tmp_path, capsys):
 
     def call(*args):
         before, before_files = listing(cfg), files()
-        argv = list(args) + ["--bucket", cfg.bucket, "--s3-endpoint-url", cfg.s3_endpoint_url,
-                             "--manifest-dir", str(local), "--quiet"]
-        try:
-            main(argv, contentstore=contentstore)
-            code = 0
-        except SystemExit as exc:
-            code = exc.code
-        out, err = capsys.readouterr()
+        code, out, err = run_cli(cfg, contentstore, capsys, local, *args)
         return code, out, err, listing(cfg) == before and files() == before_files
     return call
 
@@ -93,6 +87,13 @@ def test_a_switch_never_takes_the_next_word_as_its_value(front):
     assert code == 2 and unchanged and "--all is every course" in err
     code, _, err, unchanged = front("migrate", "--all", "--courses", "list.txt")
     assert code == 2 and unchanged
+
+
+def test_no_wait_belongs_to_the_celery_engine(front):
+    code, _, err, unchanged = front("migrate", COURSE, "--no-wait")
+    assert code == 2 and unchanged and "--engine celery" in err
+    code, _, err, unchanged = front("migrate", COURSE, "--engine", "spark")
+    assert code == 2 and unchanged and "threads, celery" in err
 
 
 def test_a_typo_in_a_batch_flag_publishes_nothing(front, cfg):

@@ -218,18 +218,24 @@ def server_cpu(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def small_courses(db, courses):
+    """Fill ``db`` with ``courses`` small courses of 1 to 5 transcripts; return their ids (the same every time)."""
+    from etl.sample import sjson
+
+    ids = [f"course-v1:Bench+C{i:04d}+2026" for i in range(courses)]
+    fill(db, ((course, f"subs_v{j}.srt.sjson", sjson([(0, 900, f"course {i} video {j}")] * 20), "application/json")
+              for i, course in enumerate(ids) for j in range(i % 5 + 1)))
+    return ids
+
+
 def measure_batch(endpoint, courses, width, bucket):
     """Migrate ``courses`` small courses; return courses/min for the first and the last 100."""
     import etl
     import etl.memory
 
     etl.memory.tune()  # as the CLI does
-    from etl.sample import sjson
-
     db = contentstore()
-    ids = [f"course-v1:Bench+C{i:04d}+2026" for i in range(courses)]
-    fill(db, ((course, f"subs_v{j}.srt.sjson", sjson([(0, 900, f"course {i} video {j}")] * 20), "application/json")
-              for i, course in enumerate(ids) for j in range(i % 5 + 1)))
+    ids = small_courses(db, courses)
     client, counter = counted_client(endpoint, width)
     client.create_bucket(Bucket=bucket)
     cfg = etl.Config(bucket=bucket, s3_endpoint_url=endpoint, contentstore=db, s3_client=client,
@@ -243,6 +249,87 @@ def measure_batch(endpoint, courses, width, bucket):
         times.append(window / (time.perf_counter() - started) * 60)
     return {"courses": courses, "first_100_per_min": times[0], "last_100_per_min": times[-1],
             "requests_per_course": counter["requests"] / courses}
+
+
+def measure_engines(endpoint, courses, width, bucket):
+    """Migrate the same ``courses`` small courses on the thread pool and on Celery with 1 and 2 worker processes.
+
+    Each run has its own prefixes in one bucket. The Celery runs start a real
+    redis-server and real ``celery worker`` processes (``scripts/bench_celery.py``
+    loads the same courses in each); client CPU is the enqueuer's, worker CPU
+    the workers' (pool processes included).
+    """
+    import resource
+    import signal
+
+    import etl
+    import etl.memory
+    from etl import tasks
+
+    etl.memory.tune()
+    ids = small_courses(contentstore(), courses)
+    port = free_port()
+    redis = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                              "--appendonly", "no"], stdout=subprocess.DEVNULL)
+    wait_for(port)
+    broker = f"redis://127.0.0.1:{port}/0"
+    os.environ["ETL_BROKER_URL"] = broker
+    client, _ = counted_client(endpoint, width)
+    client.create_bucket(Bucket=bucket)
+    out = {}
+    try:
+        db = contentstore()
+        small_courses(db, courses)
+        for workers in (1, 4):
+            cfg = etl.Config(bucket=bucket, s3_endpoint_url=endpoint, contentstore=db, s3_concurrency=width,
+                             manifest_dir=None, progress=False, staging_prefix=f"t{workers}/staging",
+                             live_prefix=f"t{workers}/live", state_prefix=f"t{workers}/state")
+            cpu, started = time.process_time(), time.perf_counter()
+            summary = etl.migrate(cfg, ids, workers=workers, retries=0)
+            assert summary.count("promoted") == courses, summary.text()
+            out[f"threads x{workers}"] = {"per_min": courses / (time.perf_counter() - started) * 60,
+                                          "client_cpu": time.process_time() - cpu, "worker_cpu": 0.0}
+        for processes in (1, 2):
+            prefix = f"c{processes}"
+            env = dict(os.environ, ETL_BUCKET=bucket, ETL_S3_ENDPOINT_URL=endpoint, ETL_STAGING_PREFIX=f"{prefix}/staging",
+                       ETL_LIVE_PREFIX=f"{prefix}/live", ETL_STATE_PREFIX=f"{prefix}/state", ETL_BENCH_COURSES=str(courses),
+                       ETL_CELERY_QUEUE=f"bench-{prefix}", ETL_S3_CONCURRENCY=str(width))
+            worker = subprocess.Popen([sys.executable, "-m", "celery", "-A", "scripts.bench_celery", "worker", "--pool",
+                                       "prefork", "--concurrency", str(processes), "-Q", f"bench-{prefix}",
+                                       "--without-gossip", "--without-mingle", "--loglevel", "INFO"],
+                                      cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            for line in worker.stderr:
+                if " ready." in line:
+                    break
+            threading_drain(worker.stderr)
+            cfg = etl.Config(bucket=bucket, s3_endpoint_url=endpoint, s3_concurrency=width, manifest_dir=None,
+                             progress=False, staging_prefix=f"{prefix}/staging", live_prefix=f"{prefix}/live",
+                             state_prefix=f"{prefix}/state")
+            os.environ["ETL_CELERY_QUEUE"] = f"bench-{prefix}"
+            children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu, started = time.process_time(), time.perf_counter()
+            summary = etl.migrate(cfg, ids, engine="celery")
+            elapsed = time.perf_counter() - started
+            client_cpu = time.process_time() - cpu
+            assert summary.count("promoted") == courses, summary.text()
+            worker.send_signal(signal.SIGTERM)
+            worker.wait(60)
+            children = resource.getrusage(resource.RUSAGE_CHILDREN)
+            worker_cpu = (children.ru_utime + children.ru_stime) - (children_before.ru_utime + children_before.ru_stime)
+            out[f"celery x{processes}"] = {"per_min": courses / elapsed * 60, "client_cpu": client_cpu,
+                                           "worker_cpu": worker_cpu}
+    finally:
+        redis.terminate()
+        redis.wait()
+    del tasks
+    return out
+
+
+def threading_drain(stream):
+    """Keep reading a child's stream in the background, so the child never blocks on a full pipe."""
+    import threading
+
+    threading.Thread(target=lambda: [None for _ in stream], daemon=True).start()
 
 
 def serve_s3(port):
@@ -285,19 +372,25 @@ def child(job, *args):
 
 
 CHILD = "--child"  # how this script starts its own measuring and proxy processes; not for operators
-JOBS = {"measure": measure, "measure_batch": measure_batch, "serve_s3": serve_s3, "serve_proxy": serve_proxy}
+JOBS = {"measure": measure, "measure_batch": measure_batch, "measure_engines": measure_engines, "serve_s3": serve_s3,
+        "serve_proxy": serve_proxy}
 
 
-def bench(transcripts=2000, latency_ms=0, width=16, courses=0, only="abcd"):
+def bench(transcripts=2000, latency_ms=0, width=16, courses=0, only="abcd", engine="threads"):
     """Measure (a) to (d) on one course of ``transcripts``, then optionally a batch of ``courses``.
 
     ``latency_ms`` adds that delay to every S3 request; ``width`` is the
     parallelism of (a), (c) and (d); ``only`` picks which of a, b, c, d to
-    measure ('' for only the batch).
+    measure ('' for only the batch). ``engine="celery"`` runs the batch on the
+    thread pool and on Celery with 1 and 2 worker processes, side by side.
     """
     only = str(only or "")
     if set(only) - set("abcd"):
         raise SystemExit(f"bench: --only takes letters from abcd, not {only!r}")
+    if engine not in ("threads", "celery"):
+        raise SystemExit(f"bench: --engine is threads or celery, not {engine!r}")
+    if engine == "celery" and not courses:
+        raise SystemExit("bench: --engine celery measures a batch: give --courses N")
     procs = []
     port = free_port()
     procs.append(subprocess.Popen(child_command("serve_s3", port), cwd=ROOT,
@@ -323,6 +416,19 @@ def bench(transcripts=2000, latency_ms=0, width=16, courses=0, only="abcd"):
                 failed.append(f"({which})")
         if results:
             report(transcripts, width, latency_ms, results)
+        if engine == "celery":
+            engines = child("measure_engines", endpoint, courses, width, f"bench-engines-{port}")
+            if engines:
+                print(f"batch of {courses} small courses, added latency {latency_ms} ms, {os.cpu_count()} cores:")
+                for name, r in engines.items():
+                    print(f"  {name:12} {r['per_min']:7.0f} courses/min  client CPU {r['client_cpu']:6.1f} s  "
+                          f"worker CPU {r['worker_cpu']:6.1f} s")
+                base = engines["threads x1"]["per_min"]
+                print(f"  celery x1 / threads x1: {engines['celery x1']['per_min'] / base:.2f}; "
+                      f"celery x2 / celery x1: {engines['celery x2']['per_min'] / engines['celery x1']['per_min']:.2f}")
+            else:
+                failed.append("the engines")
+            courses = 0
         batch = courses and child("measure_batch", endpoint, courses, width, f"bench-batch-{port}")
         if batch:
             print(f"batch of {batch['courses']} courses: {batch['first_100_per_min']:.0f} courses/min for the "

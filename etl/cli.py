@@ -58,6 +58,7 @@ SETTINGS = [
     Setting("state_prefix", None, "key prefix of the status table (ETL_STATE_PREFIX, default _etl)."),
     Setting("manifest_dir", "manifests", "folder for local manifest copies and reports; '' keeps none."),
     Setting("s3_concurrency", 16, "parallel S3 requests."),
+    Setting("max_reads_per_second", 0, "cap on contentstore queries per second across the process; 0 for none."),
     Setting("quiet", False, "log only warnings and errors, and show no progress bar."),
     Setting("log_format", "text", "log lines as text (key=value) or json.", ("text", "json")),
     Setting("debug", False, "on an error, print the traceback too."),
@@ -464,7 +465,8 @@ def _config(settings, inject):
     flags = {k: v for k, v in settings.items() if k in _ENV_BACKED}
     cfg = config_from_env(flags, manifest_dir=settings["manifest_dir"] or None, s3_concurrency=settings["s3_concurrency"],
                           progress=False if settings["quiet"] else None,
-                          modulestore_db=settings["modulestore_db"], **inject)
+                          modulestore_db=settings["modulestore_db"],
+                          max_reads_per_second=settings["max_reads_per_second"], **inject)
     if contentstore is not None:  # a caller's own Database (the tests, an embedding program)
         cfg.contentstore = contentstore.client[settings["mongo_db"]] if settings["mongo_db"] else contentstore
     return cfg

@@ -56,6 +56,7 @@ class Config:
     modulestore_db: Optional[str] = None  # None: the modulestore lives in the contentstore's database
     contentstore_label: Optional[str] = field(default=None, repr=False)  # where it is, password masked
     reconnect: Any = field(default=None, repr=False, compare=False)  # builds a fresh Database (after a fork)
+    max_reads_per_second: int = 0  # contentstore queries per second across the process; 0 is no cap
 
     def __post_init__(self):
         if not isinstance(self.bucket, str) or not _BUCKET.match(self.bucket):
@@ -81,8 +82,21 @@ class Config:
                              "check --modulestore-db")
         if self.multipart_bytes < 5 * 1024 * 1024:
             raise UsageError("multipart_bytes must be at least 5 MiB, S3's smallest part")
+        if not isinstance(self.max_reads_per_second, int) or self.max_reads_per_second < 0:
+            raise UsageError("max_reads_per_second must be a whole number, 0 for no cap")
         self._client_lock = threading.Lock()
         self._pool = None
+        self._limiter = None
+
+    @property
+    def read_limiter(self):
+        """Return the one limiter every contentstore query of this Config waits on."""
+        from .contentstore import ReadLimiter
+
+        with self._client_lock:
+            if self._limiter is None:
+                self._limiter = ReadLimiter(self.max_reads_per_second)
+            return self._limiter
 
     @property
     def s3(self):
@@ -112,7 +126,7 @@ class Config:
         builds its own on first use.
         """
         self._client_lock = threading.Lock()
-        self.s3_client, self._pool = None, None
+        self.s3_client, self._pool, self._limiter = None, None, None
         if self.reconnect is not None:
             self.contentstore = self.reconnect()
 

@@ -10,9 +10,13 @@ import hashlib
 import json
 import math
 import re
+import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Optional
+
+from bson.son import SON
 
 from .errors import CorruptSource, EtlError, StorageError
 
@@ -68,7 +72,7 @@ def find_transcripts(cfg, course):
     # are never all held at once (a driver's default batch is up to 16 MB: every file of most courses).
     cursor = db["fs.files"].find(course_query(course, cfg.transcript_suffixes), dict(_FIELDS)).batch_size(1000)
     assets = {}
-    for doc in _read(course, cursor, "fs.files"):
+    for doc in _read(course, cursor, "fs.files", cfg):
         fields = doc["_id"] if course.deprecated else doc.get("content_son", {})
         name = fields.get("name")
         if not isinstance(name, str) or not name.lower().endswith(cfg.transcript_suffixes):
@@ -99,17 +103,17 @@ def course_known(cfg, course):
     db = cfg.require_contentstore()
     store = db.client[cfg.modulestore_db] if cfg.modulestore_db else db
     if course.deprecated:
-        found = _first(course, store["modulestore"], {
+        found = _first(cfg, course, store["modulestore"], {
             "_id.tag": "i4x", "_id.org": course.org, "_id.course": course.course, "_id.category": "course",
             "_id.name": course.run}, "modulestore")
     else:
-        found = _first(course, store["modulestore.active_versions"],
+        found = _first(cfg, course, store["modulestore.active_versions"],
                        {"org": course.org, "course": course.course, "run": course.run}, "modulestore.active_versions")
-    return found or _first(course, db["fs.files"], course_query(course), "fs.files")
+    return found or _first(cfg, course, db["fs.files"], course_query(course), "fs.files")
 
 
-def _first(course, collection, query, name):
-    return any(True for _ in _read(course, collection.find(query, {"_id": 1}).limit(1), name))
+def _first(cfg, course, collection, query, name):
+    return any(True for _ in _read(course, collection.find(query, {"_id": 1}).limit(1), name, cfg))
 
 
 def fingerprint(identities):
@@ -130,21 +134,28 @@ def _chunk_key(course, file_id):
     return file_id.get("name") if course.deprecated and isinstance(file_id, dict) else file_id
 
 
+# The field order of an old-style asset _id as Open edX builds it (edx-platform's make_id_son).
+ID_ORDER = ("category", "name", "course", "tag", "org", "revision", "run")
+
+
+def chunk_ids(course, asset):
+    """Return the ``files_id`` values an asset's chunks may carry, each an exact match for the (files_id, n) index.
+
+    A new-style asset's id is a string. An old-style one is an embedded document,
+    and MongoDB matches those field by field in order: Open edX's canonical order
+    first, then the order stored in fs.files, when it differs.
+    """
+    if not (course.deprecated and isinstance(asset.file_id, dict)):
+        return [asset.file_id]
+    canonical = SON((key, asset.file_id[key]) for key in ID_ORDER if key in asset.file_id)
+    stored = SON(asset.file_id.items())
+    return [canonical] if list(canonical) == list(stored) else [canonical, stored]
+
+
 def _chunks(cfg, course, assets, n_range=None):
-    """Query fs.chunks for ``assets``: by their stored ``_id`` values, as GridFS itself does."""
+    """Query fs.chunks for ``assets`` by exact ``files_id`` values, served by GridFS's (files_id, n) index."""
     db = cfg.require_contentstore()
-    if n_range is None:
-        query = {"files_id": {"$in": [a.file_id for a in assets]}}
-    else:
-        query = {"files_id": assets[0].file_id, "n": {"$gte": n_range[0], "$lt": n_range[1]}}
-    return db["fs.chunks"].find(query, {"files_id": 1, "n": 1, "data": 1}).sort("n", 1)
-
-
-def _chunks_by_fields(cfg, course, assets, n_range=None):
-    # An old-style _id whose stored field order differs from its chunks' files_id: find them by fields.
-    db = cfg.require_contentstore()
-    query = {"files_id.tag": "c4x", "files_id.org": course.org, "files_id.course": course.course,
-             "files_id.category": "asset", "files_id.name": {"$in": [a.name for a in assets]}}
+    query = {"files_id": {"$in": [i for a in assets for i in chunk_ids(course, a)]}}
     if n_range is not None:
         query["n"] = {"$gte": n_range[0], "$lt": n_range[1]}
     return db["fs.chunks"].find(query, {"files_id": 1, "n": 1, "data": 1}).sort("n", 1)
@@ -205,13 +216,9 @@ def read_small(cfg, course, assets, tolerant=False):
     """
     for batch in _batches(assets, cfg.read_batch_bytes):
         found = {}
-        for chunk in _read(course, _chunks(cfg, course, batch)):
+        for chunk in _read(course, _chunks(cfg, course, batch), cfg=cfg):
             found.setdefault(_chunk_key(course, chunk["files_id"]), []).append(chunk)
-        missing = [a for a in batch if a.length and _chunk_key(course, a.file_id) not in found]
-        if course.deprecated and missing:
-            for chunk in _read(course, _chunks_by_fields(cfg, course, missing)):
-                found.setdefault(_chunk_key(course, chunk["files_id"]), []).append(chunk)
-        for asset in batch:
+        for asset in batch:  # an asset whose chunks were not found is refused as corrupt, by name
             check = _Check(course, asset)
             try:
                 data = b"".join(check.add(c["n"], c["data"])
@@ -255,13 +262,9 @@ def read_stream(cfg, course, asset, sink):
     driver's cursor buffers; one last query finds stray chunks past the end.
     """
     check = _Check(course, asset)
-    query = _chunks
     for start in range(0, check.expected + 1, STREAM_CHUNKS):
         end = start + STREAM_CHUNKS if start + STREAM_CHUNKS < check.expected else 2 ** 31
-        chunks = list(_read(course, query(cfg, course, [asset], (start, end))))
-        if not chunks and start == 0 and course.deprecated and asset.length:
-            query = _chunks_by_fields
-            chunks = list(_read(course, query(cfg, course, [asset], (start, end))))
+        chunks = list(_read(course, _chunks(cfg, course, [asset], (start, end)), cfg=cfg))
         for chunk in chunks:
             sink(check.add(chunk["n"], chunk["data"]))
         if end == 2 ** 31:
@@ -269,8 +272,10 @@ def read_stream(cfg, course, asset, sink):
     return check.finish()
 
 
-def _read(course, cursor, collection="fs.chunks"):
+def _read(course, cursor, collection="fs.chunks", cfg=None):
     try:
+        if cfg is not None:
+            cfg.read_limiter.acquire()
         yield from cursor
     except EtlError:
         raise
@@ -278,3 +283,28 @@ def _read(course, cursor, collection="fs.chunks"):
         raise StorageError(f"course {course}: reading {collection} failed: {type(exc).__name__}: "
                            f"{str(exc).splitlines()[0][:200]}; check ETL_MONGO_URI and the network, "
                            "then re-run") from exc
+
+
+class ReadLimiter:
+    """Let at most ``rate`` contentstore queries start per second, across every thread of the process.
+
+    Each query takes the next free slot, ``1 / rate`` seconds after the last one,
+    and waits for it; a rate of 0 lets every query go at once.
+    """
+
+    def __init__(self, rate, clock=time.monotonic, sleep=time.sleep):
+        self.interval = 1.0 / rate if rate else 0.0
+        self.clock, self.sleep = clock, sleep
+        self.next, self.granted = None, 0
+        self._lock = threading.Lock()
+
+    def acquire(self):
+        """Wait until this query may start."""
+        if not self.interval:
+            return
+        with self._lock:
+            now = self.clock()
+            start = now if self.next is None or self.next <= now else self.next
+            self.next, self.granted = start + self.interval, self.granted + 1
+        if start > now:
+            self.sleep(start - now)

@@ -24,49 +24,74 @@ def read_course_file(path):
     return [i for i in ids if i]
 
 
-def _transcript_match(cfg, prefix):
-    pattern = "(" + "|".join(re.escape(s) for s in cfg.transcript_suffixes) + ")$"
-    return {f"{prefix}.tag": "c4x", f"{prefix}.category": "asset",
-            f"{prefix}.name": {"$regex": pattern, "$options": "i"}}
+def _transcript_names(cfg):
+    return {"$regex": "(" + "|".join(re.escape(s) for s in cfg.transcript_suffixes) + ")$", "$options": "i"}
 
 
-def _run(what, fn):
+def _run(cfg, what, fn):
     try:
+        cfg.read_limiter.acquire()
         return fn()
     except Exception as exc:
         raise StorageError(f"reading {what} failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}; "
                            "check ETL_MONGO_URI and --modulestore-db") from exc
 
 
+def _groups(cfg, collection, first, second, base=None):
+    """Yield (a, b) for every distinct pair of ``first``, ``second``, each step served by an index on (first, second, …).
+
+    A distinct of an index's leading field is a scan of that index, not of the
+    collection; so is a distinct of the second field with the first fixed.
+    """
+    base = dict(base or {})
+    for a in _run(cfg, collection.name, lambda: collection.distinct(first, base or None)):
+        if not isinstance(a, str):
+            continue
+        narrowed = dict(base, **{first: a})
+        for b in _run(cfg, collection.name, lambda: collection.distinct(second, narrowed)):
+            if isinstance(b, str):
+                yield a, b
+
+
 def modulestore_courses(cfg, modulestore_db=None):
-    """Return the set of course ids in the modulestore (libraries excluded)."""
+    """Return the set of course ids in the modulestore (libraries excluded), with index-served queries only."""
     db = cfg.require_contentstore()
-    store = db.client[modulestore_db] if modulestore_db else db
+    store = db.client[modulestore_db or cfg.modulestore_db] if (modulestore_db or cfg.modulestore_db) else db
     ids = set()
-    split = _run("modulestore.active_versions", lambda: list(store["modulestore.active_versions"].find(
-        {"run": {"$ne": "library"}}, {"org": 1, "course": 1, "run": 1})))
-    for doc in split:
-        ids.add(f"course-v1:{doc.get('org')}+{doc.get('course')}+{doc.get('run')}")
-    old = _run("modulestore", lambda: list(store["modulestore"].find({"_id.category": "course"}, {"_id": 1})))
-    for doc in old:
-        ids.add(f"{doc['_id'].get('org')}/{doc['_id'].get('course')}/{doc['_id'].get('name')}")
+    split = store["modulestore.active_versions"]  # split's course index: (org, course, run)
+    for org, course in _groups(cfg, split, "org", "course"):
+        for doc in _run(cfg, split.name, lambda: list(split.find({"org": org, "course": course}, {"run": 1}))):
+            if doc.get("run") and doc["run"] != "library":
+                ids.add(f"course-v1:{org}+{course}+{doc['run']}")
+    old = store["modulestore"]  # the old modulestore's (_id.tag, _id.org, _id.course, _id.category)
+    for org, course in _groups(cfg, old, "_id.org", "_id.course", {"_id.tag": "i4x"}):
+        query = {"_id.tag": "i4x", "_id.org": org, "_id.course": course, "_id.category": "course"}
+        for doc in _run(cfg, old.name, lambda: list(old.find(query, {"_id": 1}))):
+            ids.add(f"{org}/{course}/{doc['_id'].get('name')}")
     return ids
 
 
 def contentstore_courses(cfg):
-    """Return (new-style course ids with transcripts, {(org, course): count} of old-style transcripts)."""
+    """Return (new-style course ids with transcripts, {(org, course): count} of old-style transcripts).
+
+    Every query is served by one of edx-platform's fs.files indexes, which lead
+    with (content_son.org, content_son.course) or (_id.org, _id.course).
+    """
     db = cfg.require_contentstore()
-    new_match = dict(_transcript_match(cfg, "content_son"), **{"content_son.run": {"$exists": True}})
-    new = _run("fs.files", lambda: list(db["fs.files"].aggregate([
-        {"$match": new_match},
-        {"$group": {"_id": {"org": "$content_son.org", "course": "$content_son.course",
-                            "run": "$content_son.run"}}}])))
-    old_match = dict(_transcript_match(cfg, "_id"), **{"_id.run": {"$exists": False}})
-    old = _run("fs.files", lambda: list(db["fs.files"].aggregate([
-        {"$match": old_match},
-        {"$group": {"_id": {"org": "$_id.org", "course": "$_id.course"}, "n": {"$sum": 1}}}])))
-    new_ids = {f"course-v1:{g['_id']['org']}+{g['_id']['course']}+{g['_id']['run']}" for g in new}
-    return new_ids, {(g["_id"]["org"], g["_id"]["course"]): g["n"] for g in old}
+    files, names = db["fs.files"], _transcript_names(cfg)
+    new_ids, old = set(), {}
+    for org, course in _groups(cfg, files, "content_son.org", "content_son.course"):
+        query = {"content_son.org": org, "content_son.course": course, "content_son.tag": "c4x",
+                 "content_son.category": "asset", "content_son.name": names, "content_son.run": {"$exists": True}}
+        for run in _run(cfg, "fs.files", lambda: files.distinct("content_son.run", query)):
+            new_ids.add(f"course-v1:{org}+{course}+{run}")
+    for org, course in _groups(cfg, files, "_id.org", "_id.course"):
+        query = {"_id.org": org, "_id.course": course, "_id.tag": "c4x", "_id.category": "asset",
+                 "_id.name": names, "_id.run": {"$exists": False}}
+        count = _run(cfg, "fs.files", lambda: files.count_documents(query))
+        if count:
+            old[(org, course)] = count
+    return new_ids, old
 
 
 def all_courses(cfg, modulestore_db=None):

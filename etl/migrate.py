@@ -14,7 +14,7 @@ import pandas as pd
 
 from . import contentstore, logs, marker, parse, s3, state
 from .discover import all_courses
-from .errors import AlreadyPromoted, ConcurrentRun, Conflict, EtlError, NotStaged, UsageError
+from .errors import AlreadyPromoted, BatchFailed, ConcurrentRun, Conflict, EtlError, NotStaged, UsageError
 from .extract import extract, unknown_course
 from .layout import Layout, parse_course_id
 from .progress import bar
@@ -78,6 +78,12 @@ class Summary:
 
     def __str__(self):
         return self.text()
+
+    def check(self):
+        """Raise BatchFailed, naming how many, when any course failed (the CLI's exit code 4)."""
+        if not self.ok:
+            raise BatchFailed(self.failure)
+        return self
 
     @property
     def transcripts(self):

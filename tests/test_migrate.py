@@ -5,6 +5,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 import etl
 from etl import marker, s3
 from etl.layout import Layout, parse_course_id
@@ -186,4 +188,6 @@ def test_retries_are_spent_only_on_failures_a_retry_can_fix(cfg, contentstore):
     assert "corrupt" in rows.loc[ids[1], "error"]
     assert etl.CorruptSource.transient is False and etl.InvalidId.transient is False and etl.Conflict.transient is False
     assert etl.StorageError.transient and etl.ConcurrentRun.transient and etl.SourceChanged.transient
-    assert issubclass(etl.BatchFailed, etl.Failed)
+    with pytest.raises(etl.BatchFailed, match="1 of 3 courses failed") as err:
+        summary.check()
+    assert err.value.exit_code == 4

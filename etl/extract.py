@@ -44,11 +44,17 @@ def extract(cfg, course_id):
     Args:
         course_id: course id, course-v1:ORG+COURSE+RUN or ORG/COURSE/RUN.
     """
+    return extract_course(cfg, course_id)
+
+
+@state.verb
+def extract_course(cfg, course_id, looked=None):
+    """Extract a course as ``extract`` does, from what the caller has just read of it (``state.look``)."""
     started = time.monotonic()
     course = parse_course_id(course_id)
     cfg.require_contentstore()
     layout = Layout(cfg, course)
-    looked = state.look(cfg, course)
+    looked = looked or state.look(cfg, course)
     if looked.seen.committed:
         state.refuse_promoted(cfg, course, looked.seen.doc)
     if not looked.record and not contentstore.course_known(cfg, course):

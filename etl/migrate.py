@@ -15,7 +15,7 @@ import pandas as pd
 from . import contentstore, logs, marker, parse, s3, state
 from .discover import all_courses
 from .errors import AlreadyPromoted, BatchFailed, ConcurrentRun, Conflict, EtlError, NotStaged, UsageError
-from .extract import extract, unknown_course
+from .extract import extract_course, unknown_course
 from .layout import Layout, parse_course_id
 from .progress import bar
 from .promote import promote
@@ -243,7 +243,7 @@ def migrate_course(cfg, course_id, retries=1):
                 logs.event("info", course, "resume", record.get("run_id"), state=record.get("state"))
                 extracted = None  # the staged run is promoted as it is: reconcile and the source check guard it
             else:
-                extracted = extract(cfg, course_id)
+                extracted = extract_course(cfg, course_id, looked)
             promoted = promote(cfg, course_id)
             checked = verify(cfg, course_id)
             if not checked.ok:

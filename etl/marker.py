@@ -68,6 +68,11 @@ def head_committed(head):
     return head is not None and head.get("Metadata", {}).get(META_STATUS) != FENCED
 
 
+def is_committed(cfg, course):
+    """Tell whether the course is committed with one HEAD, when the marker's document is not needed."""
+    return head_committed(s3.head(cfg, Layout(cfg, course).marker))
+
+
 def _meta(course, run_id, status):
     return dict(s3.tool_metadata(course, run_id), **{META_STATUS: status})
 

@@ -182,8 +182,7 @@ def _on_celery(cfg, ids, retries, wait):
     """Skip promoted courses here, send one task per other course, and collect their rows (unless not waiting)."""
     from . import tasks
 
-    committed = s3.run_all(cfg, lambda c: marker.head_committed(s3.head(cfg, Layout(cfg, parse_course_id(c)).marker)),
-                           ids)
+    committed = s3.run_all(cfg, lambda c: marker.is_committed(cfg, parse_course_id(c)), ids)
     rows = [_done(_row(c, "skipped", attempts=0), time.monotonic()) for c, done in zip(ids, committed) if done]
     todo = [c for c, done in zip(ids, committed) if not done]
     results = tasks.enqueue(cfg, todo, retries)
@@ -191,16 +190,8 @@ def _on_celery(cfg, ids, retries, wait):
         return rows + [_row(c, "queued") for c in todo]
     with bar(cfg, len(ids), "courses", unit="course", leave=True) as progress:
         progress.update(len(rows))
-        rows += [_done_remote(row) for row in tasks.collect(results, progress)]
+        rows += [_log_row(row) for row in tasks.collect(results, progress)]  # a worker timed and returned each
     return rows
-
-
-def _done_remote(row):
-    """Log a row a worker returned, as the thread pool logs its own."""
-    level = "warning" if row["outcome"] in ("failed", "conflict") else "info"
-    logs.event(level, row["course_id"], f"course_{row['outcome']}", row.get("run_id"),
-               **{k: row.get(k) for k in ("transcripts", "bytes", "attempts", "seconds", "error")})
-    return row
 
 
 def _on_threads(cfg, ids, workers, work):
@@ -273,13 +264,18 @@ def migrate_course(cfg, course_id, retries=1):
 
 def _committed(cfg, course_id):
     try:
-        return marker.committed(cfg, parse_course_id(course_id)) is not None
+        return marker.is_committed(cfg, parse_course_id(course_id))
     except EtlError:
         return False
 
 
 def _done(row, started):
     row["seconds"] = round(time.monotonic() - started, 3)
+    return _log_row(row)
+
+
+def _log_row(row):
+    """Log one course's outcome as the batch's line for it; return the row."""
     level = "warning" if row["outcome"] in ("failed", "conflict") else "info"
     logs.event(level, row["course_id"], f"course_{row['outcome']}", row.get("run_id"),
                **{k: row.get(k) for k in ("transcripts", "bytes", "attempts", "seconds", "error")})
@@ -292,7 +288,7 @@ def _plan_one(cfg, course_id):
     try:
         course = parse_course_id(course_id)
         layout = Layout(cfg, course)
-        if marker.head_committed(s3.head(cfg, layout.marker)):
+        if marker.is_committed(cfg, course):
             return _done(_row(course_id, "skipped"), started)
         record, _ = state.read(cfg, course)
         if state.lease_alive(record):

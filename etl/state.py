@@ -356,7 +356,7 @@ def status(cfg, course_id=None):
         if record is None:
             return None
         course_key = parse_course_id(record.get("course_id") or unquote(key.rsplit("/", 1)[1][:-5]))
-        committed = marker.head_committed(s3.head(cfg, Layout(cfg, course_key).marker))
+        committed = marker.is_committed(cfg, course_key)
         return {**{c: record.get(c) for c in COLUMNS}, "state": effective_state(record, committed)}
 
     rows = [r for r in s3.run_all(cfg, row, keys) if r]

@@ -17,12 +17,12 @@ from .promote import promote
 from .reconcile import reconcile
 from .rollback import rollback
 from .signoff import diff_all
-from .state import status
+from .state import history, status
 from .verify import verify
 
 
 __all__ = [
-    "Config", "committed", "config_from_env", "diff", "diff_all", "extract", "migrate", "report", "promote", "reconcile", "rollback", "status", "verify",
+    "Config", "committed", "config_from_env", "diff", "diff_all", "extract", "migrate", "report", "history", "promote", "reconcile", "rollback", "status", "verify",
     "EtlError", "UsageError", "InvalidId", "Refused", "AlreadyPromoted", "NotStaged", "ConcurrentRun",
     "SourceChanged", "Conflict", "IllegalTransition", "Failed", "CorruptSource", "ReconcileError",
     "StorageError", "BatchFailed", "NotVerified", "__version__",

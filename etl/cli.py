@@ -30,7 +30,7 @@ from .extract import extract
 from .promote import promote
 from .reconcile import reconcile
 from .rollback import rollback
-from .state import status
+from .state import history, status
 from .verify import verify
 
 TEXT = ("text", "json")
@@ -158,6 +158,7 @@ command(writes=True, formats=TEXT)(promote)
 command(formats=TEXT)(verify)
 command(writes=True, contentstore=False, formats=TEXT)(rollback)
 command(contentstore=False, formats=TABLE, empty="no courses in the status table yet")(status)
+command(contentstore=False, formats=TABLE, empty="no events for this course yet")(history)
 
 
 @command(writes=True, check=_one_of_courses)

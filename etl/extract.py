@@ -104,7 +104,7 @@ def _clear_leftovers(cfg, course, layout, claim):
     (staged, _), (live, foreign) = s3.together(lambda: remove_tool_objects(cfg, course, layout.staging_root),
                                                 lambda: remove_tool_objects(cfg, course, layout.live_root))
     if staged or live:
-        claim.event("leftovers_removed", staged=staged, live=live)
+        claim.note("leftovers_removed", staged=staged, live=live)
     if foreign:
         raise Conflict(f"course {course}: {len(foreign)} object(s) the tool did not write are under "
                        f"{layout.live_root}, e.g. {foreign[0]}; move them away or choose another --live-prefix")

@@ -77,7 +77,7 @@ def rollback(cfg, course_id, *, force=False, dry_run=False):
     claim = state.claim(cfg, course, run_id, state.ROLLING_BACK, looked, uncommit=force)
     try:
         if committed:  # the claim's fence replaced the commit: the course is no longer committed
-            claim.event("marker_deleted", marker_run_id=looked.seen.doc.get("run_id"))
+            claim.note("marker_deleted", marker_run_id=looked.seen.doc.get("run_id"))
         (live, kept_live), (staged, kept_staged) = s3.together(
             lambda: remove_tool_objects(cfg, course, layout.live_root),
             lambda: remove_tool_objects(cfg, course, layout.staging_root))

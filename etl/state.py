@@ -1,9 +1,12 @@
-"""The migration status table: one record per course, an event log, and the course state machine.
+"""The migration status table: one record per course, its event log, and the course state machine.
 
-Both live in S3 under ``state_prefix`` so every runner sees the same table:
+The table lives in S3 under ``state_prefix`` so every runner sees the same one:
 ``{state}/courses/{course}.json`` is the course's current record, changed only
-by conditional writes (If-Match on its ETag, If-None-Match for the first one),
-and ``{state}/events/{course}/`` holds one object per transition, never rewritten.
+by conditional writes (If-Match on its ETag, If-None-Match for the first one).
+The record carries its own event log (``history``): each transition appends its
+entry in the same conditional write that makes it, so a state and its log line
+can never disagree. When the log outgrows ``HISTORY_LIMIT`` its oldest entries
+move to ``{state}/events/{course}/``, one object per archive, never rewritten.
 
 A runner works a course through a ``Claim``: it wins the course with a
 conditional write on the record, fences the marker key (``etl.marker``), keeps a
@@ -45,6 +48,8 @@ TRANSITIONS = {
 TAKEOVER = {EXTRACTING: {EXTRACTING, ROLLING_BACK}, PROMOTING: {PROMOTING, EXTRACTING, ROLLING_BACK},
             ROLLING_BACK: {ROLLING_BACK, EXTRACTING}}
 COLUMNS = ["course_id", "state", "run_id", "transcripts", "bytes", "updated_at", "error", "host", "pid"]
+HISTORY_COLUMNS = ["at", "event", "previous", "run_id", "host", "pid", "error", "details"]
+HISTORY_LIMIT, HISTORY_KEPT = 200, 100  # entries in a record; beyond the limit all but the last kept are archived
 
 
 def now():
@@ -104,6 +109,7 @@ class Claim:
         self.token = None  # the ETag of this run's fence at the marker key, once installed
         self.lost = None
         self.owned = False  # True once this runner's own conditional write has landed
+        self.notes = []  # events to append to the history with the next move
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._beat = None
@@ -121,7 +127,7 @@ class Claim:
                                     "run `python -m etl status` to see where it stands")
 
     def move(self, state, *, error=None, **fields):
-        """Move the course to ``state`` with a conditional write, then log the event."""
+        """Move the course to ``state`` with a conditional write that also appends the event to its history."""
         with self._lock:
             if self.lost:
                 raise self.lost
@@ -136,15 +142,26 @@ class Claim:
                 record["lease_expires_at"] = iso(at + timedelta(seconds=self.cfg.lease_seconds))
             else:
                 record.pop("lease_expires_at", None)
+            entry = self._entry(state, at, previous=current, error=error, **fields)
+            record["history"] = list(record.get("history") or []) + self.notes + [entry]
+            if len(record["history"]) > HISTORY_LIMIT:
+                record["history"] = archive(self.cfg, self.course, self.run_id, record["history"])
             self._write(record)
-        try:
-            self.event(state, error=error, previous=current, **fields)
-        except Exception as err:  # the record moved, and it is the truth; a lost log line must not undo that
-            logs.event("error", self.course, "event_log_failed", self.run_id, state=state, error=describe(err))
+            self.notes = []
+        logs.event("info", self.course, state, self.run_id, error=error, **fields)
         if state in IN_PROGRESS:
             self._start_heartbeat()
         else:
             self.release()
+
+    def _entry(self, event, at=None, **fields):
+        return {"at": iso(at or now()), "event": event, "run_id": self.run_id, "host": socket.gethostname(),
+                "pid": os.getpid(), **{k: v for k, v in fields.items() if v is not None}}
+
+    def note(self, event, **fields):
+        """Log an event now and append it to the course's history with the next move."""
+        self.notes.append(self._entry(event, **fields))
+        logs.event("info", self.course, event, self.run_id, **fields)
 
     def _write(self, record):
         meta = s3.tool_metadata(self.course, self.run_id)
@@ -158,15 +175,6 @@ class Claim:
                                       f"({who}); this run {self.run_id} stops; check `python -m etl status`")
             raise self.lost from None
         self.record, self.owned = record, True
-
-    def event(self, event, **fields):
-        """Append one event to the course's log (never overwritten)."""
-        at = now()
-        doc = {"course_id": str(self.course), "run_id": self.run_id, "event": event, "at": iso(at),
-               "host": socket.gethostname(), "pid": os.getpid(), **fields}
-        key = f"{self.layout.events}{at.strftime('%Y%m%dT%H%M%S.%fZ')}-{self.run_id}-{event}.json"
-        s3.put_json(self.cfg, key, doc, metadata=s3.tool_metadata(self.course, self.run_id), if_none_match=True)
-        logs.event("info", self.course, event, self.run_id, **{k: v for k, v in fields.items() if k != "previous"})
 
     def check(self):
         """Raise if the heartbeat found the claim taken over."""
@@ -307,8 +315,8 @@ def effective_state(record, committed):
 def repair_promoted(cfg, course, doc, held=None):
     """Catch the status table up with a present marker; return True if the record lagged.
 
-    A run killed after its marker may have left the record unchanged, or the
-    record changed but its ``promoted`` event unwritten: both are restored.
+    A run killed after its marker may have left the record behind: it is moved
+    to promoted, with a ``promoted`` entry marked ``repaired`` in its history.
     ``held`` is (record, etag) when the caller's own claim holds the record.
     """
     run_id = doc.get("run_id", "")
@@ -316,22 +324,64 @@ def repair_promoted(cfg, course, doc, held=None):
     if held is None and lease_alive(record):  # a runner at work on it (a forced rollback) owns the record
         return False
     if record and record.get("state") == PROMOTED and record.get("run_id") == run_id:
-        layout = Layout(cfg, course)
-        if not any(o["Key"].endswith(f"-{run_id}-{PROMOTED}.json") for o in s3.list_objects(cfg, layout.events)):
-            Claim(cfg, course, run_id, record, None).event(PROMOTED, repaired=True)
         return False
+    at = iso(now())
     fixed = dict(record or {"course_id": str(course), "created_at": doc.get("committed_at")})
-    fixed.update(state=PROMOTED, run_id=doc.get("run_id"), transcripts=doc.get("transcripts"),
-                 bytes=doc.get("bytes"), error=None, updated_at=iso(now()))
+    fixed.update(state=PROMOTED, run_id=run_id, transcripts=doc.get("transcripts"), bytes=doc.get("bytes"),
+                 error=None, updated_at=at)
     fixed.pop("lease_expires_at", None)
-    layout, meta = Layout(cfg, course), s3.tool_metadata(course, doc.get("run_id", ""))
+    fixed["history"] = list(fixed.get("history") or []) + [
+        {"at": at, "event": PROMOTED, "run_id": run_id, "host": socket.gethostname(), "pid": os.getpid(),
+         "previous": record.get("state") if record else None, "repaired": True}]
+    layout, meta = Layout(cfg, course), s3.tool_metadata(course, run_id)
     try:
         s3.put_json(cfg, layout.record, fixed, metadata=meta, if_none_match=etag is None,
                     if_match=f'"{etag}"' if etag else None)
     except s3.PreconditionFailed:
         return False  # someone else caught it up, or moved it on
-    Claim(cfg, course, doc.get("run_id"), fixed, None).event(PROMOTED, repaired=True)
+    logs.event("info", course, PROMOTED, run_id, repaired=True)
     return True
+
+
+def archive(cfg, course, run_id, entries):
+    """Move all but the last ``HISTORY_KEPT`` history entries to an events object; return the entries kept.
+
+    The archive's key is named by its first and last entries' times, so a retry
+    of the same archive finds its own object and writes nothing twice.
+    """
+    old, kept = entries[:-HISTORY_KEPT], entries[-HISTORY_KEPT:]
+    stamp = lambda entry: entry["at"].replace(":", "").replace("-", "")  # noqa: E731
+    key = f"{Layout(cfg, course).events}{stamp(old[0])}-{stamp(old[-1])}.json"
+    try:
+        s3.put_json(cfg, key, {"course_id": str(course), "history": old}, if_none_match=True,
+                    metadata=s3.tool_metadata(course, run_id))
+    except s3.PreconditionFailed:
+        pass  # an earlier attempt of this very archive landed
+    return kept
+
+
+def history(cfg, course_id):
+    """Show a course's event log, oldest first: every transition and note, with time, run, host and pid.
+
+    Args:
+        course_id: course id, course-v1:ORG+COURSE+RUN or ORG/COURSE/RUN.
+    """
+    import json
+
+    course = parse_course_id(course_id)
+    layout = Layout(cfg, course)
+    archived = [o["Key"] for o in s3.list_objects(cfg, layout.events) if o["Key"].endswith(".json")]
+    (record, _), *old = s3.together(lambda: read(cfg, course), *[(lambda k=k: s3.get_json(cfg, k)) for k in archived])
+    entries = [e for doc, _ in old if doc for e in doc.get("history", [])]
+    entries += (record or {}).get("history") or []
+    known = set(HISTORY_COLUMNS) - {"details"}
+    rows = [{**{c: e.get(c) for c in known},
+             "details": json.dumps({k: v for k, v in e.items() if k not in known}, sort_keys=True)
+             if set(e) - known else None} for e in sorted(entries, key=lambda e: e["at"])]
+    df = pd.DataFrame(rows, columns=HISTORY_COLUMNS, dtype=object)
+    df = df.where(df.notna(), None)
+    df["pid"] = pd.to_numeric(df["pid"]).astype("Int64")
+    return df
 
 
 def status(cfg, course_id=None):

@@ -32,8 +32,8 @@ def assert_promoted_exactly_once(cfg, db, ids):
         assert runs <= {run}, (course_id, run, runs)
         record = etl.state.read(cfg, parse_course_id(course_id))[0]
         assert (record["state"], record["run_id"]) == ("promoted", run), course_id
-        events = [k for k in listing(cfg, layout.events) if k.endswith("-promoted.json")]
-        assert events and all(f"-{run}-" in k for k in events), (course_id, events)
+        promoted = [e for e in record["history"] if e["event"] == "promoted"]
+        assert promoted and promoted[-1]["run_id"] == run, (course_id, record["history"])
         assert etl.verify(cfg, course_id).ok, course_id
     assert listing(cfg, cfg.staging_prefix + "/") == {}
 

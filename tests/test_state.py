@@ -78,8 +78,31 @@ def test_every_transition_is_logged_with_time_run_host_and_pid(cfg, contentstore
     etl.promote(cfg, COURSE)
     import json
 
-    events = [json.loads(v) for v in objects(cfg, Layout(cfg, course).events).values()]
-    assert [e["event"] for e in events] == ["extracting", "staged", "promoting", "promoted"]
-    assert all(e["run_id"] == run and e["host"] and e["pid"] and e["at"] for e in events)
+    events = etl.history(cfg, COURSE)
+    assert list(events["event"]) == ["extracting", "staged", "promoting", "promoted"]
+    assert list(events["previous"]) == [None, "extracting", "staged", "promoting"]
+    assert all(e.run_id == run and e.host and e.pid and e.at for e in events.itertuples())
+    assert json.loads(events.loc[1, "details"])["transcripts"] == 9
+    assert objects(cfg, Layout(cfg, course).events) == {}  # short logs live in the record alone
     table = etl.status(cfg)
     assert table.loc[0, "state"] == "promoted" and table.loc[0, "transcripts"] == 9
+
+
+def test_a_long_history_moves_its_oldest_entries_to_an_archive_and_loses_none(cfg, monkeypatch):
+    monkeypatch.setattr(st, "HISTORY_LIMIT", 6)
+    monkeypatch.setattr(st, "HISTORY_KEPT", 3)
+    runs = []
+    for _ in range(5):  # 5 runs of 2 transitions each: 10 entries, of which the record keeps at most 6
+        runs.append(new_run_id())
+        claim = st.claim(cfg, course, runs[-1], st.ROLLING_BACK)
+        claim.note("marker_deleted", marker_run_id="x")
+        claim.move(st.ROLLED_BACK, deleted=0)
+        st.marker.unfence(cfg, course, claim.token)
+    record = st.read(cfg, course)[0]
+    assert 3 <= len(record["history"]) <= 6
+    archives = objects(cfg, Layout(cfg, course).events)
+    assert archives and all(k.endswith(".json") for k in archives)
+    events = etl.history(cfg, COURSE)
+    assert list(events["event"]) == ["rolling_back", "marker_deleted", "rolled_back"] * 5
+    assert [r for r in events["run_id"][::3]] == runs
+    assert list(events["at"]) == sorted(events["at"])

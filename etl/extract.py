@@ -2,6 +2,7 @@
 
 import time
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from . import contentstore, logs, manifest, s3, stage, state
 from ._version import __version__
@@ -33,6 +34,16 @@ class ExtractResult:
                 f"{self.parse_problems} parse problems; manifest {self.manifest_key}{local}")
 
 
+@dataclass
+class Staged:
+    """A run this runner has just staged and still holds (extracting): what promote needs, known first-hand."""
+
+    claim: Any  # state.Claim
+    manifest: bytes
+    written: list  # every key the run put, its manifest included
+    fields: dict  # what the record says of a staged run
+
+
 @state.verb
 def extract(cfg, course_id):
     """Snapshot a course's transcripts into a new staging run and write its Parquet manifest.
@@ -48,8 +59,12 @@ def extract(cfg, course_id):
 
 
 @state.verb
-def extract_course(cfg, course_id, looked=None):
-    """Extract a course as ``extract`` does, from what the caller has just read of it (``state.look``)."""
+def extract_course(cfg, course_id, looked=None, hold=False):
+    """Extract a course as ``extract`` does, from what the caller has just read of it (``state.look``).
+
+    With ``hold`` the course stays claimed by this runner and (ExtractResult, Staged)
+    comes back, for ``promote.promote_staged`` to carry on with the same claim.
+    """
     started = time.monotonic()
     course = parse_course_id(course_id)
     cfg.require_contentstore()
@@ -66,7 +81,7 @@ def extract_course(cfg, course_id, looked=None):
     claim = state.claim(cfg, course, run_id, state.EXTRACTING, looked)
     written = []
     try:
-        _clear_leftovers(cfg, course, layout, claim)
+        _clear_leftovers(cfg, course, layout, claim, staging=looked.record is not None)
         fingerprint = contentstore.fingerprint(a.identity() for a in assets)
         rows = stage.stage(cfg, course, run_id, assets, written, claim)
         data = manifest.to_bytes(rows, course=course, run_id=run_id, source_fingerprint=fingerprint,
@@ -81,13 +96,18 @@ def extract_course(cfg, course_id, looked=None):
         for r in rows:
             if r.parse_ok is False:
                 logs.event("warning", course, "parse_problem", run_id, asset=r.asset_name, error=r.parse_error)
-        claim.move(state.STAGED, transcripts=len(rows), bytes=total, parse_problems=problems,
-                   manifest_key=key, source_fingerprint=fingerprint)
+        fields = dict(transcripts=len(rows), bytes=total, parse_problems=problems, manifest_key=key,
+                      source_fingerprint=fingerprint)
+        if hold:
+            claim.note(state.STAGED, **fields)  # recorded with the move to promoting
+        else:
+            claim.move(state.STAGED, **fields)
     except BaseException as exc:
         _undo(cfg, course, claim, written, exc)
         raise
-    return ExtractResult(str(course), run_id, len(rows), total, problems, key, local or "",
-                         fingerprint, round(time.monotonic() - started, 3))
+    result = ExtractResult(str(course), run_id, len(rows), total, problems, key, local or "",
+                           fingerprint, round(time.monotonic() - started, 3))
+    return (result, Staged(claim, data, written, fields)) if hold else result
 
 
 def unknown_course(cfg, course):
@@ -99,10 +119,15 @@ def unknown_course(cfg, course):
                       "--mongo-db, and give --modulestore-db if the modulestore lives in another database")
 
 
-def _clear_leftovers(cfg, course, layout, claim):
-    """Remove earlier runs' staging and uncommitted live objects; refuse foreign live objects."""
-    (staged, _), (live, foreign) = s3.together(lambda: remove_tool_objects(cfg, course, layout.staging_root),
-                                                lambda: remove_tool_objects(cfg, course, layout.live_root))
+def _clear_leftovers(cfg, course, layout, claim, staging=True):
+    """Remove earlier runs' staging and uncommitted live objects; refuse foreign live objects.
+
+    Without ``staging`` the staging prefix is not listed: a course with no status
+    record has no staging runs, since every run writes its record before anything else.
+    """
+    (staged, _), (live, foreign) = s3.together(
+        lambda: remove_tool_objects(cfg, course, layout.staging_root) if staging else (0, []),
+        lambda: remove_tool_objects(cfg, course, layout.live_root))
     if staged or live:
         claim.note("leftovers_removed", staged=staged, live=live)
     if foreign:

@@ -94,16 +94,19 @@ def fence(cfg, course, run_id, seen, uncommit=False):
 
 
 def commit(cfg, course, run_id, token, doc):
-    """Replace this run's fence with its commit marker; raise ConcurrentRun if the fence is not ours any more."""
+    """Replace this run's fence with its commit marker; return (marker document, its ETag).
+
+    Raise ConcurrentRun if the fence is not this run's any more.
+    """
     doc = dict(doc, format=2, status=COMMITTED)
     try:
-        s3.put_json(cfg, Layout(cfg, course).marker, doc, metadata=_meta(course, run_id, COMMITTED),
-                    if_match=f'"{token}"')
+        tag = s3.put_json(cfg, Layout(cfg, course).marker, doc, metadata=_meta(course, run_id, COMMITTED),
+                          if_match=f'"{token}"')
     except s3.PreconditionFailed:
         raise ConcurrentRun(f"course {course}: another runner claimed it while run {run_id} was paused "
                             "(its lease had expired), so this run did not commit; check "
                             "`python -m etl status`, and re-run migrate if the course is not promoted") from None
-    return doc
+    return doc, tag
 
 
 def unfence(cfg, course, token):

@@ -18,8 +18,8 @@ from .errors import AlreadyPromoted, BatchFailed, ConcurrentRun, Conflict, EtlEr
 from .extract import extract_course, unknown_course
 from .layout import Layout, parse_course_id
 from .progress import bar
-from .promote import promote
-from .verify import verify
+from .promote import promote, promote_staged
+from .verify import verify, verify_course
 
 OUTCOMES = ["promoted", "skipped", "failed", "claimed", "conflict", "migrate", "queued", "unresolved"]
 COLUMNS = ["course_id", "outcome", "transcripts", "bytes", "parse_problems", "attempts", "seconds", "run_id",
@@ -233,10 +233,11 @@ def migrate_course(cfg, course_id, retries=1):
             if record and record.get("state") in (state.STAGED, state.PROMOTING) and not state.lease_alive(record):
                 logs.event("info", course, "resume", record.get("run_id"), state=record.get("state"))
                 extracted = None  # the staged run is promoted as it is: reconcile and the source check guard it
-            else:
-                extracted = extract_course(cfg, course_id, looked)
-            promoted = promote(cfg, course_id)
-            checked = verify(cfg, course_id)
+                promoted, published = promote(cfg, course_id), None
+            else:  # one claim from extract to commit: promote trusts what this runner just staged
+                extracted, staged = extract_course(cfg, course_id, looked, hold=True)
+                promoted, published = promote_staged(cfg, course, staged)
+            checked = verify_course(cfg, course, published)
             if not checked.ok:
                 logs.event("warning", course, "not_ready", promoted.run_id, problems=checked.problems)
             return _done(_row(course_id, "promoted", transcripts=promoted.transcripts, bytes=promoted.bytes,

@@ -37,12 +37,12 @@ def promote(cfg, course_id):
     """Publish a course's staged run to the live prefix, then write its commit marker.
 
     In order: reconcile, which refuses if the contentstore changed since extract;
-    copy staging to live server-side, then the manifest; check the contentstore
-    again; commit by replacing this run's fence with the marker (If-Match on the
-    fence's ETag); delete the staging run. Refuse when the course is committed. A
-    re-run after a crash finishes its own run's copies; an object the tool did
-    not write at a live key is a conflict. Any failure before the marker deletes
-    this run's live and staged objects and records the course as failed.
+    copy staging to live server-side, the manifest with the transcripts; check
+    the contentstore again; commit by replacing this run's fence with the marker
+    (If-Match on the fence's ETag); delete the staging run. Refuse when the
+    course is committed. A re-run after a crash finishes its own run's copies; an
+    object the tool did not write at a live key is a conflict. Any failure before
+    the marker deletes this run's live and staged objects and records the course as failed.
 
     Args:
         course_id: course id, course-v1:ORG+COURSE+RUN or ORG/COURSE/RUN.
@@ -56,15 +56,60 @@ def promote(cfg, course_id):
         state.refuse_promoted(cfg, course, looked.seen.doc)
     run_id = reconcile.staged_run(course, looked.record)
     claim = state.claim(cfg, course, run_id, state.PROMOTING, looked)
-    ours, marker_written = [], False
-    try:
-        (checked, df, meta, data), existing = s3.together(
+
+    def prepare():
+        (_, df, meta, data), existing = s3.together(
             lambda: reconcile.check(cfg, course, run_id),  # refuses edits since extract, too
             lambda: list(s3.list_objects(cfg, layout.live_transcripts)))
+        return df, meta, data, existing
+
+    return _publish(cfg, course, claim, prepare, lambda: remove_tool_objects(cfg, course, layout.staging_run(run_id)),
+                    started)[0]
+
+
+def promote_staged(cfg, course, staged):
+    """Promote the run this runner has just staged and still holds; return (PromoteResult, Published).
+
+    The same publish as ``promote``, without reading back what this runner
+    wrote itself: the extract's claim and fence still stand, so there is no
+    second look, claim or fence; its own conditional puts are known, so there is
+    no staging listing and no manifest download. The contentstore is still
+    checked after the copies, so an edit since the snapshot refuses the commit.
+    ``staged`` is what ``extract_course(..., hold=True)`` returned.
+    """
+    started = time.monotonic()
+    claim, layout = staged.claim, Layout(cfg, course)
+
+    def prepare():
+        df, meta = manifest.from_bytes(staged.manifest, layout.staging_manifest(claim.run_id))
+        _, existing = s3.together(lambda: claim.move(state.PROMOTING, **staged.fields),
+                                  lambda: list(s3.list_objects(cfg, layout.live_transcripts)))
+        return df, meta, staged.manifest, existing
+
+    return _publish(cfg, course, claim, prepare, lambda: discard(cfg, staged.written), started)
+
+
+@dataclass(frozen=True)
+class Published:
+    """What a promote wrote last and knows first-hand: the commit and the live manifest."""
+
+    marker: dict
+    marker_etag: str
+    manifest: bytes
+
+
+def _publish(cfg, course, claim, prepare, drop_staging, started):
+    """Copy a claimed run live, check the source again, and commit; return (PromoteResult, Published).
+
+    ``prepare()`` returns the run's manifest (DataFrame, metadata, bytes) and the
+    live transcripts listed; ``drop_staging()`` deletes the staging run on failure.
+    """
+    layout, run_id = Layout(cfg, course), claim.run_id
+    ours, marker_written = [], False
+    try:
+        df, meta, data, existing = prepare()
         todo, resumed = _plan(cfg, course, run_id, df, existing, ours)
-        _copy_all(cfg, course, todo, ours, claim)
-        s3.copy(cfg, layout.staging_manifest(run_id), layout.live_manifest)
-        ours.append(layout.live_manifest)
+        _copy_all(cfg, course, todo + [(layout.staging_manifest(run_id), layout.live_manifest)], ours, claim)
         reconcile.refuse_if_changed(cfg, course, df, run_id)  # again: Studio stays open while we copy
         claim.check()
         doc = {
@@ -75,7 +120,7 @@ def promote(cfg, course_id):
             "tool_version": __version__,
         }
         try:
-            marker.commit(cfg, course, run_id, claim.token, doc)
+            doc, tag = marker.commit(cfg, course, run_id, claim.token, doc)
         except ConcurrentRun as lost:
             # Another runner claimed the course while this one was paused: what is in S3 is its now.
             claim.lost = lost
@@ -84,11 +129,12 @@ def promote(cfg, course_id):
         marker_written = True
     except BaseException as exc:
         if not marker_written:
-            _undo(cfg, course, claim, layout.staging_run(run_id), ours, exc)
+            _undo(cfg, course, claim, drop_staging, ours, exc)
         raise
     _finish(cfg, course, claim, layout, df, run_id)
-    return PromoteResult(str(course), run_id, len(df), int(df["length"].sum()), len(todo), resumed,
-                         layout.marker, round(time.monotonic() - started, 3))
+    result = PromoteResult(str(course), run_id, len(df), int(df["length"].sum()), len(todo), resumed,
+                           layout.marker, round(time.monotonic() - started, 3))
+    return result, Published(doc, tag, data)
 
 
 def _plan(cfg, course, run_id, df, existing, ours):
@@ -136,12 +182,12 @@ def _copy_all(cfg, course, todo, ours, claim):
     claim.check()
 
 
-def _undo(cfg, course, claim, staging_run, ours, exc):
+def _undo(cfg, course, claim, drop_staging, ours, exc):
     """Delete this run's live copies and its staging run, then record the failure."""
     if not claim.lost:
         try:
             discard(cfg, ours)
-            remove_tool_objects(cfg, course, staging_run)
+            drop_staging()
         except Exception as err:
             logs.event("error", course, "cleanup_failed", claim.run_id, error=state.describe(err),
                        next=f"python -m etl rollback {course}")
@@ -149,15 +195,20 @@ def _undo(cfg, course, claim, staging_run, ours, exc):
 
 
 def _finish(cfg, course, claim, layout, df, run_id):
-    """After the marker: record promoted and delete the staging run. The course is committed either way."""
-    try:
-        claim.move(state.PROMOTED, transcripts=len(df), bytes=int(df["length"].sum()), marker_key=layout.marker)
-    except Exception as err:
-        claim.release()
-        logs.event("warning", course, "status_lag", run_id, error=state.describe(err),
-                   note="the marker is written; status catches up on the next run")
-    try:
-        discard(cfg, list(df["staged_key"]) + [layout.staging_manifest(run_id)])
-    except Exception as err:
-        logs.event("warning", course, "staging_cleanup_failed", run_id, error=state.describe(err),
-                   note="the course is promoted; the leftover staging run is harmless")
+    """After the marker: record promoted and delete the staging run, together. The course is committed either way."""
+    def record():
+        try:
+            claim.move(state.PROMOTED, transcripts=len(df), bytes=int(df["length"].sum()), marker_key=layout.marker)
+        except Exception as err:
+            claim.release()
+            logs.event("warning", course, "status_lag", run_id, error=state.describe(err),
+                       note="the marker is written; status catches up on the next run")
+
+    def clean():
+        try:
+            discard(cfg, list(df["staged_key"]) + [layout.staging_manifest(run_id)])
+        except Exception as err:
+            logs.event("warning", course, "staging_cleanup_failed", run_id, error=state.describe(err),
+                       note="the course is promoted; the leftover staging run is harmless")
+
+    s3.together(record, clean)

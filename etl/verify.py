@@ -1,5 +1,6 @@
 """Verify a promoted course: the check that gates turning Phase II on for it."""
 
+import hashlib
 from dataclasses import asdict, dataclass, field
 
 from . import manifest, marker as markers, s3
@@ -51,15 +52,34 @@ def verify(cfg, course_id):
     Args:
         course_id: course id, course-v1:ORG+COURSE+RUN or ORG/COURSE/RUN.
     """
-    course = parse_course_id(course_id)
+    return verify_course(cfg, parse_course_id(course_id))
+
+
+def verify_course(cfg, course, published=None):
+    """Verify a course as ``verify`` does; ``published`` is what this runner's promote just wrote.
+
+    With ``published`` one listing of the course's live prefix replaces the
+    reads of the marker and the manifest: when S3 lists them with the ETags this
+    runner wrote, their content is what it wrote; otherwise they are read.
+    """
     layout = Layout(cfg, course)
     result = VerifyResult(str(course))
     problems = result.problems
-    source, live, (marker, _), (data, _) = s3.together(
-        lambda: transcripts_now(cfg, course),
-        lambda: {o["Key"]: o for o in s3.list_objects(cfg, layout.live_transcripts)},
-        lambda: (markers.committed(cfg, course), None),
-        lambda: s3.get(cfg, layout.live_manifest))
+    if published is None:
+        source, live, marker, (data, _) = s3.together(
+            lambda: transcripts_now(cfg, course),
+            lambda: {o["Key"]: o for o in s3.list_objects(cfg, layout.live_transcripts)},
+            lambda: markers.committed(cfg, course),
+            lambda: s3.get(cfg, layout.live_manifest))
+    else:
+        source, listed_live = s3.together(lambda: transcripts_now(cfg, course),
+                                          lambda: {o["Key"]: o for o in s3.list_objects(cfg, layout.live_root)})
+        live = {k: o for k, o in listed_live.items() if k.startswith(layout.live_transcripts)}
+        tag = lambda key: listed_live.get(key, {}).get("ETag")  # noqa: E731
+        marker = (published.marker if tag(layout.marker) == published.marker_etag
+                  else markers.committed(cfg, course))
+        data = (published.manifest if tag(layout.live_manifest) == hashlib.md5(published.manifest).hexdigest()
+                else s3.get(cfg, layout.live_manifest)[0])
     result.contentstore_count, result.live_count = len(source), len(live)
     if marker is None:
         problems.append(f"no commit marker at {layout.marker}: the course is not promoted")

@@ -37,6 +37,7 @@ CASES = {
     "verify": ([COURSE], ["--fromat", "json"], ["--s3-concurrency", "many"], ["extra"]),
     "rollback": ([COURSE], ["--froce"], ["--force=yes"], ["extra"]),
     "status": ([], ["--fromat", "csv"], ["--format", "yaml"], [COURSE, "extra"]),
+    "history": ([COURSE], ["--formta", "csv"], ["--format", "xml"], ["extra"]),
     "migrate": ([COURSE], ["--dryrun"], ["--workers", "abc"], ["--all"]),
     "report": ([], ["--ready-onyl"], ["--workers", "0"], ["extra"]),
     "diff": ([COURSE], ["--ouput", "-"], ["--format", "pdf"], ["a.parquet", "b.parquet"]),

@@ -51,7 +51,7 @@ def test_no_secret_in_any_artifact_of_a_full_run(cfg, contentstore, tmp_path, ca
     commands = [["migrate", *ids], ["status"], ["report"], ["verify", ids[1]], ["diff", ids[1]],
                 ["diff", "--all"], ["rollback", ids[2], "--force"], ["extract", ids[2]],
                 ["diff", ids[2], "--format", "json"], ["status", "--format", "json"],
-                ["migrate", "--all", "--dry-run", "--log-format", "json"]]
+                ["migrate", "--all", "--dry-run", "--log-format", "json"], ["history", ids[2]]]
     for command in commands:
         for fmt in ([], ["--log-format", "json"]):
             try:
@@ -60,12 +60,13 @@ def test_no_secret_in_any_artifact_of_a_full_run(cfg, contentstore, tmp_path, ca
                 pass
     out, err = capsys.readouterr()
     artifacts = {"stdout": out.encode(), "stderr": err.encode(), "repr(cfg)": repr(cfg).encode()}
-    artifacts.update(objects(cfg))  # records, events, markers, manifests, transcripts
+    artifacts.update(objects(cfg))  # records with their histories, markers, manifests, transcripts
     for folder, _, files in os.walk(tmp_path / "manifests"):
         for name in files:
             with open(os.path.join(folder, name), "rb") as fh:
                 artifacts[os.path.join(folder, name)] = fh.read()
-    assert len(artifacts) > 50 and any(k.endswith("index.html") for k in artifacts)
+    assert len(artifacts) > 30 and any(k.endswith("index.html") for k in artifacts)
+    assert sum(f"{cfg.state_prefix}/courses/" in k for k in artifacts) == 4
     for where, data in artifacts.items():
         for secret in (AWS_SECRET, *forms(password)):
             assert secret.encode() not in data, f"{secret} leaked into {where}"

@@ -228,6 +228,46 @@ def small_courses(db, courses):
     return ids
 
 
+def course_path(endpoint, width, bucket):
+    """Migrate one fresh one-transcript course alone; return its S3 requests and its critical path.
+
+    Each request's start and end are taken from botocore's ``before-call`` and
+    ``after-call`` events on the thread that makes it. A request's depth is one
+    more than the deepest request that ended before it started; the deepest is
+    the number of round trips the course waits for one after another.
+    """
+    import threading
+
+    import etl
+    from etl.sample import sjson
+
+    db = contentstore()
+    course = "course-v1:Bench+Path+2026"
+    fill(db, [(course, "subs_v0.srt.sjson", sjson([(0, 900, "one video")] * 20), "application/json")])
+    client, counter = counted_client(endpoint, width)
+    client.create_bucket(Bucket=bucket)
+    counter["requests"] = 0
+    spans, local = [], threading.local()
+
+    def begin(**_):
+        local.started = time.perf_counter()
+
+    def end(model, **_):
+        spans.append((local.started, time.perf_counter(), model.name))
+
+    client.meta.events.register("before-call.s3", begin)
+    client.meta.events.register("after-call.s3", end)
+    cfg = etl.Config(bucket=bucket, s3_endpoint_url=endpoint, contentstore=db, s3_client=client,
+                     s3_concurrency=width, manifest_dir=None, progress=False)
+    summary = etl.migrate(cfg, [course], workers=1, retries=0)
+    assert summary.count("promoted") == 1, summary.text()
+    spans.sort()
+    depth = []
+    for start, _, _ in spans:
+        depth.append(1 + max((d for d, (_, done, _) in zip(depth, spans) if done <= start), default=0))
+    return {"requests": counter["requests"], "fixed": counter["requests"] - 2, "critical_path": max(depth)}
+
+
 def measure_batch(endpoint, courses, width, bucket):
     """Migrate ``courses`` small courses; return courses/min for the first and the last 100."""
     import etl
@@ -238,17 +278,21 @@ def measure_batch(endpoint, courses, width, bucket):
     ids = small_courses(db, courses)
     client, counter = counted_client(endpoint, width)
     client.create_bucket(Bucket=bucket)
+    counter["requests"] = 0
     cfg = etl.Config(bucket=bucket, s3_endpoint_url=endpoint, contentstore=db, s3_client=client,
                      s3_concurrency=width, manifest_dir=None, progress=False)
-    times = []
+    times, transcripts = [], 0
     window = min(100, courses)
     for chunk in range(0, courses, window):
         started = time.perf_counter()
         summary = etl.migrate(cfg, ids[chunk:chunk + window], workers=4, retries=0)
         assert summary.ok, " | ".join(summary.text().splitlines())
-        times.append(window / (time.perf_counter() - started) * 60)
-    return {"courses": courses, "first_100_per_min": times[0], "last_100_per_min": times[-1],
-            "requests_per_course": counter["requests"] / courses}
+        times.append(time.perf_counter() - started)
+        transcripts += summary.transcripts
+    return {"courses": courses, "first_100_per_min": window / times[0] * 60,
+            "last_100_per_min": window / times[-1] * 60, "per_min": courses / sum(times) * 60,
+            "requests_per_course": counter["requests"] / courses,
+            "fixed_per_course": (counter["requests"] - 2 * transcripts) / courses}
 
 
 def measure_engines(endpoint, courses, width, bucket):
@@ -372,7 +416,7 @@ def child(job, *args):
 
 
 CHILD = "--child"  # how this script starts its own measuring and proxy processes; not for operators
-JOBS = {"measure": measure, "measure_batch": measure_batch, "measure_engines": measure_engines, "serve_s3": serve_s3,
+JOBS = {"measure": measure, "measure_batch": measure_batch, "course_path": course_path, "measure_engines": measure_engines, "serve_s3": serve_s3,
         "serve_proxy": serve_proxy}
 
 
@@ -429,11 +473,16 @@ def bench(transcripts=2000, latency_ms=0, width=16, courses=0, only="abcd", engi
             else:
                 failed.append("the engines")
             courses = 0
+        path = courses and child("course_path", endpoint, width, f"bench-path-{port}")
+        if path:
+            print(f"one one-transcript course alone: {path['requests']} S3 requests ({path['fixed']} fixed), "
+                  f"{path['critical_path']} of them one after another")
         batch = courses and child("measure_batch", endpoint, courses, width, f"bench-batch-{port}")
         if batch:
-            print(f"batch of {batch['courses']} courses: {batch['first_100_per_min']:.0f} courses/min for the "
-                  f"first 100, {batch['last_100_per_min']:.0f} for the last 100, "
-                  f"{batch['requests_per_course']:.1f} S3 requests per course")
+            print(f"batch of {batch['courses']} courses: {batch['per_min']:.0f} courses/min "
+                  f"({batch['first_100_per_min']:.0f} for the first 100, {batch['last_100_per_min']:.0f} for the "
+                  f"last 100), {batch['requests_per_course']:.1f} S3 requests per course "
+                  f"({batch['fixed_per_course']:.1f} fixed)")
         elif courses:
             failed.append("the batch")
         if failed:

@@ -39,8 +39,13 @@ def test_bench_measures_migrate_and_the_raw_floor_on_one_endpoint():
 def test_bench_batch_reports_course_rates():
     out = bench("--only", "", "--courses", "3")
     assert out.returncode == 0, out.stderr
-    assert re.search(r"^batch of 3 courses: \d+ courses/min for the first 100, \d+ for the last 100, "
-                     r"\d+\.\d S3 requests per course$", out.stdout, re.M), out.stdout
+    assert re.search(r"^batch of 3 courses: \d+ courses/min \(\d+ for the first 100, \d+ for the last 100\), "
+                     r"\d+\.\d S3 requests per course \(\d+\.\d fixed\)$", out.stdout, re.M), out.stdout
+    path = re.search(r"^one one-transcript course alone: (\d+) S3 requests \((\d+) fixed\), (\d+) of them one "
+                     r"after another$", out.stdout, re.M)
+    assert path, out.stdout
+    total, fixed, chain = map(int, path.groups())
+    assert total == fixed + 2 and 1 < chain < total
 
 
 def test_bench_refuses_an_unknown_measurement_in_one_line():

@@ -162,6 +162,7 @@ def make_s3_client(cfg):
         read_timeout=60,
         # Path-style works with every S3-compatible endpoint operators use (MinIO, Ceph).
         s3={"addressing_style": "path"} if cfg.s3_endpoint_url else {},
+        parameter_validation=False,  # every request's parameters are built by the tool, not typed by a user
         request_checksum_calculation="when_required",
         response_checksum_validation="when_required",
     )

@@ -72,10 +72,10 @@ def extract_course(cfg, course_id, looked=None, hold=False):
     looked = looked or state.look(cfg, course)
     if looked.seen.committed:
         state.refuse_promoted(cfg, course, looked.seen.doc)
-    if not looked.record and not contentstore.course_known(cfg, course):
+    assets = contentstore.find_transcripts(cfg, course)
+    if not looked.record and not assets and not contentstore.course_known(cfg, course):
         raise unknown_course(cfg, course)
     run_id = new_run_id()
-    assets = contentstore.find_transcripts(cfg, course)
     for asset in assets:  # refuse names that cannot become keys before anything is written
         layout.asset_keys(run_id, asset.name)
     claim = state.claim(cfg, course, run_id, state.EXTRACTING, looked)

@@ -301,9 +301,9 @@ def _plan_one(cfg, course_id):
         if foreign:
             return _done(_row(course_id, "conflict", error=f"{len(foreign)} live objects without a marker that "
                               f"the tool did not write, e.g. {foreign[0]!r}"), started)
-        if not record and not contentstore.course_known(cfg, course):
-            raise unknown_course(cfg, course)
         assets = contentstore.find_transcripts(cfg, course)
+        if not record and not assets and not contentstore.course_known(cfg, course):
+            raise unknown_course(cfg, course)
         for asset in assets:
             layout.asset_keys("20000101T000000Z-00000000", asset.name)
         problems = 0

@@ -91,11 +91,12 @@ def promote_staged(cfg, course, staged):
 
 @dataclass(frozen=True)
 class Published:
-    """What a promote wrote last and knows first-hand: the commit and the live manifest."""
+    """What a promote wrote last and knows first-hand: the commit and the live manifest, and the source it checked."""
 
     marker: dict
     marker_etag: str
     manifest: bytes
+    source: dict  # the contentstore's transcripts, read just before the commit (``reconcile.transcripts_now``)
 
 
 def _publish(cfg, course, claim, prepare, drop_staging, started):
@@ -110,7 +111,8 @@ def _publish(cfg, course, claim, prepare, drop_staging, started):
         df, meta, data, existing = prepare()
         todo, resumed = _plan(cfg, course, run_id, df, existing, ours)
         _copy_all(cfg, course, todo + [(layout.staging_manifest(run_id), layout.live_manifest)], ours, claim)
-        reconcile.refuse_if_changed(cfg, course, df, run_id)  # again: Studio stays open while we copy
+        source = reconcile.transcripts_now(cfg, course)
+        reconcile.refuse_if_changed(cfg, course, df, run_id, source)  # again: Studio stays open while we copy
         claim.check()
         doc = {
             "course_id": str(course), "run_id": run_id, "transcripts": len(df),
@@ -134,7 +136,7 @@ def _publish(cfg, course, claim, prepare, drop_staging, started):
     _finish(cfg, course, claim, layout, df, run_id)
     result = PromoteResult(str(course), run_id, len(df), int(df["length"].sum()), len(todo), resumed,
                            layout.marker, round(time.monotonic() - started, 3))
-    return result, Published(doc, tag, data)
+    return result, Published(doc, tag, data, source)
 
 
 def _plan(cfg, course, run_id, df, existing, ours):

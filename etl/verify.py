@@ -60,7 +60,8 @@ def verify_course(cfg, course, published=None):
 
     With ``published`` one listing of the course's live prefix replaces the
     reads of the marker and the manifest: when S3 lists them with the ETags this
-    runner wrote, their content is what it wrote; otherwise they are read.
+    runner wrote, their content is what it wrote; otherwise they are read. The
+    contentstore side is then the one promote read just before its commit.
     """
     layout = Layout(cfg, course)
     result = VerifyResult(str(course))
@@ -72,8 +73,8 @@ def verify_course(cfg, course, published=None):
             lambda: markers.committed(cfg, course),
             lambda: s3.get(cfg, layout.live_manifest))
     else:
-        source, listed_live = s3.together(lambda: transcripts_now(cfg, course),
-                                          lambda: {o["Key"]: o for o in s3.list_objects(cfg, layout.live_root)})
+        source = published.source
+        listed_live = {o["Key"]: o for o in s3.list_objects(cfg, layout.live_root)}
         live = {k: o for k, o in listed_live.items() if k.startswith(layout.live_transcripts)}
         tag = lambda key: listed_live.get(key, {}).get("ETag")  # noqa: E731
         marker = (published.marker if tag(layout.marker) == published.marker_etag

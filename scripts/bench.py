@@ -203,6 +203,49 @@ def measure(which, endpoint, n, width, bucket):
             "reading": reading, "cpu": cpu}
 
 
+def measure_memory(endpoint, n, width, bucket):
+    """Run (a) under tracemalloc; return the peak bytes its allocations held, sampled through the run.
+
+    "own" counts what was allocated by a line of etl's code (the innermost
+    frame); "beneath" counts everything allocated while any etl frame was on
+    the stack, botocore's and the stand-in contentstore's work for it included.
+    """
+    import threading
+    import tracemalloc
+
+    import etl
+    import etl.memory
+
+    etl.memory.tune()
+    db = contentstore()
+    build(db, n)
+    client, _ = counted_client(endpoint, width)
+    client.create_bucket(Bucket=bucket)
+    cfg = etl.Config(bucket=bucket, s3_endpoint_url=endpoint, contentstore=db, s3_client=client,
+                     s3_concurrency=width, manifest_dir=None, progress=False)
+    code = os.path.join(ROOT, "etl", "*")
+    filters = {"own": tracemalloc.Filter(True, code), "beneath": tracemalloc.Filter(True, code, all_frames=True)}
+    peaks, done = dict.fromkeys(filters, 0), threading.Event()
+
+    def sample():
+        while True:
+            snapshot = tracemalloc.take_snapshot()
+            for name, only in filters.items():
+                peaks[name] = max(peaks[name], sum(t.size for t in snapshot.filter_traces([only]).traces))
+            if done.wait(0.1):
+                return
+
+    tracemalloc.start(64)
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    summary = etl.migrate(cfg, [COURSE], workers=1, retries=0)
+    done.set()
+    sampler.join()
+    tracemalloc.stop()
+    assert summary.ok and summary.transcripts == n, summary.text()
+    return {"transcripts": n, **{f"{name}_bytes": size for name, size in peaks.items()}}
+
+
 def children_cpu():
     """Return the CPU seconds used by this process's finished children (rclone, for (d))."""
     import resource
@@ -281,7 +324,7 @@ def measure_batch(endpoint, courses, width, bucket):
     counter["requests"] = 0
     cfg = etl.Config(bucket=bucket, s3_endpoint_url=endpoint, contentstore=db, s3_client=client,
                      s3_concurrency=width, manifest_dir=None, progress=False)
-    times, transcripts = [], 0
+    times, transcripts, cpu = [], 0, time.process_time()
     window = min(100, courses)
     for chunk in range(0, courses, window):
         started = time.perf_counter()
@@ -291,7 +334,7 @@ def measure_batch(endpoint, courses, width, bucket):
         transcripts += summary.transcripts
     return {"courses": courses, "first_100_per_min": window / times[0] * 60,
             "last_100_per_min": window / times[-1] * 60, "per_min": courses / sum(times) * 60,
-            "requests_per_course": counter["requests"] / courses,
+            "requests_per_course": counter["requests"] / courses, "client_cpu": time.process_time() - cpu,
             "fixed_per_course": (counter["requests"] - 2 * transcripts) / courses}
 
 
@@ -416,17 +459,20 @@ def child(job, *args):
 
 
 CHILD = "--child"  # how this script starts its own measuring and proxy processes; not for operators
-JOBS = {"measure": measure, "measure_batch": measure_batch, "course_path": course_path, "measure_engines": measure_engines, "serve_s3": serve_s3,
+JOBS = {"measure": measure, "measure_batch": measure_batch, "course_path": course_path, "measure_memory": measure_memory,
+        "measure_engines": measure_engines, "serve_s3": serve_s3,
         "serve_proxy": serve_proxy}
 
 
-def bench(transcripts=2000, latency_ms=0, width=16, courses=0, only="abcd", engine="threads"):
+def bench(transcripts=2000, latency_ms=0, width=16, courses=0, only="abcd", engine="threads", tracemalloc=False):
     """Measure (a) to (d) on one course of ``transcripts``, then optionally a batch of ``courses``.
 
     ``latency_ms`` adds that delay to every S3 request; ``width`` is the
     parallelism of (a), (c) and (d); ``only`` picks which of a, b, c, d to
     measure ('' for only the batch). ``engine="celery"`` runs the batch on the
     thread pool and on Celery with 1 and 2 worker processes, side by side.
+    ``tracemalloc`` also runs (a) once more under tracemalloc and reports the
+    tool's own allocation per transcript at its peak.
     """
     only = str(only or "")
     if set(only) - set("abcd"):
@@ -460,6 +506,16 @@ def bench(transcripts=2000, latency_ms=0, width=16, courses=0, only="abcd", engi
                 failed.append(f"({which})")
         if results:
             report(transcripts, width, latency_ms, results)
+        if tracemalloc:
+            memory = child("measure_memory", endpoint, transcripts, width, f"bench-memory-{port}")
+            if memory:
+                print(f"(a) under tracemalloc, {transcripts} transcripts: etl's own allocations peaked at "
+                      f"{memory['own_bytes'] / 1e6:.1f} MB, {memory['own_bytes'] / transcripts / 1000:.2f} KB per "
+                      f"transcript; everything allocated beneath etl's frames (botocore, the stand-in contentstore) "
+                      f"peaked at {memory['beneath_bytes'] / 1e6:.1f} MB, "
+                      f"{memory['beneath_bytes'] / transcripts / 1000:.2f} KB per transcript")
+            else:
+                failed.append("the tracemalloc run")
         if engine == "celery":
             engines = child("measure_engines", endpoint, courses, width, f"bench-engines-{port}")
             if engines:
@@ -477,12 +533,14 @@ def bench(transcripts=2000, latency_ms=0, width=16, courses=0, only="abcd", engi
         if path:
             print(f"one one-transcript course alone: {path['requests']} S3 requests ({path['fixed']} fixed), "
                   f"{path['critical_path']} of them one after another")
+        before = server_cpu(procs[0].pid)
         batch = courses and child("measure_batch", endpoint, courses, width, f"bench-batch-{port}")
         if batch:
             print(f"batch of {batch['courses']} courses: {batch['per_min']:.0f} courses/min "
                   f"({batch['first_100_per_min']:.0f} for the first 100, {batch['last_100_per_min']:.0f} for the "
                   f"last 100), {batch['requests_per_course']:.1f} S3 requests per course "
-                  f"({batch['fixed_per_course']:.1f} fixed)")
+                  f"({batch['fixed_per_course']:.1f} fixed); client CPU {batch['client_cpu'] * 1000 / courses:.0f} ms "
+                  f"and server CPU {(server_cpu(procs[0].pid) - before) * 1000 / courses:.0f} ms per course")
         elif courses:
             failed.append("the batch")
         if failed:

@@ -31,6 +31,9 @@ class FaultProxy:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body go out as two writes; with Nagle's algorithm the body then waits for the
+            # client's delayed ACK (40 ms on Linux), a stall no S3 endpoint has.
+            disable_nagle_algorithm = True
 
             def log_message(self, *args):
                 pass

@@ -40,7 +40,7 @@ def test_bench_batch_reports_course_rates():
     out = bench("--only", "", "--courses", "3")
     assert out.returncode == 0, out.stderr
     assert re.search(r"^batch of 3 courses: \d+ courses/min \(\d+ for the first 100, \d+ for the last 100\), "
-                     r"\d+\.\d S3 requests per course \(\d+\.\d fixed\)$", out.stdout, re.M), out.stdout
+                     r"\d+\.\d S3 requests per course \(\d+\.\d fixed\); client CPU \d+ ms and server CPU \d+ ms per course$", out.stdout, re.M), out.stdout
     path = re.search(r"^one one-transcript course alone: (\d+) S3 requests \((\d+) fixed\), (\d+) of them one "
                      r"after another$", out.stdout, re.M)
     assert path, out.stdout

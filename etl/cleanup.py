@@ -9,7 +9,7 @@ from . import s3
 from .layout import Layout
 
 
-def remove_tool_objects(cfg, course, prefix, dry_run=False):
+def remove_tool_objects(cfg, course, prefix, dry_run=False, listed=None):
     """Delete every object under ``prefix`` that this tool wrote for ``course``, except its marker key.
 
     Whose objects: those whose metadata names this tool and this course, from
@@ -17,9 +17,10 @@ def remove_tool_objects(cfg, course, prefix, dry_run=False):
     is conditional on the ETag seen, so an object replaced meanwhile is never lost.
     Return (number deleted, keys kept because someone else wrote them); with
     ``dry_run``, (keys that would be deleted, keys that would be kept), deleting nothing.
+    ``listed`` is the prefix's listing when the caller has just made it.
     """
     marker = Layout(cfg, course).marker
-    listed = [o for o in s3.list_objects(cfg, prefix) if o["Key"] != marker]
+    listed = [o for o in (s3.list_objects(cfg, prefix) if listed is None else listed) if o["Key"] != marker]
 
     def remove(obj):
         head = s3.head(cfg, obj["Key"])

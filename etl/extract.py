@@ -42,6 +42,7 @@ class Staged:
     manifest: bytes
     written: list  # every key the run put, its manifest included
     fields: dict  # what the record says of a staged run
+    live: list  # the live transcripts, listed as the manifest was put
 
 
 @state.verb
@@ -78,17 +79,21 @@ def extract_course(cfg, course_id, looked=None, hold=False):
     run_id = new_run_id()
     for asset in assets:  # refuse names that cannot become keys before anything is written
         layout.asset_keys(run_id, asset.name)
-    claim = state.claim(cfg, course, run_id, state.EXTRACTING, looked)
+    # The leftovers are listed while the claim is made; only a run that holds the claim acts on the listing.
+    claim, listed = s3.together(lambda: state.claim(cfg, course, run_id, state.EXTRACTING, looked),
+                                lambda: _list_leftovers(cfg, layout, staging=looked.record is not None))
     written = []
     try:
-        _clear_leftovers(cfg, course, layout, claim, staging=looked.record is not None)
+        _clear_leftovers(cfg, course, layout, claim, listed)
         fingerprint = contentstore.fingerprint(a.identity() for a in assets)
         rows = stage.stage(cfg, course, run_id, assets, written, claim)
         data = manifest.to_bytes(rows, course=course, run_id=run_id, source_fingerprint=fingerprint,
                                  tool_version=__version__, created_at=state.iso(state.now()))
         key = layout.staging_manifest(run_id)
-        s3.put(cfg, key, data, metadata=s3.tool_metadata(course, run_id), if_none_match=True,
-               content_type="application/vnd.apache.parquet")
+        _, live = s3.together(  # a held run's promote checks the live keys listed here before it copies
+            lambda: s3.put(cfg, key, data, metadata=s3.tool_metadata(course, run_id), if_none_match=True,
+                           content_type="application/vnd.apache.parquet"),
+            lambda: list(s3.list_objects(cfg, layout.live_transcripts)) if hold else None)
         written.append(key)
         local = manifest.save_local(cfg, course, run_id, data)
         total = sum(r.length for r in rows)
@@ -107,7 +112,7 @@ def extract_course(cfg, course_id, looked=None, hold=False):
         raise
     result = ExtractResult(str(course), run_id, len(rows), total, problems, key, local or "",
                            fingerprint, round(time.monotonic() - started, 3))
-    return (result, Staged(claim, data, written, fields)) if hold else result
+    return (result, Staged(claim, data, written, fields, live)) if hold else result
 
 
 def unknown_course(cfg, course):
@@ -119,15 +124,27 @@ def unknown_course(cfg, course):
                       "--mongo-db, and give --modulestore-db if the modulestore lives in another database")
 
 
-def _clear_leftovers(cfg, course, layout, claim, staging=True):
-    """Remove earlier runs' staging and uncommitted live objects; refuse foreign live objects.
+def _list_leftovers(cfg, layout, staging=True):
+    """List the course's staging and live prefixes; return the listings, or the error to raise once claimed.
 
     Without ``staging`` the staging prefix is not listed: a course with no status
     record has no staging runs, since every run writes its record before anything else.
     """
+    try:
+        return s3.together(lambda: list(s3.list_objects(cfg, layout.staging_root)) if staging else [],
+                           lambda: list(s3.list_objects(cfg, layout.live_root)))
+    except Exception as exc:  # raised by the run that holds the claim, so its failure is recorded
+        return exc
+
+
+def _clear_leftovers(cfg, course, layout, claim, listed):
+    """Remove earlier runs' staging and uncommitted live objects; refuse foreign live objects."""
+    if isinstance(listed, Exception):
+        raise listed
+    in_staging, in_live = listed
     (staged, _), (live, foreign) = s3.together(
-        lambda: remove_tool_objects(cfg, course, layout.staging_root) if staging else (0, []),
-        lambda: remove_tool_objects(cfg, course, layout.live_root))
+        lambda: remove_tool_objects(cfg, course, layout.staging_root, listed=in_staging),
+        lambda: remove_tool_objects(cfg, course, layout.live_root, listed=in_live))
     if staged or live:
         claim.note("leftovers_removed", staged=staged, live=live)
     if foreign:

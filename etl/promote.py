@@ -82,11 +82,10 @@ def promote_staged(cfg, course, staged):
 
     def prepare():
         df, meta = manifest.from_bytes(staged.manifest, layout.staging_manifest(claim.run_id))
-        _, existing = s3.together(lambda: claim.move(state.PROMOTING, **staged.fields),
-                                  lambda: list(s3.list_objects(cfg, layout.live_transcripts)))
-        return df, meta, staged.manifest, existing
+        return df, meta, staged.manifest, staged.live
 
-    return _publish(cfg, course, claim, prepare, lambda: discard(cfg, staged.written), started)
+    return _publish(cfg, course, claim, prepare, lambda: discard(cfg, staged.written), started,
+                    alongside=lambda: claim.move(state.PROMOTING, **staged.fields))
 
 
 @dataclass(frozen=True)
@@ -99,18 +98,22 @@ class Published:
     source: dict  # the contentstore's transcripts, read just before the commit (``reconcile.transcripts_now``)
 
 
-def _publish(cfg, course, claim, prepare, drop_staging, started):
+def _publish(cfg, course, claim, prepare, drop_staging, started, alongside=None):
     """Copy a claimed run live, check the source again, and commit; return (PromoteResult, Published).
 
     ``prepare()`` returns the run's manifest (DataFrame, metadata, bytes) and the
-    live transcripts listed; ``drop_staging()`` deletes the staging run on failure.
+    live transcripts listed; ``drop_staging()`` deletes the staging run on failure;
+    ``alongside()``, when given, runs while the copies are made (a record's move).
     """
     layout, run_id = Layout(cfg, course), claim.run_id
     ours, marker_written = [], False
     try:
         df, meta, data, existing = prepare()
         todo, resumed = _plan(cfg, course, run_id, df, existing, ours)
-        _copy_all(cfg, course, todo + [(layout.staging_manifest(run_id), layout.live_manifest)], ours, claim)
+        s3.together(lambda: _copy_all(cfg, course, todo + [(layout.staging_manifest(run_id), layout.live_manifest)],
+                                      ours, claim),
+                    alongside or (lambda: None))
+        claim.check()
         source = reconcile.transcripts_now(cfg, course)
         reconcile.refuse_if_changed(cfg, course, df, run_id, source)  # again: Studio stays open while we copy
         claim.check()

@@ -91,15 +91,21 @@ def test_crash_by_exception_at_every_call_of_extract_and_promote(make_cfg, conte
     assert states == {"promoted", "absent"}
 
 
-def test_crash_by_sigkill_at_every_call_of_extract_and_promote(make_cfg, contentstore, record_property):
+@pytest.mark.parametrize("how", ["verbs", "migrate"])
+def test_crash_by_sigkill_at_every_call_of_a_course(make_cfg, contentstore, record_property, how):
+    """Kill the process at every call of extract then promote, or of migrate's one claim from extract to commit."""
     build_course(contentstore, COURSE)
     base = prefixed(make_cfg, "count")
-    total = count_calls(lambda: (etl.extract(base, COURSE), etl.promote(base, COURSE)))
+    if how == "migrate":
+        total = count_calls(lambda: etl.migrate(base, [COURSE], workers=1, retries=0))
+    else:
+        total = count_calls(lambda: (etl.extract(base, COURSE), etl.promote(base, COURSE)))
 
     def crash(point):  # each point has its own prefixes, so two children can run at once
         env = dict(os.environ, ETL_FAULT_AT=str(point), ETL_FAULT_ACTION="kill")
         return subprocess.run([sys.executable, "-m", "tests.children.crash", base.s3_endpoint_url, base.bucket,
-                               f"kill{point}", COURSE], cwd=ROOT, env=env, capture_output=True, timeout=120).returncode
+                               f"kill{point}", COURSE, how], cwd=ROOT, env=env, capture_output=True,
+                              timeout=120).returncode
 
     with ThreadPoolExecutor(2) as pool:
         codes = list(pool.map(crash, range(1, total + 1)))
@@ -129,4 +135,4 @@ def test_crash_by_exception_at_every_call_of_a_batch(make_cfg, contentstore, rec
         for course_id in ids:
             assert_invariant(cfg, contentstore, course_id, rerun)
     record_property("crash_points", total)
-    assert total > 60
+    assert total > 40

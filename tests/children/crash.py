@@ -1,6 +1,8 @@
-"""Extract and promote one course, to be killed by the fault hook: python -m tests.children.crash ENDPOINT BUCKET ROOT COURSE.
+"""Migrate one course, to be killed by the fault hook: python -m tests.children.crash ENDPOINT BUCKET ROOT COURSE [HOW].
 
-ETL_FAULT_AT and ETL_FAULT_ACTION=kill in the environment choose the call that kills it.
+HOW is ``verbs`` (extract, then promote: the default) or ``migrate`` (one claim
+from extract to commit). ETL_FAULT_AT and ETL_FAULT_ACTION=kill in the
+environment choose the call that kills it.
 """
 
 import sys
@@ -14,6 +16,7 @@ from tests.batch import build_course
 
 if __name__ == "__main__":
     endpoint, bucket, root, course = sys.argv[1:5]
+    how = sys.argv[5] if len(sys.argv) > 5 else "verbs"
     mongomock.gridfs.enable_gridfs_integration()
     db = mongomock.MongoClient()["edxapp"]
     build_course(db, course)
@@ -22,5 +25,8 @@ if __name__ == "__main__":
                      state_prefix=f"{root}/state")
     faults.install(cfg)
     faults.arm_from_env()
-    etl.extract(cfg, course)
-    etl.promote(cfg, course)
+    if how == "migrate":
+        etl.migrate(cfg, [course], workers=1, retries=0)
+    else:
+        etl.extract(cfg, course)
+        etl.promote(cfg, course)

@@ -227,15 +227,18 @@ def measure_memory(endpoint, n, width, bucket):
     filters = {"own": tracemalloc.Filter(True, code), "beneath": tracemalloc.Filter(True, code, all_frames=True)}
     peaks, done = dict.fromkeys(filters, 0), threading.Event()
 
-    def sample():
+    def sample():  # sampling takes the GIL for a while, so it waits twice as long as a sample took
         while True:
+            started = time.perf_counter()
             snapshot = tracemalloc.take_snapshot()
             for name, only in filters.items():
-                peaks[name] = max(peaks[name], sum(t.size for t in snapshot.filter_traces([only]).traces))
-            if done.wait(0.1):
+                total = sum(stat.size for stat in snapshot.filter_traces([only]).statistics("filename"))
+                peaks[name] = max(peaks[name], total)
+            del snapshot
+            if done.wait(max(0.1, 2 * (time.perf_counter() - started))):
                 return
 
-    tracemalloc.start(64)
+    tracemalloc.start(32)
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     summary = etl.migrate(cfg, [COURSE], workers=1, retries=0)

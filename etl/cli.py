@@ -497,32 +497,33 @@ def main(argv=None, **inject):
     batch = bool(argv) and argv[0] == "migrate"
     celery = batch and any(a in ("--engine=celery", "celery") for a in argv)
     try:
-        code = run(argv, inject)
-    except HelpWanted as wanted:
-        text = help_text(wanted.cmd)
-        if wanted.cmd is None and not argv:  # no command at all: a usage error
-            print(text, file=sys.stderr)
-            raise SystemExit(2) from None
-        print(text)
-        code = 0
-    except EtlError as exc:
-        if debug:
-            print(redact.scrub(traceback.format_exc()), file=sys.stderr, end="")
-        print(f"etl: error: {redact.scrub(exc)}", file=sys.stderr)
-        code = exc.exit_code
-    except fire.core.FireExit as exc:  # cannot happen after parse(); never let it pass silently
-        print(f"etl: error: the command line could not be read ({exc.code})", file=sys.stderr)
-        code = 2
-    except KeyboardInterrupt:
-        if debug:
-            print(redact.scrub(traceback.format_exc()), file=sys.stderr, end="")
-        print("etl: interrupted; the queued courses carry on in the Celery workers; re-run the same command to "
-              "attach to them or resume them (see `python -m etl report` or `status`)" if celery else
-              "etl: interrupted; courses already running were finished or rolled back, no new one started; "
-              "re-run the same command to resume (see `python -m etl status`)" if batch else
-              "etl: interrupted; the course was rolled back where possible (see `python -m etl status`)",
-              file=sys.stderr)
-        code = 130
+        try:
+            code = run(argv, inject)
+        except HelpWanted as wanted:
+            text = help_text(wanted.cmd)
+            if wanted.cmd is None and not argv:  # no command at all: a usage error
+                print(text, file=sys.stderr)
+                raise SystemExit(2) from None
+            print(text)
+            code = 0
+        except EtlError as exc:
+            if debug:
+                print(redact.scrub(traceback.format_exc()), file=sys.stderr, end="")
+            print(f"etl: error: {redact.scrub(exc)}", file=sys.stderr)
+            code = exc.exit_code
+        except fire.core.FireExit as exc:  # cannot happen after parse(); never let it pass silently
+            print(f"etl: error: the command line could not be read ({exc.code})", file=sys.stderr)
+            code = 2
+        except KeyboardInterrupt:
+            if debug:
+                print(redact.scrub(traceback.format_exc()), file=sys.stderr, end="")
+            print("etl: interrupted; the queued courses carry on in the Celery workers; re-run the same command to "
+                  "attach to them or resume them (see `python -m etl report` or `status`)" if celery else
+                  "etl: interrupted; courses already running were finished or rolled back, no new one started; "
+                  "re-run the same command to resume (see `python -m etl status`)" if batch else
+                  "etl: interrupted; the course was rolled back where possible (see `python -m etl status`)",
+                  file=sys.stderr)
+            code = 130
     except BrokenPipeError:  # `| head` closed the pipe: nothing more to say
         _quiet_stdout()
         code = 141

@@ -204,11 +204,11 @@ def measure(which, endpoint, n, width, bucket):
 
 
 def measure_memory(endpoint, n, width, bucket):
-    """Run (a) under tracemalloc; return the peak bytes its allocations held, sampled through the run.
+    """Run (a) under tracemalloc; return the peak bytes held by what etl's own lines allocated, sampled through the run.
 
-    "own" counts what was allocated by a line of etl's code (the innermost
-    frame); "beneath" counts everything allocated while any etl frame was on
-    the stack, botocore's and the stand-in contentstore's work for it included.
+    Only the innermost frame is kept, so an allocation counts when a line of
+    etl's code made it, not when etl called a library (botocore, pyarrow, the
+    stand-in contentstore) that made it.
     """
     import threading
     import tracemalloc
@@ -223,22 +223,19 @@ def measure_memory(endpoint, n, width, bucket):
     client.create_bucket(Bucket=bucket)
     cfg = etl.Config(bucket=bucket, s3_endpoint_url=endpoint, contentstore=db, s3_client=client,
                      s3_concurrency=width, manifest_dir=None, progress=False)
-    code = os.path.join(ROOT, "etl", "*")
-    filters = {"own": tracemalloc.Filter(True, code), "beneath": tracemalloc.Filter(True, code, all_frames=True)}
-    peaks, done = dict.fromkeys(filters, 0), threading.Event()
+    own = [tracemalloc.Filter(True, os.path.join(ROOT, "etl", "*"))]
+    peak, done = {"own": 0}, threading.Event()
 
     def sample():  # sampling takes the GIL for a while, so it waits twice as long as a sample took
         while True:
             started = time.perf_counter()
-            snapshot = tracemalloc.take_snapshot()
-            for name, only in filters.items():
-                total = sum(stat.size for stat in snapshot.filter_traces([only]).statistics("filename"))
-                peaks[name] = max(peaks[name], total)
+            snapshot = tracemalloc.take_snapshot().filter_traces(own)
+            peak["own"] = max(peak["own"], sum(stat.size for stat in snapshot.statistics("filename")))
             del snapshot
             if done.wait(max(0.1, 2 * (time.perf_counter() - started))):
                 return
 
-    tracemalloc.start(32)
+    tracemalloc.start(1)
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     summary = etl.migrate(cfg, [COURSE], workers=1, retries=0)
@@ -246,7 +243,7 @@ def measure_memory(endpoint, n, width, bucket):
     sampler.join()
     tracemalloc.stop()
     assert summary.ok and summary.transcripts == n, summary.text()
-    return {"transcripts": n, **{f"{name}_bytes": size for name, size in peaks.items()}}
+    return {"transcripts": n, "own_bytes": peak["own"]}
 
 
 def children_cpu():
@@ -514,9 +511,7 @@ def bench(transcripts=2000, latency_ms=0, width=16, courses=0, only="abcd", engi
             if memory:
                 print(f"(a) under tracemalloc, {transcripts} transcripts: etl's own allocations peaked at "
                       f"{memory['own_bytes'] / 1e6:.1f} MB, {memory['own_bytes'] / transcripts / 1000:.2f} KB per "
-                      f"transcript; everything allocated beneath etl's frames (botocore, the stand-in contentstore) "
-                      f"peaked at {memory['beneath_bytes'] / 1e6:.1f} MB, "
-                      f"{memory['beneath_bytes'] / transcripts / 1000:.2f} KB per transcript")
+                      "transcript")
             else:
                 failed.append("the tracemalloc run")
         if engine == "celery":

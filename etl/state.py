@@ -363,6 +363,9 @@ def archive(cfg, course, run_id, entries):
 def history(cfg, course_id):
     """Show a course's event log, oldest first: every transition and note, with time, run, host and pid.
 
+    The log is the record's ``history`` with its archives; the one-object-per-event
+    log that versions up to 0.2.0 wrote under the same prefix is read too.
+
     Args:
         course_id: course id, course-v1:ORG+COURSE+RUN or ORG/COURSE/RUN.
     """
@@ -372,7 +375,8 @@ def history(cfg, course_id):
     layout = Layout(cfg, course)
     archived = [o["Key"] for o in s3.list_objects(cfg, layout.events) if o["Key"].endswith(".json")]
     (record, _), *old = s3.together(lambda: read(cfg, course), *[(lambda k=k: s3.get_json(cfg, k)) for k in archived])
-    entries = [e for doc, _ in old if doc for e in doc.get("history", [])]
+    # An archive holds a list of entries; an event object of 0.2.0 and before is one entry itself.
+    entries = [e for doc, _ in old if doc for e in doc.get("history", [doc] if "event" in doc else [])]
     entries += (record or {}).get("history") or []
     known = set(HISTORY_COLUMNS) - {"details"}
     rows = [{**{c: e.get(c) for c in known},

@@ -106,3 +106,19 @@ def test_a_long_history_moves_its_oldest_entries_to_an_archive_and_loses_none(cf
     assert list(events["event"]) == ["rolling_back", "marker_deleted", "rolled_back"] * 5
     assert [r for r in events["run_id"][::3]] == runs
     assert list(events["at"]) == sorted(events["at"])
+
+
+def test_history_reads_the_event_objects_older_versions_wrote(cfg):
+    import json
+
+    layout = Layout(cfg, course)
+    old = {"course_id": COURSE, "run_id": "20260101T000000Z-0000abcd", "event": "promoted", "at": "2026-01-01T00:00:01.000Z",
+           "host": "old-host", "pid": 7, "transcripts": 3}
+    cfg.s3.put_object(Bucket=cfg.bucket, Key=f"{layout.events}20260101T000001.000000Z-{old['run_id']}-promoted.json",
+                      Body=json.dumps(old).encode())
+    claim = st.claim(cfg, course, new_run_id(), st.ROLLING_BACK)
+    claim.move(st.ROLLED_BACK)
+    events = etl.history(cfg, COURSE)
+    assert list(events["event"]) == ["promoted", "rolling_back", "rolled_back"]
+    assert events.loc[0, "host"] == "old-host" and json.loads(events.loc[0, "details"]) == {"course_id": COURSE,
+                                                                                           "transcripts": 3}

@@ -72,7 +72,7 @@ def find_transcripts(cfg, course):
     # are never all held at once (a driver's default batch is up to 16 MB: every file of most courses).
     cursor = db["fs.files"].find(course_query(course, cfg.transcript_suffixes), dict(_FIELDS)).batch_size(1000)
     assets = {}
-    for doc in _read(course, cursor, "fs.files", cfg):
+    for doc in _read(cfg, course, cursor, "fs.files"):
         fields = doc["_id"] if course.deprecated else doc.get("content_son", {})
         name = fields.get("name")
         if not isinstance(name, str) or not name.lower().endswith(cfg.transcript_suffixes):
@@ -113,7 +113,7 @@ def course_known(cfg, course):
 
 
 def _first(cfg, course, collection, query, name):
-    return any(True for _ in _read(course, collection.find(query, {"_id": 1}).limit(1), name, cfg))
+    return any(True for _ in _read(cfg, course, collection.find(query, {"_id": 1}).limit(1), name))
 
 
 def fingerprint(identities):
@@ -216,7 +216,7 @@ def read_small(cfg, course, assets, tolerant=False):
     """
     for batch in _batches(assets, cfg.read_batch_bytes):
         found = {}
-        for chunk in _read(course, _chunks(cfg, course, batch), cfg=cfg):
+        for chunk in _read(cfg, course, _chunks(cfg, course, batch)):
             found.setdefault(_chunk_key(course, chunk["files_id"]), []).append(chunk)
         for asset in batch:  # an asset whose chunks were not found is refused as corrupt, by name
             check = _Check(course, asset)
@@ -264,7 +264,7 @@ def read_stream(cfg, course, asset, sink):
     check = _Check(course, asset)
     for start in range(0, check.expected + 1, STREAM_CHUNKS):
         end = start + STREAM_CHUNKS if start + STREAM_CHUNKS < check.expected else 2 ** 31
-        chunks = list(_read(course, _chunks(cfg, course, [asset], (start, end)), cfg=cfg))
+        chunks = list(_read(cfg, course, _chunks(cfg, course, [asset], (start, end))))
         for chunk in chunks:
             sink(check.add(chunk["n"], chunk["data"]))
         if end == 2 ** 31:
@@ -272,10 +272,9 @@ def read_stream(cfg, course, asset, sink):
     return check.finish()
 
 
-def _read(course, cursor, collection="fs.chunks", cfg=None):
+def _read(cfg, course, cursor, collection="fs.chunks"):
     try:
-        if cfg is not None:
-            cfg.read_limiter.acquire()
+        cfg.read_limiter.acquire()
         yield from cursor
     except EtlError:
         raise

@@ -16,6 +16,7 @@ with ``effective_state``.
 """
 
 import functools
+import json
 import os
 import socket
 import threading
@@ -142,8 +143,8 @@ class Claim:
                 record["lease_expires_at"] = iso(at + timedelta(seconds=self.cfg.lease_seconds))
             else:
                 record.pop("lease_expires_at", None)
-            entry = self._entry(state, at, previous=current, error=error, **fields)
-            record["history"] = list(record.get("history") or []) + self.notes + [entry]
+            record["history"] = (list(record.get("history") or []) + self.notes
+                                 + [entry(state, self.run_id, iso(at), previous=current, error=error, **fields)])
             if len(record["history"]) > HISTORY_LIMIT:
                 record["history"] = archive(self.cfg, self.course, self.run_id, record["history"])
             self._write(record)
@@ -154,13 +155,9 @@ class Claim:
         else:
             self.release()
 
-    def _entry(self, event, at=None, **fields):
-        return {"at": iso(at or now()), "event": event, "run_id": self.run_id, "host": socket.gethostname(),
-                "pid": os.getpid(), **{k: v for k, v in fields.items() if v is not None}}
-
     def note(self, event, **fields):
         """Log an event now and append it to the course's history with the next move."""
-        self.notes.append(self._entry(event, **fields))
+        self.notes.append(entry(event, self.run_id, **fields))
         logs.event("info", self.course, event, self.run_id, **fields)
 
     def _write(self, record):
@@ -331,8 +328,7 @@ def repair_promoted(cfg, course, doc, held=None):
                  error=None, updated_at=at)
     fixed.pop("lease_expires_at", None)
     fixed["history"] = list(fixed.get("history") or []) + [
-        {"at": at, "event": PROMOTED, "run_id": run_id, "host": socket.gethostname(), "pid": os.getpid(),
-         "previous": record.get("state") if record else None, "repaired": True}]
+        entry(PROMOTED, run_id, at, previous=record.get("state") if record else None, repaired=True)]
     layout, meta = Layout(cfg, course), s3.tool_metadata(course, run_id)
     try:
         s3.put_json(cfg, layout.record, fixed, metadata=meta, if_none_match=etag is None,
@@ -343,6 +339,12 @@ def repair_promoted(cfg, course, doc, held=None):
     return True
 
 
+def entry(event, run_id, at=None, **fields):
+    """Return one history entry: the event, when (now unless ``at``), which run on which host and pid, its fields."""
+    return {"at": at or iso(now()), "event": event, "run_id": run_id, "host": socket.gethostname(),
+            "pid": os.getpid(), **{k: v for k, v in fields.items() if v is not None}}
+
+
 def archive(cfg, course, run_id, entries):
     """Move all but the last ``HISTORY_KEPT`` history entries to an events object; return the entries kept.
 
@@ -350,7 +352,7 @@ def archive(cfg, course, run_id, entries):
     of the same archive finds its own object and writes nothing twice.
     """
     old, kept = entries[:-HISTORY_KEPT], entries[-HISTORY_KEPT:]
-    stamp = lambda entry: entry["at"].replace(":", "").replace("-", "")  # noqa: E731
+    stamp = lambda e: e["at"].replace(":", "").replace("-", "")  # noqa: E731
     key = f"{Layout(cfg, course).events}{stamp(old[0])}-{stamp(old[-1])}.json"
     try:
         s3.put_json(cfg, key, {"course_id": str(course), "history": old}, if_none_match=True,
@@ -369,12 +371,11 @@ def history(cfg, course_id):
     Args:
         course_id: course id, course-v1:ORG+COURSE+RUN or ORG/COURSE/RUN.
     """
-    import json
-
     course = parse_course_id(course_id)
     layout = Layout(cfg, course)
     archived = [o["Key"] for o in s3.list_objects(cfg, layout.events) if o["Key"].endswith(".json")]
-    (record, _), *old = s3.together(lambda: read(cfg, course), *[(lambda k=k: s3.get_json(cfg, k)) for k in archived])
+    (record, _), old = s3.together(lambda: read(cfg, course),
+                                   lambda: s3.run_all(cfg, lambda key: s3.get_json(cfg, key), archived))
     # An archive holds a list of entries; an event object of 0.2.0 and before is one entry itself.
     entries = [e for doc, _ in old if doc for e in doc.get("history", [doc] if "event" in doc else [])]
     entries += (record or {}).get("history") or []

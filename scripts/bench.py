@@ -148,6 +148,18 @@ def counted_client(endpoint, width):
     return client, counter
 
 
+def tool_config(endpoint, width, bucket, db):
+    """Return a Config as the tool's runs use it, on a new bucket, and its client's request counter (at 0)."""
+    import etl
+
+    client, counter = counted_client(endpoint, width)
+    client.create_bucket(Bucket=bucket)
+    counter["requests"] = 0
+    cfg = etl.Config(bucket=bucket, s3_endpoint_url=endpoint, contentstore=db, s3_client=client,
+                     s3_concurrency=width, manifest_dir=None, progress=False)
+    return cfg, counter
+
+
 def measure(which, endpoint, n, width, bucket):
     """Run one measurement in this process; return a dict of its figures."""
     import etl
@@ -157,15 +169,12 @@ def measure(which, endpoint, n, width, bucket):
 
     db = contentstore()
     data = build(db, n)
-    client, counter = counted_client(endpoint, width)
-    client.create_bucket(Bucket=bucket)
-    counter["requests"] = 0
+    cfg, counter = tool_config(endpoint, width, bucket, db)
+    client = cfg.s3
     base = reset_peak()  # the synthetic contentstore lives in this process; count only what the run adds
     clock = children_cpu if which == "d" else time.process_time  # (d)'s work is rclone's
     started, reading, cpu = time.perf_counter(), 0.0, clock()
     if which == "a":
-        cfg = etl.Config(bucket=bucket, s3_endpoint_url=endpoint, contentstore=db, s3_client=client,
-                         s3_concurrency=width, manifest_dir=None, progress=False)
         summary = etl.migrate(cfg, [COURSE], workers=1, retries=0)
         assert summary.ok and summary.transcripts == n, summary.text()
         assert bool(summary.courses.loc[0, "ready"])
@@ -219,10 +228,7 @@ def measure_memory(endpoint, n, width, bucket):
     etl.memory.tune()
     db = contentstore()
     build(db, n)
-    client, _ = counted_client(endpoint, width)
-    client.create_bucket(Bucket=bucket)
-    cfg = etl.Config(bucket=bucket, s3_endpoint_url=endpoint, contentstore=db, s3_client=client,
-                     s3_concurrency=width, manifest_dir=None, progress=False)
+    cfg, _ = tool_config(endpoint, width, bucket, db)
     own = [tracemalloc.Filter(True, os.path.join(ROOT, "etl", "*"))]
     peak, done = {"own": 0}, threading.Event()
 
@@ -287,9 +293,7 @@ def course_path(endpoint, width, bucket):
     db = contentstore()
     course = "course-v1:Bench+Path+2026"
     fill(db, [(course, "subs_v0.srt.sjson", sjson([(0, 900, "one video")] * 20), "application/json")])
-    client, counter = counted_client(endpoint, width)
-    client.create_bucket(Bucket=bucket)
-    counter["requests"] = 0
+    cfg, counter = tool_config(endpoint, width, bucket, db)
     spans, local = [], threading.local()
 
     def begin(**_):
@@ -298,10 +302,8 @@ def course_path(endpoint, width, bucket):
     def end(model, **_):
         spans.append((local.started, time.perf_counter(), model.name))
 
-    client.meta.events.register("before-call.s3", begin)
-    client.meta.events.register("after-call.s3", end)
-    cfg = etl.Config(bucket=bucket, s3_endpoint_url=endpoint, contentstore=db, s3_client=client,
-                     s3_concurrency=width, manifest_dir=None, progress=False)
+    cfg.s3.meta.events.register("before-call.s3", begin)
+    cfg.s3.meta.events.register("after-call.s3", end)
     summary = etl.migrate(cfg, [course], workers=1, retries=0)
     assert summary.count("promoted") == 1, summary.text()
     spans.sort()
@@ -319,11 +321,7 @@ def measure_batch(endpoint, courses, width, bucket):
     etl.memory.tune()  # as the CLI does
     db = contentstore()
     ids = small_courses(db, courses)
-    client, counter = counted_client(endpoint, width)
-    client.create_bucket(Bucket=bucket)
-    counter["requests"] = 0
-    cfg = etl.Config(bucket=bucket, s3_endpoint_url=endpoint, contentstore=db, s3_client=client,
-                     s3_concurrency=width, manifest_dir=None, progress=False)
+    cfg, counter = tool_config(endpoint, width, bucket, db)
     times, transcripts, cpu = [], 0, time.process_time()
     window = min(100, courses)
     for chunk in range(0, courses, window):

@@ -110,10 +110,8 @@ def _publish(cfg, course, claim, prepare, drop_staging, started, alongside=None)
     try:
         df, meta, data, existing = prepare()
         todo, resumed = _plan(cfg, course, run_id, df, existing, ours)
-        s3.together(lambda: _copy_all(cfg, course, todo + [(layout.staging_manifest(run_id), layout.live_manifest)],
-                                      ours, claim),
-                    alongside or (lambda: None))
-        claim.check()
+        copies = todo + [(layout.staging_manifest(run_id), layout.live_manifest)]
+        s3.together(lambda: _copy_all(cfg, course, copies, ours, claim), *([alongside] if alongside else []))
         source = reconcile.transcripts_now(cfg, course)
         reconcile.refuse_if_changed(cfg, course, df, run_id, source)  # again: Studio stays open while we copy
         claim.check()

@@ -8,7 +8,7 @@ from ._version import __version__
 from .config import Config, config_from_env
 from .errors import (
     AlreadyPromoted, BatchFailed, ConcurrentRun, Conflict, CorruptSource, EtlError, Failed, IllegalTransition,
-    InvalidId, NotStaged, NotVerified, ReconcileError, Refused, SourceChanged, StorageError, UsageError)
+    InvalidId, LeaseExpired, NotStaged, NotVerified, ReconcileError, Refused, SourceChanged, StorageError, UsageError)
 from .diff import diff
 from .extract import extract
 from .marker import committed
@@ -18,12 +18,13 @@ from .reconcile import reconcile
 from .rollback import rollback
 from .signoff import diff_all
 from .state import history, status
+from .vacuum import vacuum
 from .verify import verify
 
 
 __all__ = [
-    "Config", "committed", "config_from_env", "diff", "diff_all", "extract", "migrate", "report", "history", "promote", "reconcile", "rollback", "status", "verify",
-    "EtlError", "UsageError", "InvalidId", "Refused", "AlreadyPromoted", "NotStaged", "ConcurrentRun",
+    "Config", "committed", "config_from_env", "diff", "diff_all", "extract", "migrate", "report", "history", "promote", "reconcile", "rollback", "status", "vacuum", "verify",
+    "EtlError", "UsageError", "InvalidId", "Refused", "AlreadyPromoted", "NotStaged", "ConcurrentRun", "LeaseExpired",
     "SourceChanged", "Conflict", "IllegalTransition", "Failed", "CorruptSource", "ReconcileError",
     "StorageError", "BatchFailed", "NotVerified", "__version__",
 ]

@@ -1,33 +1,39 @@
 """Delete what the tool wrote, and nothing else: the two delete helpers every verb shares.
 
-Neither ever deletes a course's marker key (``_MIGRATED.json``): a commit there
-is removed only by ``rollback --force``, and a fence only by the run that owns it
-(see ``etl.marker``).
+Neither ever deletes a course's commit key (``_COMMIT.json``): a commit there is
+removed only by ``rollback --force``, and a fence only by the run that owns it
+(see ``etl.marker``). Which epochs a runner may delete is the caller's rule,
+given as ``epochs``; the README's protocol section says why it is safe.
 """
 
 from . import s3
 from .layout import Layout
 
 
-def remove_tool_objects(cfg, course, prefix, dry_run=False, listed=None):
-    """Delete every object under ``prefix`` that this tool wrote for ``course``, except its marker key.
+def remove_tool_objects(cfg, course, prefix, dry_run=False, listed=None, epochs=None):
+    """Delete every object under ``prefix`` that this tool wrote for ``course`` in an epoch ``epochs`` allows.
 
-    Whose objects: those whose metadata names this tool and this course, from
-    any run. Ownership comes from each object's metadata (head), and each delete
-    is conditional on the ETag seen, so an object replaced meanwhile is never lost.
-    Return (number deleted, keys kept because someone else wrote them); with
-    ``dry_run``, (keys that would be deleted, keys that would be kept), deleting nothing.
+    Whose objects: those whose metadata names this tool and this course, in an
+    epoch for which ``epochs(epoch)`` is true (every epoch when None). Objects
+    someone else wrote are kept and returned, whatever their epoch. Ownership
+    comes from each object's metadata (head), and each delete is conditional on
+    the ETag seen, so an object replaced meanwhile is never lost. Return (number
+    deleted, keys kept because someone else wrote them); with ``dry_run``, (keys
+    that would be deleted, keys that would be kept), deleting nothing.
     ``listed`` is the prefix's listing when the caller has just made it.
     """
-    marker = Layout(cfg, course).marker
-    listed = [o for o in (s3.list_objects(cfg, prefix) if listed is None else listed) if o["Key"] != marker]
+    layout = Layout(cfg, course)
+    listed = s3.list_objects(cfg, prefix) if listed is None else listed
+    listed = [o for o in listed if o["Key"] != layout.marker]
 
     def remove(obj):
         head = s3.head(cfg, obj["Key"])
         if head is None:
             return None, None
         if not s3.written_by_tool(head, course):
-            return None, obj["Key"]
+            return None, obj["Key"]  # someone else's, in whatever epoch: kept, and named
+        if epochs is not None and not epochs(layout.epoch_of(obj["Key"])):
+            return None, None  # the tool's, but not an epoch this caller may delete
         if dry_run:
             return obj["Key"], None
         try:
@@ -41,10 +47,25 @@ def remove_tool_objects(cfg, course, prefix, dry_run=False, listed=None):
     return (removed if dry_run else len(removed)), kept
 
 
-def discard(cfg, keys):
-    """Delete keys that this process's own run wrote, registered one by one as S3 accepted them.
+def foreign(cfg, course, listed):
+    """Return the keys of a listing that this tool did not write for ``course`` (one HEAD each)."""
+    layout = Layout(cfg, course)
+    keys = [o["Key"] for o in listed if o["Key"] not in (layout.marker, layout.legacy_marker)]
+    heads = s3.run_all(cfg, lambda key: s3.head(cfg, key), keys)
+    return [k for k, h in zip(keys, heads) if h is not None and not s3.written_by_tool(h, course)]
 
-    Whose objects: only keys the caller put or copied itself in this run, in its
-    own staging run or at live keys it checked were free or the tool's.
+
+def discard(cfg, course, epoch, keys):
+    """Delete keys that this run wrote, in its own epoch, registered before each request was sent.
+
+    Whose objects: only keys of the caller's own epoch, which no other runner
+    can name; so they go whatever the lease (``s3.unguarded``), and a key whose
+    write never landed is simply not there.
     """
-    s3.delete_many(cfg, keys)
+    layout = Layout(cfg, course)
+    keys = list(keys)
+    strays = [k for k in keys if layout.epoch_of(k) != epoch]
+    if strays:
+        raise ValueError(f"{strays[0]} is not a key of epoch {epoch}")
+    with s3.unguarded():
+        s3.delete_many(cfg, keys)

@@ -64,7 +64,7 @@ SETTINGS = [
     Setting("debug", False, "on an error, print the traceback too."),
 ]
 _ENV_BACKED = {"bucket", "s3_endpoint_url", "mongo_uri", "mongo_db", "staging_prefix", "live_prefix", "state_prefix"}
-MINIMUM = {"s3_concurrency": 1, "concurrency": 1, "workers": 1, "retries": 0}
+MINIMUM = {"s3_concurrency": 1, "concurrency": 1, "workers": 1, "retries": 0, "retain_days": 0}
 SHORT = {"-o": "output", "-h": "help"}
 
 
@@ -117,6 +117,13 @@ def _one_of_courses(args, flags):
         raise UsageError("migrate: no courses given; name course ids, or use --courses FILE or --all")
 
 
+def _courses_or_all(args, flags):
+    if flags.get("all") and args:
+        raise UsageError("vacuum: --all is every course in the status table: give it alone, without course ids")
+    if not flags.get("all") and not args:
+        raise UsageError("vacuum: no courses given; name course ids, or use --all")
+
+
 def _diff_targets(args, flags):
     if flags.get("all") and args:
         raise UsageError("diff: give a course, or two manifests, or --all, not both")
@@ -162,7 +169,7 @@ command(contentstore=False, formats=TABLE, empty="no events for this course yet"
 
 
 @command(writes=True, check=_one_of_courses)
-def migrate(cfg, *course, courses="", all=False, workers=4, retries=1, dry_run=False,
+def migrate(cfg, *course, courses="", all=False, workers=4, retries=1, dry_run=False, vacuum=False,
             engine: typing.Literal["threads", "celery"] = "threads", no_wait=False,
             format: typing.Literal["text", "json", "csv"] = "text"):
     """Migrate many courses, one transaction each; re-run the same command to resume after any stop.
@@ -174,6 +181,7 @@ def migrate(cfg, *course, courses="", all=False, workers=4, retries=1, dry_run=F
         workers: courses migrated in parallel.
         retries: further attempts for a course that fails for a reason a retry can fix.
         dry_run: read the contentstore and S3, write nothing, and print the plan.
+        vacuum: after each course, delete its dead epochs' objects older than 7 days (see vacuum).
         engine: threads (courses run in this process) or celery (one task per course, on the workers).
         no_wait: with --engine celery, return once the courses are queued.
         format: text, json or csv.
@@ -185,8 +193,31 @@ def migrate(cfg, *course, courses="", all=False, workers=4, retries=1, dry_run=F
     if not all and not chosen:
         raise UsageError(f"no course ids in {courses}; add one per line")
     summary = migrate(cfg, "all" if all else chosen, workers=workers, dry_run=dry_run, retries=retries,
-                      engine=engine, wait=not no_wait)
+                      engine=engine, wait=not no_wait, vacuum=vacuum)
     return Frame(summary.courses, "", summary.exit_code, summary.failure) if format == "csv" else summary
+
+
+@command(writes=True, contentstore=False, check=_courses_or_all, formats=TABLE, empty="no courses to vacuum")
+def vacuum(cfg, *course, all=False, retain_days=7, dry_run=False):
+    """Delete the objects of dead epochs older than the retention period: never a commit, a staged run or a live claim.
+
+    Args:
+        course: course ids.
+        all: every course in the status table.
+        retain_days: keep dead objects younger than this many days; 0 deletes every dead object.
+        dry_run: list exactly what would be deleted, and change nothing.
+    """
+    from .vacuum import vacuum
+
+    ids = list(course) if not all else list(status(cfg)["course_id"])
+    rows = []
+    for course_id in ids:
+        result = vacuum(cfg, course_id, retain_days=retain_days, dry_run=dry_run)
+        rows.append({"course_id": result.course_id, "deleted": len(result.would_delete) if dry_run else result.deleted,
+                     "epochs": " ".join(f"e{e}" for e in result.epochs),
+                     "kept": " ".join(f"e{e}:{why}" for e, why in sorted(result.kept.items())),
+                     "dry_run": dry_run})
+    return pd.DataFrame(rows, columns=["course_id", "deleted", "epochs", "kept", "dry_run"])
 
 
 @command(formats=TABLE, empty="no courses found")

@@ -13,6 +13,7 @@ from botocore.utils import parse_timestamp
 from . import redact
 from .errors import UsageError
 from .layout import check_prefix
+from .lease import LeaseClock
 
 ENV = {
     "mongo_uri": "ETL_MONGO_URI",
@@ -57,6 +58,7 @@ class Config:
     contentstore_label: Optional[str] = field(default=None, repr=False)  # where it is, password masked
     reconnect: Any = field(default=None, repr=False, compare=False)  # builds a fresh Database (after a fork)
     max_reads_per_second: int = 0  # contentstore queries per second across the process; 0 is no cap
+    clock: Any = field(default_factory=LeaseClock, repr=False, compare=False)  # for leases; tests move it on
 
     def __post_init__(self):
         if not isinstance(self.bucket, str) or not _BUCKET.match(self.bucket):
@@ -87,6 +89,7 @@ class Config:
         self._client_lock = threading.Lock()
         self._pool = None
         self._limiter = None
+        self._lease_client = None
 
     @property
     def read_limiter(self):
@@ -104,7 +107,33 @@ class Config:
         with self._client_lock:
             if self.s3_client is None:
                 self.s3_client = make_s3_client(self)
+                self._guarded = self.s3_client
+            if getattr(self, "_guarded", None) is not self.s3_client:  # an injected client: guard it too
+                from .s3 import install_guard
+
+                self._guarded = install_guard(self.s3_client)
             return self.s3_client
+
+    @property
+    def lease_s3(self):
+        """Return the heartbeat's own S3 client: short timeouts and few retries, its own connections.
+
+        A heartbeat must never wait behind the course's requests in one pool, nor
+        spend its lease in retries: it either renews quickly or lets the runner
+        find out, through its deadline, that it can no longer be sure of its lease.
+        """
+        with self._client_lock:
+            if self._lease_client is None:
+                self._lease_client = make_s3_client(self, heartbeat=True)
+            return self._lease_client
+
+    def lease_margin(self):
+        """Return the seconds before its lease ends at which a runner stops writing.
+
+        A write sent just before that can take up to a connect and a read timeout
+        to land, and must land while the lease still stands.
+        """
+        return min(CONNECT_TIMEOUT + READ_TIMEOUT, self.lease_seconds / 3)
 
     @property
     def s3_pool(self):
@@ -126,7 +155,7 @@ class Config:
         builds its own on first use.
         """
         self._client_lock = threading.Lock()
-        self.s3_client, self._pool, self._limiter = None, None, None
+        self.s3_client, self._pool, self._limiter, self._lease_client = None, None, None, None
         if self.reconnect is not None:
             self.contentstore = self.reconnect()
 
@@ -149,17 +178,26 @@ def _timestamp(value):
         return parse_timestamp(value)
 
 
-def make_s3_client(cfg):
-    """Build a boto3 S3 client with retries and a pool sized to the concurrency."""
+CONNECT_TIMEOUT, READ_TIMEOUT = 10, 60
+HEARTBEAT_TIMEOUT, HEARTBEAT_ATTEMPTS = 5, 2
+
+
+def make_s3_client(cfg, heartbeat=False):
+    """Build a boto3 S3 client with retries and a pool sized to the concurrency (or the heartbeat's client).
+
+    Every write the main client sends consults the lease guard first (``s3.install_guard``).
+    """
     import boto3
     import botocore.session
     from botocore.config import Config as BotoConfig
 
+    from .s3 import install_guard
+
     boto_cfg = BotoConfig(
-        retries={"mode": "standard", "max_attempts": cfg.retry_attempts},
-        max_pool_connections=cfg.s3_concurrency + 16,  # the pool's requests, plus course workers' own
-        connect_timeout=10,
-        read_timeout=60,
+        retries={"mode": "standard", "max_attempts": HEARTBEAT_ATTEMPTS if heartbeat else cfg.retry_attempts},
+        max_pool_connections=4 if heartbeat else cfg.s3_concurrency + 16,  # the pool's, plus course workers' own
+        connect_timeout=HEARTBEAT_TIMEOUT if heartbeat else CONNECT_TIMEOUT,
+        read_timeout=HEARTBEAT_TIMEOUT if heartbeat else READ_TIMEOUT,
         # Path-style works with every S3-compatible endpoint operators use (MinIO, Ceph).
         s3={"addressing_style": "path"} if cfg.s3_endpoint_url else {},
         parameter_validation=False,  # every request's parameters are built by the tool, not typed by a user
@@ -170,7 +208,7 @@ def make_s3_client(cfg):
     session.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=_timestamp)
     client = boto3.session.Session(botocore_session=session).client(
         "s3", endpoint_url=cfg.s3_endpoint_url, region_name=cfg.region_name, config=boto_cfg)
-    return client
+    return client if heartbeat else install_guard(client)
 
 
 def config_from_env(overrides=None, environ=None, **settings):

@@ -68,19 +68,20 @@ def course_diff(cfg, course_id):
     layout = Layout(cfg, course)
     marker, record = s3.together(lambda: markers.committed(cfg, course), lambda: state.read(cfg, course)[0])
     if marker is not None:
-        run_id, where, manifest_key, prefix = marker.get("run_id"), "live", layout.live_manifest, layout.live_transcripts
-    elif record and record.get("state") in (state.STAGED, state.PROMOTING):
-        run_id, where = record["run_id"], "staged"
-        manifest_key, prefix = layout.staging_manifest(run_id), layout.staging_run(run_id) + "transcripts/"
-    else:
-        run_id, where, manifest_key, prefix = None, "live", None, layout.live_transcripts
+        run_id, where = marker.get("run_id"), "live"
+        manifest_key, prefix = markers.manifest_key(cfg, course, marker), markers.transcripts_prefix(cfg, course, marker)
+    elif record and record.get("state") in (state.STAGED, state.PROMOTING) and record.get("staged_epoch"):
+        run_id, where, epoch = record["run_id"], "staged", int(record["staged_epoch"])
+        manifest_key, prefix = layout.staging_manifest(epoch), layout.staging_epoch(epoch) + "transcripts/"
+    else:  # nothing committed: nothing is live, whatever uncommitted leftovers an epoch holds
+        run_id, where, manifest_key, prefix = None, "live", None, None
     a = _source(cfg, course)
     data, _ = s3.get(cfg, manifest_key) if manifest_key else (None, None)
     m = manifest.from_bytes(data, manifest_key)[0] if data is not None else pd.DataFrame(
         columns=list(manifest.SCHEMA.names))
     m = m.rename(columns={"length": "length_m", "md5": "md5_m", "asset_id": "asset_id_m"})
     m["in_manifest"] = True
-    listing = pd.DataFrame(list(s3.list_objects(cfg, prefix)), columns=["Key", "ETag", "Size"])
+    listing = pd.DataFrame(list(s3.list_objects(cfg, prefix)) if prefix else [], columns=["Key", "ETag", "Size"])
     b = pd.DataFrame({"asset_name": [unquote(k[len(prefix):]) for k in listing["Key"]],
                       "length_b": listing["Size"], "etag_b": listing["ETag"]})
 
@@ -120,7 +121,7 @@ def course_diff(cfg, course_id):
         "kind": "course", "title": f"course {course}", "course_id": str(course), "run_id": run_id,
         "side_a": f"contentstore now (fs.files and fs.chunks, database {getattr(cfg.contentstore, 'name', '?')})",
         "manifest": f"s3://{cfg.bucket}/{manifest_key}" if manifest_key else "none",
-        "side_b": f"s3://{cfg.bucket}/{prefix} ({where}{', run ' + run_id if run_id else ''})",
+        "side_b": f"s3://{cfg.bucket}/{prefix or layout.live_root} ({where}{', run ' + run_id if run_id else ''})",
         "counts": counts, "marks": COURSE_MARKS, "ready": ready, "verdict": reason, "parse_problems": int((df["parse_ok"] == False).sum()),  # noqa: E712
         "contentstore_count": int(a_present.sum()), "s3_count": int(b_present.sum()),
         "manifest_rows": int(df["in_manifest"].sum()), "generated_at": state.iso(state.now()),

@@ -60,6 +60,10 @@ class ConcurrentRun(Refused):
     transient = True
 
 
+class LeaseExpired(ConcurrentRun):
+    """The runner could not renew its lease in time, so it stopped before its next write."""
+
+
 class SourceChanged(Refused):
     """The contentstore changed between extract and promote."""
 

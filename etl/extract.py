@@ -42,15 +42,15 @@ class Staged:
     manifest: bytes
     written: list  # every key the run put, its manifest included
     fields: dict  # what the record says of a staged run
-    live: list  # the live transcripts, listed as the manifest was put
 
 
 @state.verb
 def extract(cfg, course_id):
     """Snapshot a course's transcripts into a new staging run and write its Parquet manifest.
 
-    Refuse a promoted course. Leftovers of earlier unfinished runs of this course
-    are removed first. On any failure the run's staged objects are deleted and the
+    Refuse a promoted course. The run takes the course's next epoch and writes
+    only under it. Leftovers of earlier unfinished runs (earlier epochs) are
+    removed first. On any failure the run's staged objects are deleted and the
     course is recorded as failed.
 
     Args:
@@ -72,29 +72,28 @@ def extract_course(cfg, course_id, looked=None, hold=False):
     layout = Layout(cfg, course)
     looked = looked or state.look(cfg, course)
     if looked.seen.committed:
-        state.refuse_promoted(cfg, course, looked.seen.doc)
+        state.refuse_promoted(cfg, course, looked.seen.commit)
     assets = contentstore.find_transcripts(cfg, course)
     if not looked.record and not assets and not contentstore.course_known(cfg, course):
         raise unknown_course(cfg, course)
     run_id = new_run_id()
     for asset in assets:  # refuse names that cannot become keys before anything is written
-        layout.asset_keys(run_id, asset.name)
+        layout.asset_keys(looked.epoch + 1, asset.name)
     # The leftovers are listed while the claim is made; only a run that holds the claim acts on the listing.
     claim, listed = s3.together(lambda: state.claim(cfg, course, run_id, state.EXTRACTING, looked),
                                 lambda: _list_leftovers(cfg, layout, staging=looked.record is not None))
     written = []
     try:
-        _clear_leftovers(cfg, course, layout, claim, listed)
-        fingerprint = contentstore.fingerprint(a.identity() for a in assets)
-        rows = stage.stage(cfg, course, run_id, assets, written, claim)
-        data = manifest.to_bytes(rows, course=course, run_id=run_id, source_fingerprint=fingerprint,
-                                 tool_version=__version__, created_at=state.iso(state.now()))
-        key = layout.staging_manifest(run_id)
-        _, live = s3.together(  # a held run's promote checks the live keys listed here before it copies
-            lambda: s3.put(cfg, key, data, metadata=s3.tool_metadata(course, run_id), if_none_match=True,
-                           content_type="application/vnd.apache.parquet"),
-            lambda: list(s3.list_objects(cfg, layout.live_transcripts)) if hold else None)
-        written.append(key)
+        with claim.guarded():
+            _clear_leftovers(cfg, course, layout, claim, listed)
+            fingerprint = contentstore.fingerprint(a.identity() for a in assets)
+            rows = stage.stage(cfg, course, claim.epoch, run_id, assets, written, claim)
+            data = manifest.to_bytes(rows, course=course, run_id=run_id, source_fingerprint=fingerprint,
+                                     tool_version=__version__, created_at=state.iso(state.now()))
+            key = layout.staging_manifest(claim.epoch)
+            written.append(key)  # before the request: a put whose answer is lost may still have landed
+            s3.put(cfg, key, data, metadata=s3.tool_metadata(course, run_id), if_none_match=True,
+                   content_type="application/vnd.apache.parquet")
         local = manifest.save_local(cfg, course, run_id, data)
         total = sum(r.length for r in rows)
         problems = sum(1 for r in rows if r.parse_ok is False)
@@ -102,17 +101,20 @@ def extract_course(cfg, course_id, looked=None, hold=False):
             if r.parse_ok is False:
                 logs.event("warning", course, "parse_problem", run_id, asset=r.asset_name, error=r.parse_error)
         fields = dict(transcripts=len(rows), bytes=total, parse_problems=problems, manifest_key=key,
-                      source_fingerprint=fingerprint)
+                      source_fingerprint=fingerprint, staged_epoch=claim.epoch)
         if hold:
             claim.note(state.STAGED, **fields)  # recorded with the move to promoting
         else:
             claim.move(state.STAGED, **fields)
     except BaseException as exc:
         _undo(cfg, course, claim, written, exc)
+        shown = state.lost_or(claim, exc)
+        if shown is not exc:
+            raise shown from exc
         raise
     result = ExtractResult(str(course), run_id, len(rows), total, problems, key, local or "",
                            fingerprint, round(time.monotonic() - started, 3))
-    return (result, Staged(claim, data, written, fields, live)) if hold else result
+    return (result, Staged(claim, data, written, fields)) if hold else result
 
 
 def unknown_course(cfg, course):
@@ -138,13 +140,17 @@ def _list_leftovers(cfg, layout, staging=True):
 
 
 def _clear_leftovers(cfg, course, layout, claim, listed):
-    """Remove earlier runs' staging and uncommitted live objects; refuse foreign live objects."""
+    """Remove earlier epochs' staging and uncommitted live objects; refuse foreign live objects.
+
+    Only epochs below this claim's own go: the claim's fence stands, so none of
+    them can commit any more, and every later epoch is out of reach.
+    """
     if isinstance(listed, Exception):
         raise listed
     in_staging, in_live = listed
     (staged, _), (live, foreign) = s3.together(
-        lambda: remove_tool_objects(cfg, course, layout.staging_root, listed=in_staging),
-        lambda: remove_tool_objects(cfg, course, layout.live_root, listed=in_live))
+        lambda: remove_tool_objects(cfg, course, layout.staging_root, listed=in_staging, epochs=claim.earlier),
+        lambda: remove_tool_objects(cfg, course, layout.live_root, listed=in_live, epochs=claim.earlier))
     if staged or live:
         claim.note("leftovers_removed", staged=staged, live=live)
     if foreign:
@@ -155,7 +161,7 @@ def _clear_leftovers(cfg, course, layout, claim, listed):
 def _undo(cfg, course, claim, written, exc):
     """Delete what this run staged and record the failure, keeping ``exc`` as the error shown."""
     try:
-        discard(cfg, written)
+        discard(cfg, course, claim.epoch, written)
     except Exception as err:
         logs.event("error", course, "cleanup_failed", claim.run_id, keys=len(written), error=state.describe(err),
                    next=f"python -m etl rollback {course}")

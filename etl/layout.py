@@ -92,8 +92,24 @@ def check_run_id(run_id):
     return run_id
 
 
+EPOCH = re.compile(r"^e([1-9][0-9]*)$")
+
+
+def epoch_segment(epoch):
+    """Return the key level of an epoch: ``e`` then the number, as in ``e12``."""
+    if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 1:
+        raise ValueError(f"epoch {epoch!r} is not a whole number from 1")
+    return f"e{epoch}"
+
+
 class Layout:
-    """Build the S3 keys of one course under the configured prefixes."""
+    """Build the S3 keys of one course under the configured prefixes.
+
+    Every object a claim writes is under its own epoch, ``{root}/{course}/e{epoch}/``,
+    so no runner can ever name another epoch's objects by accident. The commit
+    key sits outside every epoch and names the committed one. Keys of 0.3.0 and
+    earlier (no epoch level) read as epoch 0.
+    """
 
     def __init__(self, cfg, course):
         self.cfg = cfg
@@ -101,37 +117,64 @@ class Layout:
         seg = course.segment
         self.staging_root = f"{cfg.staging_prefix}/{seg}/"
         self.live_root = f"{cfg.live_prefix}/{seg}/"
-        self.live_transcripts = f"{self.live_root}transcripts/"
-        self.live_manifest = f"{self.live_root}_manifest.parquet"
-        self.marker = f"{self.live_root}_MIGRATED.json"
+        self.marker = f"{self.live_root}_COMMIT.json"
+        self.legacy_marker = f"{self.live_root}_MIGRATED.json"  # 0.1.0 to 0.3.0: commit or fence
+        self.legacy_transcripts = f"{self.live_root}transcripts/"
+        self.legacy_manifest = f"{self.live_root}_manifest.parquet"
         self.record = f"{cfg.state_prefix}/courses/{seg}.json"
         self.events = f"{cfg.state_prefix}/events/{seg}/"
 
-    def staging_run(self, run_id):
-        """Return the prefix of one staging run."""
-        return f"{self.staging_root}{check_run_id(run_id)}/"
+    def staging_epoch(self, epoch):
+        """Return the prefix of the staging run an epoch wrote."""
+        return f"{self.staging_root}{epoch_segment(epoch)}/"
 
-    def staging_manifest(self, run_id):
+    def staging_manifest(self, epoch):
         """Return the key of a staging run's manifest."""
-        return f"{self.staging_run(run_id)}manifest.parquet"
+        return f"{self.staging_epoch(epoch)}manifest.parquet"
 
-    def staged_key(self, run_id, name):
+    def staged_key(self, epoch, name):
         """Return the staging key of one transcript."""
-        return f"{self.staging_run(run_id)}transcripts/{quote_segment(name)}"
+        return f"{self.staging_epoch(epoch)}transcripts/{quote_segment(name)}"
 
-    def live_key(self, name):
+    def live_epoch(self, epoch):
+        """Return the live prefix of an epoch; epoch 0 is the layout of 0.3.0 and earlier."""
+        return self.live_root if epoch == 0 else f"{self.live_root}{epoch_segment(epoch)}/"
+
+    def live_transcripts(self, epoch):
+        """Return the prefix of an epoch's live transcripts."""
+        return f"{self.live_epoch(epoch)}transcripts/"
+
+    def live_manifest(self, epoch):
+        """Return the key of an epoch's live manifest."""
+        return self.legacy_manifest if epoch == 0 else f"{self.live_epoch(epoch)}manifest.parquet"
+
+    def live_key(self, epoch, name):
         """Return the live key of one transcript."""
-        return f"{self.live_transcripts}{quote_segment(name)}"
+        return f"{self.live_transcripts(epoch)}{quote_segment(name)}"
 
-    def asset_keys(self, run_id, name):
+    def asset_keys(self, epoch, name):
         """Return (staged_key, live_key) for an asset, refusing names too long for S3."""
         check_asset_name(self.course, name)
-        staged, live = self.staged_key(run_id, name), self.live_key(name)
+        staged, live = self.staged_key(epoch, name), self.live_key(epoch, name)
         longest = max(len(staged.encode()), len(live.encode()))
         if longest > MAX_KEY_BYTES:
             raise InvalidId(f"course {self.course}: asset {name[:60]!r}... makes an S3 key of {longest} bytes, "
                             f"over S3's {MAX_KEY_BYTES}; rename it in Studio or shorten the prefixes")
         return staged, live
+
+    def epoch_of(self, key):
+        """Return the epoch a key of this course belongs to: 0 for the layout of 0.3.0, None for the commit key.
+
+        Only keys under the course's staging or live root have an epoch; any
+        other key raises ValueError, so no caller can treat it as the course's.
+        """
+        if key == self.marker:
+            return None
+        for root in (self.staging_root, self.live_root):
+            if key.startswith(root):
+                match = EPOCH.match(key[len(root):].split("/", 1)[0])
+                return int(match.group(1)) if match else 0
+        raise ValueError(f"{key} is not a key of course {self.course}")
 
 
 def check_prefix(name, value):

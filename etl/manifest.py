@@ -48,6 +48,19 @@ def to_bytes(rows, **meta):
     return sink.getvalue().to_pybytes()
 
 
+def relocate(data, live_keys):
+    """Return manifest bytes with the ``live_key`` column replaced, rows and metadata unchanged.
+
+    A staged run promoted by a later claim goes live under that claim's epoch.
+    """
+    table = pq.read_table(pa.BufferReader(data), use_threads=False)
+    index = table.schema.get_field_index("live_key")
+    table = table.set_column(index, table.schema.field(index), pa.array(list(live_keys), pa.string()))
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="zstd", row_group_size=ROW_GROUP)
+    return sink.getvalue().to_pybytes()
+
+
 def from_bytes(data, where=""):
     """Return (DataFrame, metadata dict) from Parquet bytes."""
     try:

@@ -12,14 +12,14 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from . import contentstore, logs, marker, parse, s3, state
+from . import cleanup, contentstore, logs, marker, parse, s3, state
 from .discover import all_courses
 from .errors import AlreadyPromoted, BatchFailed, ConcurrentRun, Conflict, EtlError, NotStaged, UsageError
 from .extract import extract_course, unknown_course
 from .layout import Layout, parse_course_id
 from .progress import bar
 from .promote import promote, promote_staged
-from .verify import verify, verify_course
+from .verify import VerifyResult, verify, verify_course
 
 OUTCOMES = ["promoted", "skipped", "failed", "claimed", "conflict", "migrate", "queued", "unresolved"]
 COLUMNS = ["course_id", "outcome", "transcripts", "bytes", "parse_problems", "attempts", "seconds", "run_id",
@@ -146,7 +146,8 @@ def select(cfg, courses, modulestore_db=None):
     return ids, []
 
 
-def migrate(cfg, courses, workers=4, dry_run=False, retries=1, modulestore_db=None, engine="threads", wait=True):
+def migrate(cfg, courses, workers=4, dry_run=False, retries=1, modulestore_db=None, engine="threads", wait=True,
+            vacuum=False):
     """Migrate courses, each as one transaction: extract, promote, verify; return a Summary.
 
     ``courses`` is a list of course ids or "all". Promoted courses are skipped;
@@ -156,6 +157,8 @@ def migrate(cfg, courses, workers=4, dry_run=False, retries=1, modulestore_db=No
     written anywhere: the Summary is the plan. ``engine="celery"`` sends one
     task per course to the Celery workers (``etl.tasks``) instead of running
     ``workers`` threads here; with ``wait=False`` it returns once they are queued.
+    With ``vacuum`` each course's dead epochs older than the default retention
+    are deleted once it is done (``etl.vacuum``).
     """
     if workers < 1 or retries < 0:
         raise UsageError("--workers must be at least 1 and --retries at least 0")
@@ -168,7 +171,8 @@ def migrate(cfg, courses, workers=4, dry_run=False, retries=1, modulestore_db=No
     if engine == "celery" and not dry_run:
         rows = _on_celery(cfg, ids, retries, wait)
     else:
-        rows = _on_threads(cfg, ids, workers, _plan_one if dry_run else (lambda c, i: migrate_course(c, i, retries)))
+        rows = _on_threads(cfg, ids, workers,
+                           _plan_one if dry_run else (lambda c, i: migrate_course(c, i, retries, vacuum)))
     df = pd.DataFrame(rows, columns=COLUMNS).sort_values("course_id", ignore_index=True)
     for column in ("transcripts", "bytes", "parse_problems", "attempts"):
         df[column] = pd.to_numeric(df[column]).astype("Int64")
@@ -217,27 +221,44 @@ def _row(course_id, outcome, **fields):
     return {"course_id": course_id, "outcome": outcome, **fields}
 
 
-def migrate_course(cfg, course_id, retries=1):
+def migrate_course(cfg, course_id, retries=1, vacuum=False):
     """Run one course's transaction, retrying transient failures; return its summary row (a dict).
 
     The unit of work of every batch: the thread pool and the Celery task run exactly this.
     """
+    row = _migrate_course(cfg, course_id, retries)
+    if vacuum and row["outcome"] in ("promoted", "skipped"):
+        from .vacuum import vacuum as vacuum_course
+
+        try:
+            vacuum_course(cfg, course_id)
+        except EtlError as err:  # the course is done; its old epochs wait for the next vacuum
+            logs.event("warning", course_id, "vacuum_failed", error=state.describe(err))
+    return row
+
+
+def _migrate_course(cfg, course_id, retries):
     started, error = time.monotonic(), None
     for attempt in range(1, retries + 2):
         try:
             course = parse_course_id(course_id)
             looked = state.look(cfg, course)
             if looked.seen.committed:
-                state.refuse_promoted(cfg, course, looked.seen.doc)
+                state.refuse_promoted(cfg, course, looked.seen.commit)
             record = looked.record
-            if record and record.get("state") in (state.STAGED, state.PROMOTING) and not state.lease_alive(record):
-                logs.event("info", course, "resume", record.get("run_id"), state=record.get("state"))
-                extracted = None  # the staged run is promoted as it is: reconcile and the source check guard it
+            if (record and record.get("state") in (state.STAGED, state.PROMOTING) and record.get("staged_epoch")
+                    and not state.lease_alive(record, cfg.clock)):
+                logs.event("info", course, "resume", record.get("run_id"), state=record.get("state"),
+                           staged_epoch=record.get("staged_epoch"))
+                extracted = None  # rolled forward into a new epoch: reconcile and the source check guard it
                 promoted, published = promote(cfg, course_id), None
             else:  # one claim from extract to commit: promote trusts what this runner just staged
                 extracted, staged = extract_course(cfg, course_id, looked, hold=True)
                 promoted, published = promote_staged(cfg, course, staged)
-            checked = verify_course(cfg, course, published)
+            try:
+                checked = verify_course(cfg, course, published)
+            except EtlError as err:  # committed; only the check after it failed: report it, go on
+                checked = VerifyResult(str(course), problems=[f"verify failed: {state.describe(err)}"])
             if not checked.ok:
                 logs.event("warning", course, "not_ready", promoted.run_id, problems=checked.problems)
             return _done(_row(course_id, "promoted", transcripts=promoted.transcripts, bytes=promoted.bytes,
@@ -245,7 +266,11 @@ def migrate_course(cfg, course_id, retries=1):
                               run_id=promoted.run_id, ready=checked.ok,
                               error=None if checked.ok else "; ".join(checked.problems)), started)
         except AlreadyPromoted:
-            checked = verify(cfg, course_id)  # committed before: still what the contentstore holds?
+            try:
+                checked = verify(cfg, course_id)  # committed before: still what the contentstore holds?
+            except EtlError as err:  # the course is committed; only its check failed: report it, go on
+                return _done(_row(course_id, "skipped", attempts=attempt - 1, ready=False,
+                                  error=f"verify failed: {state.describe(err)}"), started)
             return _done(_row(course_id, "skipped", attempts=attempt - 1, ready=checked.ok,
                               error=None if checked.ok else "; ".join(checked.problems)), started)
         except (ConcurrentRun, NotStaged) as err:  # another runner has the course: the winner finishes it
@@ -292,12 +317,9 @@ def _plan_one(cfg, course_id):
         if marker.is_committed(cfg, course):
             return _done(_row(course_id, "skipped"), started)
         record, _ = state.read(cfg, course)
-        if state.lease_alive(record):
+        if state.lease_alive(record, cfg.clock):
             return _done(_row(course_id, "claimed", error=f"held by {state.holder(record)}"), started)
-        foreign = []
-        for obj in s3.list_objects(cfg, layout.live_root):
-            if obj["Key"] != layout.marker and not s3.written_by_tool(s3.head(cfg, obj["Key"]), course):
-                foreign.append(obj["Key"].rsplit("/", 1)[1])
+        foreign = [k.rsplit("/", 1)[1] for k in cleanup.foreign(cfg, course, list(s3.list_objects(cfg, layout.live_root)))]
         if foreign:
             return _done(_row(course_id, "conflict", error=f"{len(foreign)} live objects without a marker that "
                               f"the tool did not write, e.g. {foreign[0]!r}"), started)
@@ -305,7 +327,7 @@ def _plan_one(cfg, course_id):
         if not record and not assets and not contentstore.course_known(cfg, course):
             raise unknown_course(cfg, course)
         for asset in assets:
-            layout.asset_keys("20000101T000000Z-00000000", asset.name)
+            layout.asset_keys(state.epoch_of(record) + 1, asset.name)
         problems = 0
         for asset, data, _, _ in contentstore.scan(cfg, course, assets):
             ok, error = parse.check(asset.name, data) if data is not None else (True, None)

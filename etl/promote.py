@@ -5,7 +5,7 @@ from dataclasses import asdict, dataclass
 
 from . import logs, manifest, marker, reconcile, s3, state
 from ._version import __version__
-from .cleanup import discard, remove_tool_objects
+from .cleanup import discard, foreign, remove_tool_objects
 from .errors import ConcurrentRun, Conflict
 from .layout import Layout, parse_course_id
 from .progress import LARGE_COURSE, bar
@@ -37,12 +37,14 @@ def promote(cfg, course_id):
     """Publish a course's staged run to the live prefix, then write its commit marker.
 
     In order: reconcile, which refuses if the contentstore changed since extract;
-    copy staging to live server-side, the manifest with the transcripts; check
-    the contentstore again; commit by replacing this run's fence with the marker
-    (If-Match on the fence's ETag); delete the staging run. Refuse when the
-    course is committed. A re-run after a crash finishes its own run's copies; an
-    object the tool did not write at a live key is a conflict. Any failure before
-    the marker deletes this run's live and staged objects and records the course as failed.
+    take the course's next epoch; copy staging into that epoch's live prefix
+    server-side and put its manifest; check the contentstore again; commit by
+    replacing this run's fence with the marker (If-Match on the fence's ETag);
+    delete the staging run. Refuse when the course is committed. A run left
+    promoting by a runner that stopped is rolled forward the same way, into a
+    new epoch; an object the tool did not write under the live prefix is a
+    conflict. Any failure before the marker deletes this run's live objects
+    and the staging run, and records the course as failed.
 
     Args:
         course_id: course id, course-v1:ORG+COURSE+RUN or ORG/COURSE/RUN.
@@ -53,18 +55,22 @@ def promote(cfg, course_id):
     layout = Layout(cfg, course)
     looked = state.look(cfg, course)
     if looked.seen.committed:
-        state.refuse_promoted(cfg, course, looked.seen.doc)
-    run_id = reconcile.staged_run(course, looked.record)
+        state.refuse_promoted(cfg, course, looked.seen.commit)
+    run_id, staged_epoch = reconcile.staged_run(course, looked.record)
     claim = state.claim(cfg, course, run_id, state.PROMOTING, looked)
 
     def prepare():
-        (_, df, meta, data), existing = s3.together(
-            lambda: reconcile.check(cfg, course, run_id),  # refuses edits since extract, too
-            lambda: list(s3.list_objects(cfg, layout.live_transcripts)))
-        return df, meta, data, existing
+        (_, df, meta, data), listed = s3.together(
+            lambda: reconcile.check(cfg, course, run_id, staged_epoch),  # refuses edits since extract, too
+            lambda: list(s3.list_objects(cfg, layout.live_root)))
+        _clear_live(cfg, course, claim, listed)
+        return df, meta, data
 
-    return _publish(cfg, course, claim, prepare, lambda: remove_tool_objects(cfg, course, layout.staging_run(run_id)),
-                    started)[0]
+    def drop_staging():
+        if state.read(cfg, course)[1] == claim.etag:  # still this claim's course: nobody rolls the run forward
+            remove_tool_objects(cfg, course, layout.staging_epoch(staged_epoch), epochs=claim.earlier)
+
+    return _publish(cfg, course, claim, staged_epoch, prepare, drop_staging, started)[0]
 
 
 def promote_staged(cfg, course, staged):
@@ -73,111 +79,111 @@ def promote_staged(cfg, course, staged):
     The same publish as ``promote``, without reading back what this runner
     wrote itself: the extract's claim and fence still stand, so there is no
     second look, claim or fence; its own conditional puts are known, so there is
-    no staging listing and no manifest download. The contentstore is still
-    checked after the copies, so an edit since the snapshot refuses the commit.
+    no staging listing and no manifest download; and its epoch is new, so no
+    live key can be taken. The contentstore is still checked after the copies,
+    so an edit since the snapshot refuses the commit.
     ``staged`` is what ``extract_course(..., hold=True)`` returned.
     """
     started = time.monotonic()
-    claim, layout = staged.claim, Layout(cfg, course)
+    claim = staged.claim
 
     def prepare():
-        df, meta = manifest.from_bytes(staged.manifest, layout.staging_manifest(claim.run_id))
-        return df, meta, staged.manifest, staged.live
+        df, meta = manifest.from_bytes(staged.manifest, Layout(cfg, course).staging_manifest(claim.epoch))
+        return df, meta, staged.manifest
 
-    return _publish(cfg, course, claim, prepare, lambda: discard(cfg, staged.written), started,
+    return _publish(cfg, course, claim, claim.epoch, prepare,
+                    lambda: discard(cfg, course, claim.epoch, staged.written), started,
                     alongside=lambda: claim.move(state.PROMOTING, **staged.fields))
 
 
 @dataclass(frozen=True)
 class Published:
-    """What a promote wrote last and knows first-hand: the commit and the live manifest, and the source it checked."""
+    """What a promote wrote last and knows first-hand: the commit and the live manifest."""
 
     marker: dict
     marker_etag: str
     manifest: bytes
-    source: dict  # the contentstore's transcripts, read just before the commit (``reconcile.transcripts_now``)
 
 
-def _publish(cfg, course, claim, prepare, drop_staging, started, alongside=None):
-    """Copy a claimed run live, check the source again, and commit; return (PromoteResult, Published).
+def _clear_live(cfg, course, claim, listed):
+    """Refuse objects the tool did not write under the live prefix; remove earlier epochs' uncommitted ones."""
+    layout = Layout(cfg, course)
+    mine = [o for o in listed if o["Key"] not in (layout.marker, layout.legacy_marker)]
+    conflicts = foreign(cfg, course, mine)
+    if conflicts:
+        raise Conflict(f"course {course}: objects the tool did not write are under {layout.live_root} "
+                       f"({reconcile.listed([k[len(layout.live_root):] for k in conflicts])}); nothing was "
+                       "published; move them away, then promote again")
+    removed = remove_tool_objects(cfg, course, layout.live_root, listed=mine, epochs=claim.earlier)[0]
+    if removed:
+        claim.note("leftovers_removed", live=removed)
 
-    ``prepare()`` returns the run's manifest (DataFrame, metadata, bytes) and the
-    live transcripts listed; ``drop_staging()`` deletes the staging run on failure;
-    ``alongside()``, when given, runs while the copies are made (a record's move).
+
+def _publish(cfg, course, claim, staged_epoch, prepare, drop_staging, started, alongside=None):
+    """Copy a claimed run live under the claim's epoch, check the source again, and commit.
+
+    ``prepare()`` returns the run's manifest (DataFrame, metadata, bytes);
+    ``drop_staging()`` deletes the staging run on failure; ``alongside()``, when
+    given, runs while the copies are made (a record's move). Return
+    (PromoteResult, Published).
     """
-    layout, run_id = Layout(cfg, course), claim.run_id
+    layout, run_id, epoch = Layout(cfg, course), claim.run_id, claim.epoch
     ours, marker_written = [], False
     try:
-        df, meta, data, existing = prepare()
-        todo, resumed = _plan(cfg, course, run_id, df, existing, ours)
-        copies = todo + [(layout.staging_manifest(run_id), layout.live_manifest)]
-        s3.together(lambda: _copy_all(cfg, course, copies, ours, claim), *([alongside] if alongside else []))
-        source = reconcile.transcripts_now(cfg, course)
-        reconcile.refuse_if_changed(cfg, course, df, run_id, source)  # again: Studio stays open while we copy
-        claim.check()
-        doc = {
-            "course_id": str(course), "run_id": run_id, "transcripts": len(df),
-            "bytes": int(df["length"].sum()), "manifest_key": layout.live_manifest,
-            "manifest_sha256": manifest.checksum(data), "source_fingerprint": meta.get("source_fingerprint"),
-            "extracted_at": meta.get("created_at"), "committed_at": state.iso(state.now()),
-            "tool_version": __version__,
-        }
-        try:
-            doc, tag = marker.commit(cfg, course, run_id, claim.token, doc)
-        except ConcurrentRun as lost:
-            # Another runner claimed the course while this one was paused: what is in S3 is its now.
-            claim.lost = lost
-            claim.release()
-            raise
-        marker_written = True
+        with claim.guarded():
+            df, meta, data = prepare()
+            live_keys = [layout.live_key(epoch, name) for name in df["asset_name"]]
+            if list(df["live_key"]) != live_keys:  # rolled forward from an earlier epoch's staging
+                data = manifest.relocate(data, live_keys)
+                df = df.assign(live_key=live_keys)
+            copies = list(zip(df["staged_key"], live_keys))
+            s3.together(lambda: _copy_all(cfg, course, copies, ours, claim),
+                        lambda: _put_manifest(cfg, course, claim, data, ours),
+                        *([alongside] if alongside else []))
+            reconcile.refuse_if_changed(cfg, course, df, run_id)  # again: Studio stays open while we copy
+            claim.check()
+            doc = {
+                "course_id": str(course), "run_id": run_id, "epoch": epoch,
+                "transcripts_prefix": layout.live_transcripts(epoch), "transcripts": len(df),
+                "bytes": int(df["length"].sum()), "manifest_key": layout.live_manifest(epoch),
+                "manifest_sha256": manifest.checksum(data), "source_fingerprint": meta.get("source_fingerprint"),
+                "extracted_at": meta.get("created_at"), "committed_at": state.iso(state.now()),
+                "tool_version": __version__,
+            }
+            try:
+                doc, tag = marker.commit(cfg, course, run_id, claim.token, doc)
+            except ConcurrentRun as lost:
+                # Another runner claimed the course while this one was paused: what is in S3 is its now.
+                claim.lost = lost
+                claim.release()
+                raise
+            marker_written = True
     except BaseException as exc:
         if not marker_written:
             _undo(cfg, course, claim, drop_staging, ours, exc)
+        shown = state.lost_or(claim, exc)
+        if shown is not exc:
+            raise shown from exc
         raise
-    _finish(cfg, course, claim, layout, df, run_id)
-    result = PromoteResult(str(course), run_id, len(df), int(df["length"].sum()), len(todo), resumed,
+    _finish(cfg, course, claim, df, staged_epoch)
+    result = PromoteResult(str(course), run_id, len(df), int(df["length"].sum()), len(copies), 0,
                            layout.marker, round(time.monotonic() - started, 3))
-    return result, Published(doc, tag, data, source)
+    return result, Published(doc, tag, data)
 
 
-def _plan(cfg, course, run_id, df, existing, ours):
-    """Return the copies still to make, and how many a crashed earlier attempt already made.
-
-    ``existing`` lists the live transcripts. A live object this run wrote with the
-    right checksum is kept; one the tool wrote in another, uncommitted run is
-    replaced; anything else is a conflict.
-    """
-    existing = {o["Key"]: o for o in existing}
-    wanted = dict(zip(df["live_key"], zip(df["staged_key"], df["md5"])))
-    conflicts, todo, resumed = [], [], 0
-    for key, obj in existing.items():
-        head = s3.head(cfg, key)
-        if head is None:
-            continue
-        if not s3.written_by_tool(head, course):
-            conflicts.append(key.rsplit("/", 1)[1])
-        elif key not in wanted:
-            try:  # an uncommitted leftover of this tool, not in this run
-                s3.delete_if_match(cfg, key, s3.etag(head["ETag"]))
-            except s3.PreconditionFailed:
-                conflicts.append(key.rsplit("/", 1)[1])
-        elif head["Metadata"].get(s3.META_RUN) == run_id and obj["ETag"] == wanted[key][1]:
-            ours.append(key)
-            resumed += 1
-    if conflicts:
-        raise Conflict(f"course {course}: live keys hold objects the tool did not write "
-                       f"({reconcile.listed(conflicts)}); nothing was published; move them away, then promote again")
-    done = set(ours)
-    todo = [(staged, live) for live, (staged, _) in wanted.items() if live not in done]
-    return todo, resumed
+def _put_manifest(cfg, course, claim, data, ours):
+    key = Layout(cfg, course).live_manifest(claim.epoch)
+    ours.append(key)  # before the request: a put whose answer is lost may still have landed
+    s3.put(cfg, key, data, metadata=s3.tool_metadata(course, claim.run_id), if_none_match=True,
+           content_type="application/vnd.apache.parquet")
 
 
 def _copy_all(cfg, course, todo, ours, claim):
-    """Copy staged objects to their live keys in parallel, registering each as it lands."""
+    """Copy staged objects to their live keys in parallel, registering each before it is sent."""
     def copy_one(pair):
         staged, live = pair
-        s3.copy(cfg, staged, live)
         ours.append(live)  # list.append is atomic under the GIL
+        s3.copy(cfg, staged, live)
         progress.update(1)
 
     with bar(cfg, len(todo), f"promote {course}", min_total=LARGE_COURSE) as progress:
@@ -187,18 +193,20 @@ def _copy_all(cfg, course, todo, ours, claim):
 
 def _undo(cfg, course, claim, drop_staging, ours, exc):
     """Delete this run's live copies and its staging run, then record the failure."""
-    if not claim.lost:
-        try:
-            discard(cfg, ours)
+    try:
+        discard(cfg, course, claim.epoch, ours)  # this epoch's own keys: no other runner can name them
+        if not claim.lost:
             drop_staging()
-        except Exception as err:
-            logs.event("error", course, "cleanup_failed", claim.run_id, error=state.describe(err),
-                       next=f"python -m etl rollback {course}")
+    except Exception as err:
+        logs.event("error", course, "cleanup_failed", claim.run_id, error=state.describe(err),
+                   next=f"python -m etl rollback {course}")
     state.record_failure(claim, exc)
 
 
-def _finish(cfg, course, claim, layout, df, run_id):
+def _finish(cfg, course, claim, df, staged_epoch):
     """After the marker: record promoted and delete the staging run, together. The course is committed either way."""
+    layout, run_id = Layout(cfg, course), claim.run_id
+
     def record():
         try:
             claim.move(state.PROMOTED, transcripts=len(df), bytes=int(df["length"].sum()), marker_key=layout.marker)
@@ -209,7 +217,9 @@ def _finish(cfg, course, claim, layout, df, run_id):
 
     def clean():
         try:
-            discard(cfg, list(df["staged_key"]) + [layout.staging_manifest(run_id)])
+            # The staging run is the claim's own epoch, or an earlier one this claim rolled forward.
+            with s3.unguarded():
+                s3.delete_many(cfg, list(df["staged_key"]) + [layout.staging_manifest(staged_epoch)])
         except Exception as err:
             logs.event("warning", course, "staging_cleanup_failed", run_id, error=state.describe(err),
                        note="the course is promoted; the leftover staging run is harmless")

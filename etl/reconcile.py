@@ -35,12 +35,15 @@ def listed(names, limit=5):
 
 
 def staged_run(course, record):
-    """Return the run id of the course's staged (or promoting) run from its record; refuse when there is none."""
+    """Return (run id, epoch) of the course's staged (or promoting) run from its record; refuse when there is none."""
     if not record or record.get("state") not in (state.STAGED, state.PROMOTING):
         current = record.get("state") if record else "never extracted"
         raise NotStaged(f"course {course} has no staged run ({current}); "
                         f"run `python -m etl extract {course}` first")
-    return record["run_id"]
+    if not record.get("staged_epoch"):
+        raise NotStaged(f"course {course} was staged by version 0.3.0 or earlier, whose staging runs this version "
+                        f"does not promote; run `python -m etl extract {course}` again")
+    return record["run_id"], int(record["staged_epoch"])
 
 
 def load_manifest(cfg, course, key):
@@ -53,13 +56,13 @@ def load_manifest(cfg, course, key):
     return df, meta, data
 
 
-def check(cfg, course, run_id):
-    """Reconcile one staged run; return (ReconcileResult, manifest DataFrame, metadata, bytes)."""
+def check(cfg, course, run_id, epoch):
+    """Reconcile the staged run of ``epoch``; return (ReconcileResult, manifest DataFrame, metadata, bytes)."""
     layout = Layout(cfg, course)
     (df, meta, data), source, staged = s3.together(
-        lambda: load_manifest(cfg, course, layout.staging_manifest(run_id)),
+        lambda: load_manifest(cfg, course, layout.staging_manifest(epoch)),
         lambda: transcripts_now(cfg, course),
-        lambda: list(s3.list_objects(cfg, f"{layout.staging_run(run_id)}transcripts/")))
+        lambda: list(s3.list_objects(cfg, f"{layout.staging_epoch(epoch)}transcripts/")))
     if meta.get("run_id") != run_id or meta.get("course") != str(course):
         raise ReconcileError(f"course {course}: staging manifest names course {meta.get('course')} "
                              f"run {meta.get('run_id')}, not run {run_id}; roll back and extract again")
@@ -115,4 +118,4 @@ def reconcile(cfg, course_id):
         course_id: course id, course-v1:ORG+COURSE+RUN or ORG/COURSE/RUN.
     """
     course = parse_course_id(course_id)
-    return check(cfg, course, staged_run(course, state.read(cfg, course)[0]))[0]
+    return check(cfg, course, *staged_run(course, state.read(cfg, course)[0]))[0]

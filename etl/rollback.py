@@ -1,4 +1,4 @@
-"""Roll a course back: remove what the tool wrote for it, so S3 is as before the transaction."""
+"""Roll a course back: remove what the tool wrote for it, so S3 holds none of the course's objects."""
 
 from dataclasses import asdict, dataclass, field
 
@@ -44,10 +44,13 @@ def rollback(cfg, course_id, *, force=False, dry_run=False):
     """Remove a course's transcripts from S3: staging runs, and live objects the tool wrote.
 
     An uncommitted course is always rolled back. A committed one needs
-    ``force=True``: then the commit marker goes first (replaced by this run's
-    fence), so readers stop trusting the live copy before any of it disappears.
-    Objects the tool did not write are never deleted; they are listed in the result.
-    With ``dry_run`` the result lists exactly what would be deleted, and nothing changes.
+    ``force=True``: then the commit goes first (replaced by this run's fence),
+    so readers stop trusting the live copy before any of it disappears. The
+    rollback takes the course's next epoch and deletes only objects of earlier
+    epochs, so a rollback that froze can never delete what a later run wrote.
+    Objects the tool did not write are never deleted; they are listed in the
+    result. With ``dry_run`` the result lists exactly what would be deleted,
+    and nothing changes.
 
     Args:
         course_id: course id.
@@ -58,34 +61,41 @@ def rollback(cfg, course_id, *, force=False, dry_run=False):
     layout = Layout(cfg, course)
     looked = state.look(cfg, course)
     committed = looked.seen.committed
+    commit_meta = looked.seen.meta if looked.seen.doc is not None else (looked.seen.legacy or looked.seen).meta
     if committed and not force:
         raise Refused(f"course {course} is promoted and may be live in Phase II; nothing was deleted. "
                       f"To remove its transcripts from S3 anyway, re-run with --force")
-    if committed and not s3.written_by_tool({"Metadata": looked.seen.meta}, course):
-        raise Conflict(f"course {course}: {layout.marker} was not written by this tool; "
+    if committed and not s3.written_by_tool({"Metadata": commit_meta}, course):
+        raise Conflict(f"course {course}: the commit marker was not written by this tool; "
                        "remove it by hand if it is stale, then re-run")
+    upto = lambda epoch: epoch is not None and epoch <= looked.epoch  # noqa: E731 (every epoch it read)
     if dry_run:
         (live, kept_live), (staged, kept_staged) = s3.together(
-            lambda: remove_tool_objects(cfg, course, layout.live_root, dry_run=True),
-            lambda: remove_tool_objects(cfg, course, layout.staging_root, dry_run=True))
-        keys = ([layout.marker] if committed else []) + live + staged
-        return RollbackResult(str(course), None, 0, committed, kept_live + kept_staged, True, keys)
-    if looked.record is None and looked.seen.doc is None and not any(
+            lambda: remove_tool_objects(cfg, course, layout.live_root, dry_run=True, epochs=upto),
+            lambda: remove_tool_objects(cfg, course, layout.staging_root, dry_run=True, epochs=upto))
+        fence = [layout.marker] if looked.seen.doc is not None else []
+        return RollbackResult(str(course), None, 0, committed, kept_live + kept_staged, True, fence + live + staged)
+    if looked.record is None and looked.seen.doc is None and looked.seen.legacy is None and not any(
             next(iter(s3.list_objects(cfg, prefix)), None) for prefix in (layout.live_root, layout.staging_root)):
         return RollbackResult(str(course), None, 0, False)  # never touched: nothing to record either
     run_id = new_run_id()
     claim = state.claim(cfg, course, run_id, state.ROLLING_BACK, looked, uncommit=force)
     try:
-        if committed:  # the claim's fence replaced the commit: the course is no longer committed
-            claim.note("marker_deleted", marker_run_id=looked.seen.doc.get("run_id"))
-        (live, kept_live), (staged, kept_staged) = s3.together(
-            lambda: remove_tool_objects(cfg, course, layout.live_root),
-            lambda: remove_tool_objects(cfg, course, layout.staging_root))
-        kept = kept_live + kept_staged
-        deleted = live + staged + committed
-        claim.move(state.ROLLED_BACK, deleted=deleted, kept_foreign=len(kept))
+        with claim.guarded():
+            if committed:  # the claim's fence replaced the commit: the course is no longer committed
+                claim.note("marker_deleted", marker_run_id=looked.seen.commit.get("run_id"),
+                           marker_epoch=looked.seen.committed_epoch)
+            (live, kept_live), (staged, kept_staged) = s3.together(
+                lambda: remove_tool_objects(cfg, course, layout.live_root, epochs=claim.earlier),
+                lambda: remove_tool_objects(cfg, course, layout.staging_root, epochs=claim.earlier))
+            kept = kept_live + kept_staged
+            deleted = live + staged + (committed and looked.seen.doc is not None)
+            claim.move(state.ROLLED_BACK, deleted=deleted, kept_foreign=len(kept))
     except BaseException as exc:
         state.record_failure(claim, exc)
+        shown = state.lost_or(claim, exc)
+        if shown is not exc:
+            raise shown from exc
         raise
     marker.unfence(cfg, course, claim.token)
     for key in kept:

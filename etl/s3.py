@@ -7,6 +7,7 @@ which is how promote and rollback tell their own objects from anyone else's.
 """
 
 import base64
+import contextvars
 import hashlib
 import json
 import threading
@@ -16,6 +17,7 @@ from contextlib import contextmanager
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from .errors import StorageError
+from .lease import s3_age
 
 TOOL = "openedx-transcript-etl"
 META_TOOL, META_RUN, META_COURSE, META_MD5 = "etl-tool", "etl-run-id", "etl-course", "etl-md5"
@@ -78,7 +80,7 @@ def storage(action, cfg, key="", bucket=None):
                            f"{type(err).__name__}; check the network and endpoint, then re-run") from err
 
 
-def put(cfg, key, data, *, metadata, if_none_match=False, if_match=None, content_type=None):
+def put(cfg, key, data, *, metadata, if_none_match=False, if_match=None, content_type=None, client=None):
     """Put bytes with Content-MD5 (S3 verifies them) and an optional condition; return the ETag.
 
     A conditional put whose first attempt landed but whose answer was lost is
@@ -95,7 +97,7 @@ def put(cfg, key, data, *, metadata, if_none_match=False, if_match=None, content
         args["IfMatch"] = if_match
     try:
         with storage("PutObject", cfg, key):
-            return etag(cfg.s3.put_object(**args)["ETag"])
+            return etag((client or cfg.s3).put_object(**args)["ETag"])
     except StorageError as err:
         if if_match and _status(err.__cause__) == 404:  # If-Match on a key that is gone: the same lost race
             raise PreconditionFailed(key) from err
@@ -107,22 +109,27 @@ def put(cfg, key, data, *, metadata, if_none_match=False, if_match=None, content
         raise
 
 
-def put_json(cfg, key, doc, *, metadata, if_none_match=False, if_match=None):
+def put_json(cfg, key, doc, *, metadata, if_none_match=False, if_match=None, client=None):
     """Put a JSON document conditionally; return its ETag."""
     data = json.dumps(doc, sort_keys=True, indent=1, default=str).encode()
     return put(cfg, key, data, metadata=metadata, if_none_match=if_none_match,
-               if_match=if_match, content_type="application/json")
+               if_match=if_match, content_type="application/json", client=client)
 
 
 def fetch(cfg, key):
     """Return (bytes, etag, user metadata) of an object, or (None, None, None) when it does not exist."""
+    return fetch_aged(cfg, key)[:3]
+
+
+def fetch_aged(cfg, key):
+    """Return (bytes, etag, user metadata, age by S3's clock in seconds), or four Nones when it does not exist."""
     try:
         with storage("GetObject", cfg, key):
             resp = cfg.s3.get_object(Bucket=cfg.bucket, Key=key)
-            return resp["Body"].read(), etag(resp["ETag"]), resp.get("Metadata", {})
+            return resp["Body"].read(), etag(resp["ETag"]), resp.get("Metadata", {}), s3_age(resp)
     except StorageError as err:
         if _code(err.__cause__) in ("NoSuchKey", "404") or _status(err.__cause__) == 404:
-            return None, None, None
+            return None, None, None, None
         raise
 
 
@@ -149,12 +156,13 @@ def head(cfg, key):
 
 
 def list_objects(cfg, prefix):
-    """Yield {Key, ETag, Size} for every object under ``prefix``, in key order."""
+    """Yield {Key, ETag, Size, LastModified} for every object under ``prefix``, in key order."""
     paginator = cfg.s3.get_paginator("list_objects_v2")
     with storage("ListObjectsV2", cfg, prefix):
         for page in paginator.paginate(Bucket=cfg.bucket, Prefix=prefix):
             for obj in page.get("Contents", []):
-                yield {"Key": obj["Key"], "ETag": etag(obj["ETag"]), "Size": obj["Size"]}
+                yield {"Key": obj["Key"], "ETag": etag(obj["ETag"]), "Size": obj["Size"],
+                       "LastModified": obj.get("LastModified")}
 
 
 def delete_many(cfg, keys):
@@ -193,6 +201,53 @@ def copy(cfg, source, dest):
     return etag(resp["CopyObjectResult"]["ETag"])
 
 
+def submit(cfg, fn, *args):
+    """Run ``fn(*args)`` on the shared S3 pool in the caller's context, so its lease guard goes along."""
+    return cfg.s3_pool.submit(contextvars.copy_context().run, fn, *args)
+
+
+_guard = contextvars.ContextVar("etl_lease_guard", default=None)
+WRITES = ("PutObject", "CopyObject", "DeleteObject", "DeleteObjects", "CreateMultipartUpload", "UploadPart",
+          "CompleteMultipartUpload")
+
+
+@contextmanager
+def guarded(check):
+    """Call ``check()`` before every attempt of every write sent from this block, its threads included.
+
+    ``check`` raises when the runner can no longer be sure it holds its course:
+    the write, or the retry, is then never sent (``install_guard``).
+    """
+    token = _guard.set(check)
+    try:
+        yield
+    finally:
+        _guard.reset(token)
+
+
+@contextmanager
+def unguarded():
+    """Send the block's writes whatever the lease: only for deletes of the runner's own epoch."""
+    token = _guard.set(None)
+    try:
+        yield
+    finally:
+        _guard.reset(token)
+
+
+def _check_guard(**_):
+    check = _guard.get()
+    if check is not None:
+        check()
+
+
+def install_guard(client):
+    """Make ``client`` consult the lease guard before sending any attempt of a write (retries included)."""
+    for operation in WRITES:
+        client.meta.events.register(f"before-send.s3.{operation}", _check_guard, unique_id=f"etl-guard-{operation}")
+    return client
+
+
 def run_all(cfg, fn, items):
     """Run ``fn`` over items on the shared S3 pool; return the results in order, or raise the first error.
 
@@ -218,7 +273,7 @@ def run_all(cfg, fn, items):
         if errors:
             break
         results.append(None)
-        pending[cfg.s3_pool.submit(fn, item)] = index
+        pending[submit(cfg, fn, item)] = index
     settle(wait(pending).done)
     if errors:
         raise min(errors, key=lambda e: e[0])[1]
@@ -241,7 +296,8 @@ def together(*calls):
         except BaseException as exc:  # handed to the caller below, in call order
             errors[i] = exc
 
-    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(1, len(calls))]
+    threads = [threading.Thread(target=contextvars.copy_context().run, args=(run, i), daemon=True)
+               for i in range(1, len(calls))]
     for t in threads:
         t.start()
     run(0)

@@ -2,8 +2,9 @@
 
 Small transcripts go up in parallel from one bounded pool, with a byte budget so
 memory stays bounded however fast the contentstore reads; large ones stream
-chunk by chunk into a multipart upload. Every key written is registered in
-``written`` the moment S3 accepts it, so a failure can delete exactly those.
+chunk by chunk into a multipart upload. Every key is registered in ``written``
+before its request is sent, so a failure, even one whose answer was lost, can
+delete exactly those; every key is in the run's own epoch.
 """
 
 import threading
@@ -44,14 +45,14 @@ def _row(course_id, asset, staged_key, live_key, md5, etag, ok, error):
     )
 
 
-def stage(cfg, course, run_id, assets, written, claim=None):
-    """Put ``assets`` into staging run ``run_id``; return their manifest rows in name order.
+def stage(cfg, course, epoch, run_id, assets, written, claim=None):
+    """Put ``assets`` into the staging run of ``epoch``; return their manifest rows in name order.
 
-    ``written`` receives each staged key as soon as it exists; ``claim``, when
+    ``written`` receives each staged key before its put is sent; ``claim``, when
     given, is checked between batches so a run that lost its course stops early.
     """
     layout, course_id = Layout(cfg, course), str(course)  # one course id string, shared by every row
-    keys = {a.name: layout.asset_keys(run_id, a.name) for a in assets}  # refuse bad names before any write
+    keys = {a.name: layout.asset_keys(epoch, a.name) for a in assets}  # refuse bad names before any write
     rows, lock = {}, threading.Lock()
     budget = _ByteBudget(4 * cfg.read_batch_bytes)
     small = [a for a in assets if a.length <= cfg.multipart_bytes]
@@ -60,16 +61,16 @@ def stage(cfg, course, run_id, assets, written, claim=None):
     def put_one(asset, data, md5, ok, error):
         try:
             staged, live = keys[asset.name]
+            with lock:
+                written.append(staged)
             tag = s3.put(cfg, staged, data, if_none_match=True, content_type=asset.content_type,
                          metadata=s3.tool_metadata(course, run_id, md5))
             with lock:
-                written.append(staged)
                 rows[asset.name] = _row(course_id, asset, staged, live, md5, tag, ok, error)
         finally:
             budget.give(len(data))
         progress.update(1)
 
-    pool = cfg.s3_pool
     failures = []  # the first upload error stops the reading at once, without scanning every future
 
     def note_failure(future):
@@ -82,7 +83,7 @@ def stage(cfg, course, run_id, assets, written, claim=None):
             for asset, data, md5 in contentstore.read_small(cfg, course, small):
                 ok, error = parse.check(asset.name, data)
                 budget.take(len(data))
-                future = pool.submit(put_one, asset, data, md5, ok, error)
+                future = s3.submit(cfg, put_one, asset, data, md5, ok, error)
                 future.add_done_callback(note_failure)
                 futures.append(future)
                 if len(futures) >= keep:  # hold only puts in flight: a done one's error is in ``failures``
@@ -110,6 +111,7 @@ def stage(cfg, course, run_id, assets, written, claim=None):
 def _stage_large(cfg, course, run_id, asset, keys, written):
     """Stream one large transcript into a multipart upload; abort it on any failure."""
     staged, live = keys
+    written.append(staged)  # before anything is sent: a completion whose answer is lost may still have landed
     upload = s3.MultipartUpload(cfg, staged, content_type=asset.content_type,
                                 metadata=s3.tool_metadata(course, run_id, asset.stored_md5))
     buf = bytearray()
@@ -124,7 +126,6 @@ def _stage_large(cfg, course, run_id, asset, keys, written):
         md5 = contentstore.read_stream(cfg, course, asset, sink)
         if buf or not upload.parts:
             upload.add(bytes(buf))
-        written.append(staged)  # before completing: a completion whose answer is lost may still have landed
         tag = upload.complete()
     except BaseException as exc:
         try:

@@ -9,10 +9,12 @@ can never disagree. When the log outgrows ``HISTORY_LIMIT`` its oldest entries
 move to ``{state}/events/{course}/``, one object per archive, never rewritten.
 
 A runner works a course through a ``Claim``: it wins the course with a
-conditional write on the record, fences the marker key (``etl.marker``), keeps a
-lease alive with a heartbeat, and moves the course only along ``TRANSITIONS``.
-The commit marker, not this table, decides "promoted": readers reconcile the two
-with ``effective_state``.
+conditional write on the record, which also takes the course's next **epoch**
+(the highest it read, plus one: two claims can never hold the same one), fences
+the commit key (``etl.marker``), keeps a lease alive with a heartbeat, and moves
+the course only along ``TRANSITIONS``. Every object a claim writes carries its
+epoch in its key (``etl.layout``). The commit marker, not this table, decides
+"promoted": readers reconcile the two with ``effective_state``.
 """
 
 import functools
@@ -26,9 +28,9 @@ from typing import Any, Optional
 
 import pandas as pd
 
-from . import logs, marker, redact, s3
+from . import lease, logs, marker, redact, s3
 from .cleanup import remove_tool_objects
-from .errors import AlreadyPromoted, ConcurrentRun, IllegalTransition
+from .errors import AlreadyPromoted, ConcurrentRun, IllegalTransition, LeaseExpired
 from .layout import Layout, parse_course_id
 
 EXTRACTING, STAGED, PROMOTING, PROMOTED = "extracting", "staged", "promoting", "promoted"
@@ -66,32 +68,38 @@ def _parse(text):
 
 
 def read(cfg, course):
-    """Return (record, etag) for a course, or (None, None) when it has none."""
-    return s3.get_json(cfg, Layout(cfg, course).record)
+    """Return (record, etag) for a course, or (None, None) when it has none.
+
+    The record's ``_age`` is how long ago it was written, by S3's clock; keys
+    starting with ``_`` are never written back.
+    """
+    data, tag, _, age = s3.fetch_aged(cfg, Layout(cfg, course).record)
+    if data is None:
+        return None, None
+    return dict(json.loads(data), _age=age), tag
 
 
-def lease_alive(record, at=None):
+def lease_alive(record, clock=None):
     """Tell whether a record is in progress under an unexpired lease held by a live runner.
 
-    A holder on this host whose process is gone (killed, crashed) holds nothing,
-    so a re-run on the same machine takes its courses over at once; a holder on
-    another host keeps the course until its lease expires.
+    The lease is judged by S3's clock: the record's age (``read``) against the
+    holder's ``lease_seconds``. A holder on this machine and pid namespace whose
+    process is gone (killed, crashed) holds nothing, so a re-run there takes its
+    courses over at once; any other holder keeps the course until its lease expires.
     """
     if not record or record.get("state") not in IN_PROGRESS:
         return False
-    return _parse(record["lease_expires_at"]) > (at or now()) and not _holder_gone(record)
+    if lease.holder_gone(record.get("holder")):
+        return False
+    clock = clock or lease.LeaseClock()
+    if record.get("_age") is None or record.get("lease_seconds") is None:  # a 0.3.0 record, or no Date header
+        return not lease.expired_at_wall(record["lease_expires_at"], now() + timedelta(seconds=clock.age(0)))
+    return clock.age(record["_age"]) < record["lease_seconds"]
 
 
-def _holder_gone(record):
-    if record.get("host") != socket.gethostname() or record.get("pid") in (None, os.getpid()):
-        return False
-    try:
-        os.kill(int(record["pid"]), 0)
-    except ProcessLookupError:
-        return True
-    except (OSError, ValueError):
-        return False
-    return False
+def epoch_of(record):
+    """Return a record's epoch: 0 for a record of 0.3.0 or none."""
+    return int((record or {}).get("epoch") or 0)
 
 
 def holder(record):
@@ -103,14 +111,16 @@ def holder(record):
 class Claim:
     """A runner's hold on one course: conditional moves along the state machine, plus a lease."""
 
-    def __init__(self, cfg, course, run_id, record, etag):
-        self.cfg, self.course, self.run_id = cfg, course, run_id
+    def __init__(self, cfg, course, run_id, record, etag, epoch):
+        self.cfg, self.course, self.run_id, self.epoch = cfg, course, run_id, epoch
         self.layout = Layout(cfg, course)
         self.record, self.etag = record, etag
-        self.token = None  # the ETag of this run's fence at the marker key, once installed
+        self.read_epoch = epoch_of(record)  # the epoch the claim read: every key at or below it is someone's past
+        self.token = None  # the ETag of this run's fence at the commit key, once installed
         self.lost = None
         self.owned = False  # True once this runner's own conditional write has landed
         self.notes = []  # events to append to the history with the next move
+        self.valid_until = None  # this runner's monotonic time after which it may not write
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._beat = None
@@ -137,16 +147,20 @@ class Claim:
             at = now()
             record = dict(self.record or {"course_id": str(self.course), "created_at": iso(at)})
             record.update(fields)
-            record.update(state=state, run_id=self.run_id, updated_at=iso(at), host=socket.gethostname(),
-                          pid=os.getpid(), error=error)
+            me = lease.identity()
+            record.update(state=state, run_id=self.run_id, epoch=self.epoch, updated_at=iso(at), host=me["host"],
+                          pid=me["pid"], holder=me, error=error)
             if state in IN_PROGRESS:
-                record["lease_expires_at"] = iso(at + timedelta(seconds=self.cfg.lease_seconds))
+                record["lease_seconds"] = self.cfg.lease_seconds
+                record["lease_expires_at"] = iso(at + timedelta(seconds=self.cfg.lease_seconds))  # for people
             else:
                 record.pop("lease_expires_at", None)
+                record.pop("lease_seconds", None)
             record["history"] = (list(record.get("history") or []) + self.notes
-                                 + [entry(state, self.run_id, iso(at), previous=current, error=error, **fields)])
+                                 + [entry(state, self.run_id, iso(at), previous=current, error=error,
+                                          epoch=self.epoch, **fields)])
             if len(record["history"]) > HISTORY_LIMIT:
-                record["history"] = archive(self.cfg, self.course, self.run_id, record["history"])
+                record = archive(self.cfg, self.course, self.run_id, record)
             self._write(record)
             self.notes = []
         logs.event("info", self.course, state, self.run_id, error=error, **fields)
@@ -160,10 +174,13 @@ class Claim:
         self.notes.append(entry(event, self.run_id, **fields))
         logs.event("info", self.course, event, self.run_id, **fields)
 
-    def _write(self, record):
+    def _write(self, record, client=None):
         meta = s3.tool_metadata(self.course, self.run_id)
+        record = {k: v for k, v in record.items() if not k.startswith("_")}
+        record["version"] = int(record.get("version") or 0) + 1
+        started = self.cfg.clock.monotonic()
         try:
-            self.etag = s3.put_json(self.cfg, self.layout.record, record, metadata=meta,
+            self.etag = s3.put_json(self.cfg, self.layout.record, record, metadata=meta, client=client,
                                     if_none_match=self.etag is None, if_match=f'"{self.etag}"' if self.etag else None)
         except s3.PreconditionFailed:
             latest, _ = read(self.cfg, self.course)
@@ -172,11 +189,29 @@ class Claim:
                                       f"({who}); this run {self.run_id} stops; check `python -m etl status`")
             raise self.lost from None
         self.record, self.owned = record, True
+        self.valid_until = started + self.cfg.lease_seconds - self.cfg.lease_margin()
 
     def check(self):
-        """Raise if the heartbeat found the claim taken over."""
+        """Raise if the heartbeat found the claim taken over, or if this runner can no longer be sure of its lease."""
         if self.lost:
             raise self.lost
+        if self.valid_until is not None and self.state in IN_PROGRESS and self.cfg.clock.monotonic() > self.valid_until:
+            raise LeaseExpired(f"course {self.course}: run {self.run_id} could not renew its lease in time, so it "
+                               "stopped before its next write; another runner may take the course over; "
+                               "check `python -m etl status`, then re-run")
+
+    def earlier(self, epoch):
+        """Tell whether an object's epoch is one this claim may delete: any below its own.
+
+        Safe once the claim's fence stands: no earlier claim can commit any more,
+        a commit this claim replaced was a forced rollback's to remove, and any
+        later claim's objects carry a higher epoch, out of reach.
+        """
+        return epoch is not None and epoch < self.epoch and self.token is not None
+
+    def guarded(self):
+        """Return a block in which every write this runner sends first checks that its claim still stands."""
+        return s3.guarded(self.check)
 
     def _start_heartbeat(self):
         if self._beat is None:
@@ -192,7 +227,7 @@ class Claim:
                     return
                 record = dict(self.record, lease_expires_at=iso(now() + timedelta(seconds=self.cfg.lease_seconds)))
                 try:
-                    self._write(record)
+                    self._write(record, client=self.cfg.lease_s3)
                 except Exception as exc:  # the main thread sees self.lost, or retries next beat
                     logs.event("warning", self.course, "heartbeat_failed", self.run_id, error=describe(exc))
 
@@ -206,7 +241,7 @@ class Claim:
 
 @dataclass(frozen=True)
 class Look:
-    """A course's record and marker key, read together before a claim."""
+    """A course's record and commit key, read together before a claim."""
 
     record: Optional[dict]
     etag: Optional[str]
@@ -215,6 +250,11 @@ class Look:
     @property
     def state(self):
         return self.record.get("state") if self.record else None
+
+    @property
+    def epoch(self):
+        """Return the highest epoch the record or the commit key names: the next claim takes one more."""
+        return max(epoch_of(self.record), self.seen.epoch or 0)
 
 
 def look(cfg, course):
@@ -228,10 +268,15 @@ def refuse_promoted(cfg, course, doc):
 
     A run stopped between its marker and its last steps leaves the record behind
     and its staging run in place; the marker is the truth, so both catch up here.
+    Only staging of the committed epoch and below goes: a staging run is never
+    read once a commit stands, and any later epoch belongs to a later claim.
     """
-    run_id = doc.get("run_id")
+    run_id, committed_epoch = doc.get("run_id"), int(doc.get("epoch", 0))
     lagged = repair_promoted(cfg, course, doc)
-    removed = remove_tool_objects(cfg, course, Layout(cfg, course).staging_run(run_id))[0] if run_id else 0
+    removed = 0
+    if committed_epoch:
+        removed = remove_tool_objects(cfg, course, Layout(cfg, course).staging_root,
+                                      epochs=lambda e: e <= committed_epoch)[0]
     if lagged or removed:
         logs.event("info", course, "caught_up", run_id, record_repaired=lagged, staging_removed=removed)
     raise AlreadyPromoted(f"course {course} is already promoted (run {run_id}, {doc.get('committed_at')}); "
@@ -249,11 +294,11 @@ def claim(cfg, course, run_id, target, looked=None, uncommit=False):
     """
     looked = looked or look(cfg, course)
     if looked.seen.committed and not uncommit:
-        refuse_promoted(cfg, course, looked.seen.doc)
-    if lease_alive(looked.record):
+        refuse_promoted(cfg, course, looked.seen.commit)
+    if lease_alive(looked.record, cfg.clock):
         raise ConcurrentRun(f"course {course}: held by {holder(looked.record)}; wait for it, "
                             f"or after that runner is gone and its lease expires, re-run")
-    result = Claim(cfg, course, run_id, looked.record, looked.etag)
+    result = Claim(cfg, course, run_id, looked.record, looked.etag, looked.epoch + 1)
     try:
         result.allowed(target)
     except IllegalTransition:
@@ -264,14 +309,15 @@ def claim(cfg, course, run_id, target, looked=None, uncommit=False):
         raise
     result.move(target)
     try:
-        result.token = marker.fence(cfg, course, run_id, looked.seen, uncommit=uncommit and looked.seen.committed)
+        result.token = marker.fence(cfg, course, run_id, result.epoch, looked.seen,
+                                    uncommit=uncommit and looked.seen.committed)
     except s3.PreconditionFailed:
         result.release()
         now_seen = marker.read(cfg, course)
         if now_seen.committed:  # committed after we looked: hand our record back to the commit
-            repair_promoted(cfg, course, now_seen.doc, held=(result.record, result.etag))
+            repair_promoted(cfg, course, now_seen.commit, held=(result.record, result.etag))
             if not uncommit:
-                refuse_promoted(cfg, course, now_seen.doc)
+                refuse_promoted(cfg, course, now_seen.commit)
             raise ConcurrentRun(f"course {course}: its commit marker changed while run {run_id} started the "
                                 "rollback; nothing was deleted; check `python -m etl status`, then re-run") from None
         err = ConcurrentRun(f"course {course}: another runner fenced it after run {run_id} looked; "
@@ -282,6 +328,18 @@ def claim(cfg, course, run_id, target, looked=None, uncommit=False):
         record_failure(result, exc)
         raise
     return result
+
+
+def lost_or(claim, exc):
+    """Return the error to show for a failed run: that it lost the course, when it did, else ``exc`` itself.
+
+    A runner that froze and lost its claim meets the next runner's work as
+    missing or changed objects; the truth to report is that the course is not
+    its own any more, not the symptom.
+    """
+    if claim.lost is not None and not isinstance(exc, ConcurrentRun):
+        return claim.lost
+    return exc
 
 
 def verb(fn):
@@ -297,14 +355,14 @@ def verb(fn):
     return run
 
 
-def effective_state(record, committed):
+def effective_state(record, committed, clock=None):
     """Return the course's state with the marker as the source of truth for "committed"."""
     if committed:
         return PROMOTED
     state = record.get("state") if record else None
     if state == PROMOTED:  # the record says committed but the marker is gone: trust the marker
         return "marker_missing"
-    if state in IN_PROGRESS and not lease_alive(record):
+    if state in IN_PROGRESS and not lease_alive(record, clock):
         return f"{state}_stale"
     return state
 
@@ -318,15 +376,18 @@ def repair_promoted(cfg, course, doc, held=None):
     """
     run_id = doc.get("run_id", "")
     record, etag = held or read(cfg, course)
-    if held is None and lease_alive(record):  # a runner at work on it (a forced rollback) owns the record
+    if held is None and lease_alive(record, cfg.clock):  # a runner at work on it (a forced rollback) owns it
         return False
     if record and record.get("state") == PROMOTED and record.get("run_id") == run_id:
         return False
     at = iso(now())
-    fixed = dict(record or {"course_id": str(course), "created_at": doc.get("committed_at")})
+    fixed = {k: v for k, v in (record or {"course_id": str(course), "created_at": doc.get("committed_at")}).items()
+             if not k.startswith("_")}
     fixed.update(state=PROMOTED, run_id=run_id, transcripts=doc.get("transcripts"), bytes=doc.get("bytes"),
-                 error=None, updated_at=at)
+                 error=None, updated_at=at, epoch=max(epoch_of(record), int(doc.get("epoch", 0))),
+                 version=int(fixed.get("version") or 0) + 1)
     fixed.pop("lease_expires_at", None)
+    fixed.pop("lease_seconds", None)
     fixed["history"] = list(fixed.get("history") or []) + [
         entry(PROMOTED, run_id, at, previous=record.get("state") if record else None, repaired=True)]
     layout, meta = Layout(cfg, course), s3.tool_metadata(course, run_id)
@@ -345,37 +406,45 @@ def entry(event, run_id, at=None, **fields):
             "pid": os.getpid(), **{k: v for k, v in fields.items() if v is not None}}
 
 
-def archive(cfg, course, run_id, entries):
-    """Move all but the last ``HISTORY_KEPT`` history entries to an events object; return the entries kept.
+def archive(cfg, course, run_id, record):
+    """Move all but the last ``HISTORY_KEPT`` history entries to an events object; return the record to write.
 
-    The archive's key is named by its first and last entries' times, so a retry
-    of the same archive finds its own object and writes nothing twice.
+    The archive's key names the record version it is cut from, and the record
+    lists its archives (``archives``): an archive whose record write then loses
+    its race is never listed, so ``history`` never shows its entries twice.
     """
+    entries = record["history"]
     old, kept = entries[:-HISTORY_KEPT], entries[-HISTORY_KEPT:]
     stamp = lambda e: e["at"].replace(":", "").replace("-", "")  # noqa: E731
-    key = f"{Layout(cfg, course).events}{stamp(old[0])}-{stamp(old[-1])}.json"
+    version = int(record.get("version") or 0) + 1
+    key = f"{Layout(cfg, course).events}v{version:010d}-{stamp(old[0])}-{stamp(old[-1])}.json"
     try:
         s3.put_json(cfg, key, {"course_id": str(course), "history": old}, if_none_match=True,
                     metadata=s3.tool_metadata(course, run_id))
     except s3.PreconditionFailed:
         pass  # an earlier attempt of this very archive landed
-    return kept
+    return dict(record, history=kept, archives=list(record.get("archives") or []) + [key])
 
 
 def history(cfg, course_id):
     """Show a course's event log, oldest first: every transition and note, with time, run, host and pid.
 
-    The log is the record's ``history`` with its archives; the one-object-per-event
-    log that versions up to 0.2.0 wrote under the same prefix is read too.
+    The log is the record's ``history`` with the archives it lists; the archives
+    of 0.3.0 and the one-object-per-event log of 0.2.0 and before, under the
+    same prefix, are read too. An archive the record does not list lost its
+    record write, and its entries are in the record or a listed archive.
 
     Args:
         course_id: course id, course-v1:ORG+COURSE+RUN or ORG/COURSE/RUN.
     """
     course = parse_course_id(course_id)
     layout = Layout(cfg, course)
-    archived = [o["Key"] for o in s3.list_objects(cfg, layout.events) if o["Key"].endswith(".json")]
-    (record, _), old = s3.together(lambda: read(cfg, course),
-                                   lambda: s3.run_all(cfg, lambda key: s3.get_json(cfg, key), archived))
+    (record, _), present = s3.together(
+        lambda: read(cfg, course),
+        lambda: [o["Key"] for o in s3.list_objects(cfg, layout.events) if o["Key"].endswith(".json")])
+    listed = set((record or {}).get("archives") or [])
+    archived = [k for k in present if k in listed or not k[len(layout.events):].startswith("v")]
+    old = s3.run_all(cfg, lambda key: s3.get_json(cfg, key), archived)
     # An archive holds a list of entries; an event object of 0.2.0 and before is one entry itself.
     entries = [e for doc, _ in old if doc for e in doc.get("history", [doc] if "event" in doc else [])]
     entries += (record or {}).get("history") or []
@@ -407,12 +476,15 @@ def status(cfg, course_id=None):
         keys = [o["Key"] for o in s3.list_objects(cfg, prefix) if o["Key"].endswith(".json")]
 
     def row(key):
-        record, _ = s3.get_json(cfg, key)
+        data, _, _, age = s3.fetch_aged(cfg, key)
+        if data is None:
+            return None
+        record = dict(json.loads(data), _age=age)
         if record is None:
             return None
         course_key = parse_course_id(record.get("course_id") or unquote(key.rsplit("/", 1)[1][:-5]))
         committed = marker.is_committed(cfg, course_key)
-        return {**{c: record.get(c) for c in COLUMNS}, "state": effective_state(record, committed)}
+        return {**{c: record.get(c) for c in COLUMNS}, "state": effective_state(record, committed, cfg.clock)}
 
     rows = [r for r in s3.run_all(cfg, row, keys) if r]
     df = pd.DataFrame(rows, columns=COLUMNS).sort_values("course_id", ignore_index=True)
@@ -437,9 +509,12 @@ def record_failure(claim, exc):
     if claim.lost:
         return
     try:
-        claim.move(FAILED, error=describe(exc))
-        if claim.token:
-            marker.unfence(claim.cfg, claim.course, claim.token)
+        with s3.unguarded():  # conditional on this claim's own record and fence: safe whatever the lease
+            claim.move(FAILED, error=describe(exc))
+            if claim.token:
+                marker.unfence(claim.cfg, claim.course, claim.token)
+    except ConcurrentRun:  # another runner has the course now: its record is not this run's to write
+        claim.release()
     except Exception as err:  # S3 may be the thing that failed; the original error matters more
         logs.event("error", claim.course, "status_write_failed", claim.run_id, error=describe(err))
         claim.release()

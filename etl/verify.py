@@ -9,6 +9,15 @@ from .layout import Layout, parse_course_id
 from .reconcile import changes_since, listed, transcripts_now
 
 
+def _not_committed(layout, seen):
+    """Say what is at the commit key of a course that is not committed: nothing, or whose fence since when."""
+    doc = seen.doc if seen.doc is not None else (seen.legacy.doc if seen.legacy is not None else None)
+    if doc is None:
+        return f"not committed: nothing at {layout.marker}; the course is not promoted"
+    return (f"not committed: run {doc.get('run_id')} (epoch {doc.get('epoch', 0)}) fenced the course at "
+            f"{doc.get('fenced_at')}; it is staged or a runner is at work on it, awaiting promote")
+
+
 @dataclass
 class VerifyResult:
     """Counts from the contentstore, the live prefix and the marker, and every disagreement."""
@@ -29,8 +38,10 @@ class VerifyResult:
         return asdict(self)
 
     def __str__(self):
-        head = (f"{'ok' if self.ok else 'NOT READY'} {self.course_id}: contentstore {self.contentstore_count}, "
-                f"live {self.live_count}, marker {self.marker_count}")
+        counts = ", ".join(f"{name} {value}" for name, value in (
+            ("contentstore", self.contentstore_count), ("live", self.live_count), ("marker", self.marker_count))
+            if value is not None)
+        head = f"{'ok' if self.ok else 'NOT READY'} {self.course_id}: {counts}"
         return head + "".join(f"\n  - {p}" for p in self.problems)
 
     @property
@@ -61,37 +72,46 @@ def verify_course(cfg, course, published=None):
     With ``published`` one listing of the course's live prefix replaces the
     reads of the marker and the manifest: when S3 lists them with the ETags this
     runner wrote, their content is what it wrote; otherwise they are read. The
-    contentstore side is then the one promote read just before its commit.
+    contentstore is always read again, so an edit that landed just before the
+    commit is seen.
     """
     layout = Layout(cfg, course)
     result = VerifyResult(str(course))
     problems = result.problems
     if published is None:
-        source, live, marker, (data, _) = s3.together(
-            lambda: transcripts_now(cfg, course),
-            lambda: {o["Key"]: o for o in s3.list_objects(cfg, layout.live_transcripts)},
-            lambda: markers.committed(cfg, course),
-            lambda: s3.get(cfg, layout.live_manifest))
+        source, seen = s3.together(lambda: transcripts_now(cfg, course), lambda: markers.read(cfg, course))
+        marker = seen.commit
+        if marker is None:
+            result.contentstore_count = len(source)
+            problems.append(_not_committed(layout, seen))
+            return result
+        prefix, manifest_key = markers.transcripts_prefix(cfg, course, marker), markers.manifest_key(cfg, course, marker)
+        live, (data, _) = s3.together(lambda: {o["Key"]: o for o in s3.list_objects(cfg, prefix)},
+                                      lambda: s3.get(cfg, manifest_key))
     else:
-        source = published.source
-        listed_live = {o["Key"]: o for o in s3.list_objects(cfg, layout.live_root)}
-        live = {k: o for k, o in listed_live.items() if k.startswith(layout.live_transcripts)}
+        prefix = markers.transcripts_prefix(cfg, course, published.marker)
+        manifest_key = markers.manifest_key(cfg, course, published.marker)
+        source, listed_live = s3.together(lambda: transcripts_now(cfg, course),
+                                          lambda: {o["Key"]: o for o in s3.list_objects(cfg, layout.live_root)})
+        live = {k: o for k, o in listed_live.items() if k.startswith(prefix)}
         tag = lambda key: listed_live.get(key, {}).get("ETag")  # noqa: E731
         marker = (published.marker if tag(layout.marker) == published.marker_etag
                   else markers.committed(cfg, course))
-        data = (published.manifest if tag(layout.live_manifest) == hashlib.md5(published.manifest).hexdigest()
-                else s3.get(cfg, layout.live_manifest)[0])
+        if marker is not None and marker.get("manifest_key") != published.marker.get("manifest_key"):
+            return verify_course(cfg, course)  # committed again since: check what is there now
+        data = (published.manifest if tag(manifest_key) == hashlib.md5(published.manifest).hexdigest()
+                else s3.get(cfg, manifest_key)[0])
     result.contentstore_count, result.live_count = len(source), len(live)
     if marker is None:
-        problems.append(f"no commit marker at {layout.marker}: the course is not promoted")
+        problems.append(f"no commit at {layout.marker}: the course is not promoted")
         return result
     result.marker_count, result.run_id = marker.get("transcripts"), marker.get("run_id")
     if data is None:
-        problems.append(f"live manifest {layout.live_manifest} is missing")
+        problems.append(f"live manifest {manifest_key} is missing")
         return result
     if manifest.checksum(data) != marker.get("manifest_sha256"):
         problems.append("live manifest checksum differs from the marker's")
-    df, _ = manifest.from_bytes(data, layout.live_manifest)
+    df, _ = manifest.from_bytes(data, manifest_key)
     result.manifest_rows = len(df)
     counts = {"contentstore": len(source), "live": len(live), "marker": marker.get("transcripts"),
               "manifest": len(df)}

@@ -38,3 +38,51 @@ def run_cli(cfg, contentstore, capsys, local, *args):
 
 def md5(data):
     return hashlib.md5(data).hexdigest()
+
+
+def _course(course_id):
+    from etl.layout import parse_course_id
+
+    return parse_course_id(course_id) if isinstance(course_id, str) else course_id
+
+
+def commit_doc(cfg, course_id):
+    """Return the course's commit document (the reader contract), or None."""
+    import etl
+
+    return etl.committed(cfg, _course(course_id))
+
+
+def live_prefix(cfg, course_id):
+    """Return where the committed transcripts of a course are, following its commit as readers do."""
+    from etl import marker
+
+    return marker.transcripts_prefix(cfg, _course(course_id), commit_doc(cfg, course_id))
+
+
+def live_manifest(cfg, course_id):
+    """Return the key of a committed course's live manifest."""
+    from etl import marker
+
+    return marker.manifest_key(cfg, _course(course_id), commit_doc(cfg, course_id))
+
+
+def live_key(cfg, course_id, name):
+    """Return the live key of one committed transcript."""
+    from etl.layout import quote_segment
+
+    return live_prefix(cfg, course_id) + quote_segment(name)
+
+
+def staged_epoch(cfg, course_id):
+    """Return the epoch of a course's staged run, from its status record."""
+    from etl import state
+
+    return int(state.read(cfg, _course(course_id))[0]["staged_epoch"])
+
+
+def staging_prefix(cfg, course_id):
+    """Return the prefix of a course's staged run."""
+    from etl.layout import Layout
+
+    return Layout(cfg, _course(course_id)).staging_epoch(staged_epoch(cfg, course_id))

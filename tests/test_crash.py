@@ -16,7 +16,7 @@ import etl
 from etl.layout import Layout, parse_course_id, quote_segment
 from tests import faults
 from tests.batch import batch_ids, build_batch, build_course, source_transcripts
-from tests.helpers import listing, objects
+from tests.helpers import listing, live_prefix, objects
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COURSE = "course-v1:Crash+Test+2026"
@@ -36,9 +36,10 @@ def prefixed(make_cfg, root, **settings):
 def assert_invariant(cfg, db, course_id, after_rerun):
     layout = Layout(cfg, parse_course_id(course_id))
     live = objects(cfg, layout.live_root)
-    if layout.marker in live:
-        expected = {layout.live_transcripts + quote_segment(n): b for n, b in source_transcripts(db, course_id).items()}
-        assert {k: v for k, v in live.items() if k.startswith(layout.live_transcripts)} == expected
+    if etl.committed(cfg, course_id):
+        prefix = live_prefix(cfg, course_id)
+        expected = {prefix + quote_segment(n): b for n, b in source_transcripts(db, course_id).items()}
+        assert {k: v for k, v in live.items() if "/transcripts/" in k} == expected
         assert etl.verify(cfg, course_id).ok
         state = "promoted"
     else:

@@ -6,10 +6,10 @@ import pytest
 
 import etl
 from etl import reports
-from etl.layout import Layout, parse_course_id
 from etl.sample import cues, save_asset, sjson, srt
 from tests.test_contentstore import corrupt
 from tests.conftest import COURSE, fill
+from tests.helpers import live_key, live_manifest
 
 REQUIRED = ["asset_name", "mark", "length_a", "length_b", "md5_a", "md5_b"]
 
@@ -35,10 +35,10 @@ def test_every_mark_comes_out_of_a_constructed_case(cfg, contentstore):
     save_asset(contentstore, COURSE, "subs_will_corrupt.srt.sjson", sjson(cues(4)))
     etl.extract(cfg, COURSE)
     etl.promote(cfg, COURSE)
-    layout = Layout(cfg, parse_course_id(COURSE))
-    cfg.s3.put_object(Bucket=cfg.bucket, Key=layout.live_key("stray-en.srt"), Body=srt(cues(1)))       # +
-    cfg.s3.delete_object(Bucket=cfg.bucket, Key=layout.live_key("subs_abc.srt.sjson"))                 # -
-    cfg.s3.put_object(Bucket=cfg.bucket, Key=layout.live_key("broken-en.srt"), Body=b"changed bytes")  # *
+    key = lambda name: live_key(cfg, COURSE, name)  # noqa: E731
+    cfg.s3.put_object(Bucket=cfg.bucket, Key=key("stray-en.srt"), Body=srt(cues(1)))       # +
+    cfg.s3.delete_object(Bucket=cfg.bucket, Key=key("subs_abc.srt.sjson"))                 # -
+    cfg.s3.put_object(Bucket=cfg.bucket, Key=key("broken-en.srt"), Body=b"changed bytes")  # *
     corrupt(contentstore, COURSE, "subs_will_corrupt.srt.sjson", "missing chunk")                      # !
     df = etl.diff(cfg, COURSE)
     got = marks(df)
@@ -82,7 +82,7 @@ def test_a_b_diff_of_two_runs_gives_exactly_the_changes(cfg, contentstore):
     row = df.set_index("asset_name").loc["subs_abc.srt.sjson"]
     assert row["length_a"] != row["length_b"] and row["md5_a"] != row["md5_b"]
     etl.promote(cfg, COURSE)
-    live = f"s3://{cfg.bucket}/{Layout(cfg, parse_course_id(COURSE)).live_manifest}"
+    live = f"s3://{cfg.bucket}/{live_manifest(cfg, COURSE)}"
     again = etl.diff(cfg, first.local_manifest, live)  # a local path against s3://
     assert marks(again[again["mark"] != "="]) == marks(changed)
 

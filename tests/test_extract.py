@@ -8,7 +8,7 @@ from etl import state as st
 from etl.layout import Layout, parse_course_id
 from etl.sample import save_asset
 from tests.conftest import COURSE, OLD, fill
-from tests.helpers import md5, objects, snapshot
+from tests.helpers import md5, objects, snapshot, staging_prefix
 
 
 @pytest.mark.parametrize("course_id", [COURSE, OLD])
@@ -17,10 +17,11 @@ def test_extract_stages_every_transcript_byte_exact_with_a_manifest(cfg, content
     before = snapshot(contentstore)
     result = etl.extract(cfg, course_id)
     layout = Layout(cfg, parse_course_id(course_id))
-    staged = objects(cfg, layout.staging_run(result.run_id) + "transcripts/")
+    staged = objects(cfg, staging_prefix(cfg, course_id) + "transcripts/")
     assert sorted(staged.values()) == sorted(data.values())
     assert result.transcripts == len(data) and result.bytes == sum(map(len, data.values()))
-    table = pq.read_table(io.BytesIO(objects(cfg, layout.staging_manifest(result.run_id))[layout.staging_manifest(result.run_id)]))
+    assert result.manifest_key == layout.staging_manifest(1) and staging_prefix(cfg, course_id).endswith("/e1/")
+    table = pq.read_table(io.BytesIO(objects(cfg, result.manifest_key)[result.manifest_key]))
     meta = {k.decode(): v.decode() for k, v in table.schema.metadata.items()}
     assert meta["etl.course"] == course_id and meta["etl.run_id"] == result.run_id
     assert meta["etl.source_fingerprint"] == result.source_fingerprint
@@ -63,8 +64,8 @@ def test_extract_again_replaces_the_previous_staging_run(cfg, contentstore):
     first = etl.extract(cfg, COURSE)
     second = etl.extract(cfg, COURSE)
     layout = Layout(cfg, parse_course_id(COURSE))
-    runs = {k.split("/")[2] for k in objects(cfg, layout.staging_root)}
-    assert runs == {second.run_id} and first.run_id != second.run_id
+    epochs = {k.split("/")[2] for k in objects(cfg, layout.staging_root)}
+    assert epochs == {"e2"} and first.run_id != second.run_id and second.manifest_key == layout.staging_manifest(2)
 
 
 def test_course_without_transcripts_stages_an_empty_manifest(cfg, contentstore):
@@ -78,10 +79,10 @@ def test_course_without_transcripts_stages_an_empty_manifest(cfg, contentstore):
 def test_foreign_objects_under_the_live_prefix_are_refused_before_any_work(cfg, contentstore):
     fill(contentstore)
     layout = Layout(cfg, parse_course_id(COURSE))
-    cfg.s3.put_object(Bucket=cfg.bucket, Key=layout.live_key("subs_abc.srt.sjson"), Body=b"someone else's")
+    cfg.s3.put_object(Bucket=cfg.bucket, Key=layout.live_key(1, "subs_abc.srt.sjson"), Body=b"someone else's")
     with pytest.raises(etl.Conflict, match="did not write"):
         etl.extract(cfg, COURSE)
-    assert objects(cfg, layout.live_root) == {layout.live_key("subs_abc.srt.sjson"): b"someone else's"}
+    assert objects(cfg, layout.live_root) == {layout.live_key(1, "subs_abc.srt.sjson"): b"someone else's"}
     assert objects(cfg, layout.staging_root) == {}
 
 
@@ -111,3 +112,24 @@ def test_a_multipart_upload_whose_completion_answer_is_lost_is_cleaned_up_and_a_
     layout = Layout(cfg, parse_course_id(COURSE))
     assert lost["done"] and objects(cfg, layout.staging_root) == {}
     assert st.read(cfg, parse_course_id(COURSE))[0]["state"] == "failed"
+
+
+def test_a_staged_put_whose_answer_is_lost_is_still_cleaned_up(make_cfg, contentstore):
+    """S3 stored the object, the client never heard: the key was registered before the put, so it goes."""
+    from botocore.exceptions import ConnectionClosedError
+
+    cfg = make_cfg(retry_attempts=1)
+    fill(contentstore)
+
+    def lose_the_answer(params, context, **_):
+        context["lose"] = "/transcripts/subs_abc" in params.get("Key", "")
+
+    def answer_lost(context, **_):
+        if context.get("lose"):
+            raise ConnectionClosedError(endpoint_url=cfg.s3_endpoint_url)
+
+    cfg.s3.meta.events.register("before-parameter-build.s3.PutObject", lose_the_answer)
+    cfg.s3.meta.events.register("after-call.s3.PutObject", answer_lost)
+    with pytest.raises(etl.StorageError):
+        etl.extract(cfg, COURSE)
+    assert objects(cfg, Layout(cfg, parse_course_id(COURSE)).staging_root) == {}

@@ -1,14 +1,13 @@
 """A runner that freezes and wakes up after losing its lease can never commit, and no takeover deletes a commit.
 
-Runner A migrates a course with its own S3 client and a one-second lease, and
-freezes (``tests/freeze.py``) just before or just after its commit. Once its
-lease has expired, runner B acts on the course with another client; then A
-wakes up. After every interleaving the invariant holds: a course the tool
+Runner A migrates a course with its own S3 client and freezes
+(``tests/freeze.py``) just before or just after its commit. Runner B's lease
+clock is moved past A's lease, so by S3's clock as B reads it A's lease has
+expired; B acts on the course with another client; then A wakes up, its own
+clock unchanged, as a suspended VM's would be. After every interleaving the invariant holds: a course the tool
 reports as committed verifies and is byte-exact, and a course it does not has
 no live transcripts. An operator's re-run of ``migrate`` then finishes every course.
 """
-
-import time
 
 import pytest
 
@@ -16,10 +15,9 @@ import etl
 from etl.layout import Layout, parse_course_id, quote_segment
 from tests.batch import build_course, source_transcripts
 from tests.freeze import Freezer, Runner, first_put, put_of
-from tests.helpers import listing, objects
+from tests.helpers import listing, live_prefix, objects
 
 NEW, OLD = "course-v1:Fence+Frozen+2026", "Fence/Frozen/2026"
-LEASE = 1
 COMMIT = '"manifest_sha256"'  # only the commit marker's body has it
 
 
@@ -31,15 +29,16 @@ def committed_state(cfg, course_id):
 def assert_invariant(cfg, db, course_id):
     """A course reported committed verifies byte for byte; any other course has nothing live."""
     layout = Layout(cfg, parse_course_id(course_id))
-    live = objects(cfg, layout.live_transcripts)
+    live = {k: v for k, v in objects(cfg, layout.live_root).items() if "/transcripts/" in k}
     if committed_state(cfg, course_id) == "promoted":
-        expected = {layout.live_transcripts + quote_segment(n): b for n, b in source_transcripts(db, course_id).items()}
-        assert live == expected
+        prefix = live_prefix(cfg, course_id)
+        expected = {prefix + quote_segment(n): b for n, b in source_transcripts(db, course_id).items()}
+        assert {k: v for k, v in live.items() if k.startswith(prefix)} == expected
         result = etl.verify(cfg, course_id)
         assert result.ok, result.problems
         return "committed"
     assert live == {}, f"not committed, yet live: {sorted(live)[:3]}"
-    assert listing(cfg, layout.live_manifest) == {}
+    assert [k for k in listing(cfg, layout.live_root) if k.endswith(".parquet")] == []
     return "not committed"
 
 
@@ -49,19 +48,25 @@ def assert_finished_by_rerun(cfg, db, course_id):
     assert assert_invariant(cfg, db, course_id) == "committed"
     layout = Layout(cfg, parse_course_id(course_id))
     assert listing(cfg, layout.staging_root) == {}
-    assert [k for k in listing(cfg, layout.live_root) if k.endswith("_MIGRATED.json")] == [layout.marker]
+    assert [k for k in listing(cfg, layout.live_root) if k.endswith(".json")] == [layout.marker]
 
 
 def start_frozen(make_cfg, course_id, when):
-    """Start runner A, let it freeze before or after its commit, and let its lease run out."""
-    cfg_a = make_cfg(lease_seconds=LEASE)
+    """Start runner A and let it freeze before or after its commit."""
+    cfg_a = make_cfg()
     marker = Layout(cfg_a, parse_course_id(course_id)).marker
     freezer = Freezer(cfg_a, **{when: put_of(marker, COMMIT)})
     a = Runner(lambda: (etl.extract(cfg_a, course_id), etl.promote(cfg_a, course_id)))
     a.start()
     freezer.wait()
-    time.sleep(LEASE + 0.5)  # A's lease expires while it is frozen: the only sleep, the lease itself
     return a, freezer
+
+
+def taker(make_cfg):
+    """Return runner B's Config, whose lease clock reads every lease taken so far as expired."""
+    cfg = make_cfg()
+    cfg.clock.advance(cfg.lease_seconds + 1)
+    return cfg
 
 
 def b_action(cfg, course_id, action):
@@ -87,7 +92,7 @@ EXPECTED_B = {
 def test_frozen_runner_against_every_verb(make_cfg, contentstore, course_id, action, when):
     build_course(contentstore, course_id, n=3)
     a, freezer = start_frozen(make_cfg, course_id, when)
-    cfg_b = make_cfg()
+    cfg_b = taker(make_cfg)
     b = Runner(lambda: b_action(cfg_b, course_id, action))
     b.run()
     got = b.result if b.error is None else type(b.error).__name__
@@ -112,7 +117,7 @@ def test_stale_commit_after_a_takeover_cleaned_up_never_lands(make_cfg, contents
     """Reproduction: A frozen before its marker; B takes the course over and clears A's copies; A wakes."""
     build_course(contentstore, course_id, n=3)
     a, freezer = start_frozen(make_cfg, course_id, "before")
-    cfg_b = make_cfg()
+    cfg_b = taker(make_cfg)
     etl.extract(cfg_b, course_id)  # takes over from promoting and removes A's uncommitted live copies
     freezer.release()
     assert a.outcome() == "ConcurrentRun"
@@ -126,7 +131,7 @@ def test_takeover_that_looked_before_the_marker_landed_never_deletes_the_commit(
     """Reproduction: B reads the course just before A's marker lands, A dies, then B wins the claim."""
     build_course(contentstore, course_id, n=3)
     a, freezer_a = start_frozen(make_cfg, course_id, "before")
-    cfg_b = make_cfg()
+    cfg_b = taker(make_cfg)
     freezer_b = Freezer(cfg_b, before=first_put)  # B has read the record and the marker key: nothing committed
     b = Runner(lambda: etl.extract(cfg_b, course_id))
     b.start()
@@ -176,3 +181,129 @@ def test_a_precondition_lost_inside_a_verb_is_a_one_line_refusal():
     with pytest.raises(etl.ConcurrentRun, match=r"course c1: video-transcripts/x/_MIGRATED.json changed") as err:
         verb(None, "c1")
     assert err.value.exit_code == 3 and "\n" not in str(err.value)
+
+
+def after_put_of(key, contains):
+    """Fire once a PutObject of ``key`` whose body contains ``contains`` has been answered."""
+    return lambda operation, request_key, body: (operation == "PutObject" and request_key == key
+                                                  and isinstance(body, bytes) and contains.encode() in body)
+
+
+@pytest.mark.parametrize("course_id", [NEW, OLD])
+def test_reproduction_a_frozen_forced_rollback_never_deletes_a_later_commit(make_cfg, contentstore, course_id):
+    """A's fence replaced the commit, A froze; B took over and committed; A woke and went on deleting."""
+    build_course(contentstore, course_id, n=3)
+    etl.migrate(make_cfg(), [course_id], workers=1)
+    cfg_a = make_cfg()
+    layout = Layout(cfg_a, parse_course_id(course_id))
+    freezer = Freezer(cfg_a, after=after_put_of(layout.marker, '"fenced"'))
+    a = Runner(lambda: etl.rollback(cfg_a, course_id, force=True))
+    a.start()
+    freezer.wait()
+    cfg_b = taker(make_cfg)
+    assert b_action(cfg_b, course_id, "migrate") == "promoted"
+    freezer.release()
+    assert a.outcome() == "ConcurrentRun", a.error
+    assert assert_invariant(cfg_b, contentstore, course_id) == "committed"
+    assert etl.status(cfg_b, course_id)["state"].tolist() == ["promoted"]
+    assert_finished_by_rerun(cfg_b, contentstore, course_id)
+
+
+@pytest.mark.parametrize("course_id", [NEW, OLD])
+def test_reproduction_a_frozen_promote_never_deletes_the_copies_of_the_runner_that_took_over(
+        make_cfg, contentstore, course_id):
+    """A froze after its first copy; B rolled the same staged run forward and committed; A woke."""
+    build_course(contentstore, course_id, n=3)
+    etl.extract(make_cfg(), course_id)
+    cfg_a = make_cfg()
+    freezer = Freezer(cfg_a, after=lambda operation, key, body: operation == "CopyObject")
+    a = Runner(lambda: etl.promote(cfg_a, course_id))
+    a.start()
+    freezer.wait()
+    cfg_b = taker(make_cfg)
+    assert b_action(cfg_b, course_id, "migrate") == "promoted"
+    freezer.release()
+    assert a.outcome() == "ConcurrentRun", a.error
+    assert assert_invariant(cfg_b, contentstore, course_id) == "committed"
+    assert_finished_by_rerun(cfg_b, contentstore, course_id)
+
+
+def test_a_lease_is_judged_by_s3_s_clock_not_by_the_hosts_wall_clocks(make_cfg, contentstore):
+    """A record whose lease_expires_at is long past (a writer whose clock ran behind) still holds if S3 says so."""
+    from etl import s3, state as st
+    from etl.layout import new_run_id
+
+    cfg = make_cfg()
+    course = parse_course_id(NEW)
+    claim = st.claim(cfg, course, new_run_id(), st.EXTRACTING)
+    claim.release()
+    record, tag = st.read(cfg, course)
+    skewed = dict({k: v for k, v in record.items() if k != "_age"}, lease_expires_at="2000-01-01T00:00:00.000Z")
+    s3.put_json(cfg, Layout(cfg, course).record, skewed, metadata={}, if_match=f'"{tag}"')
+    assert st.lease_alive(st.read(cfg, course)[0], cfg.clock)
+    with pytest.raises(etl.ConcurrentRun, match="held by"):
+        etl.extract(cfg, NEW)
+    later = make_cfg()
+    later.clock.advance(cfg.lease_seconds + 1)
+    assert not st.lease_alive(st.read(later, course)[0], later.clock)
+
+
+def test_a_holder_is_gone_only_when_its_own_machine_namespace_and_process_say_so():
+    import os
+    import subprocess
+    import sys
+
+    from etl import lease
+
+    me = lease.identity()
+    if not me["boot_id"] or not me["pid_ns"] or me["started"] is None:
+        pytest.skip("needs Linux /proc")
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        alive = dict(me, pid=child.pid, started=lease._started(child.pid))
+        assert not lease.holder_gone(alive)
+        assert lease.holder_gone(dict(alive, started=alive["started"] + 1))  # the pid was reused
+        assert not lease.holder_gone(dict(alive, pid_ns="pid:[1]", started=0))  # another container, same host name
+        assert not lease.holder_gone(dict(alive, boot_id="another-boot", started=0))
+    finally:
+        child.kill()
+        child.wait()
+    assert lease.holder_gone(dict(me, pid=child.pid, started=alive["started"]))  # exited
+    assert not lease.holder_gone(dict(me, pid=os.getpid()))  # this very process judges its own claims
+
+
+def test_a_runner_that_cannot_renew_in_time_stops_before_its_next_write(make_cfg, contentstore):
+    from etl import s3, state as st
+    from etl.layout import new_run_id
+
+    cfg = make_cfg()
+    course = parse_course_id(NEW)
+    claim = st.claim(cfg, course, new_run_id(), st.EXTRACTING)
+    claim.release()  # no heartbeat renews it
+    key = Layout(cfg, course).staged_key(claim.epoch, "x.srt")
+    with claim.guarded():
+        s3.put(cfg, key, b"in time", metadata={})
+    cfg.clock.advance(cfg.lease_seconds - cfg.lease_margin() + 1)
+    with pytest.raises(etl.LeaseExpired, match="could not renew its lease in time"), claim.guarded():
+        s3.put(cfg, key + ".late", b"too late", metadata={})  # refused before any attempt is sent
+    assert listing(cfg, key) == {key: listing(cfg, key)[key]} and listing(cfg, key + ".late") == {}
+    assert etl.LeaseExpired.exit_code == 3 and etl.LeaseExpired.transient
+
+
+def test_the_heartbeat_renews_through_its_own_client(make_cfg, contentstore):
+    import time as clock
+
+    from etl import state as st
+    from etl.layout import new_run_id
+
+    cfg = make_cfg(lease_seconds=3)
+    sent = []
+    cfg.lease_s3.meta.events.register("after-call.s3.PutObject", lambda **_: sent.append(1))
+    claim = st.claim(cfg, parse_course_id(NEW), new_run_id(), st.EXTRACTING)
+    try:
+        deadline = clock.monotonic() + 10
+        while not sent and clock.monotonic() < deadline:
+            clock.sleep(0.1)
+    finally:
+        claim.release()
+    assert sent and claim.record["version"] >= 2  # the claim wrote version 1; a renewal wrote the next

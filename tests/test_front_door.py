@@ -44,6 +44,7 @@ CASES = {
     "demo": ([], ["--quite"], ["--quiet=1"], ["extra"]),
     "version": ([], ["--debgu"], ["--log-format", "xml"], ["extra"]),
     "worker": ([], ["--concurency", "3"], ["--concurrency", "0"], ["extra"]),
+    "vacuum": ([COURSE], ["--retain-dyas", "0"], ["--retain-days", "-1"], ["--all"]),
 }
 
 
@@ -200,7 +201,7 @@ def test_rollback_dry_run_lists_exactly_what_would_go_and_changes_nothing(front,
     assert code == 0 and unchanged
     result = json.loads(out)
     assert result["dry_run"] and sorted(result["would_delete"]) == live
-    assert result["would_delete"][0].endswith("_MIGRATED.json")  # the commit goes first
+    assert result["would_delete"][0].endswith("_COMMIT.json")  # the commit goes first
     code, out, _, unchanged = front("rollback", "course-v1:Never+Touched+2026")
     assert code == 0 and unchanged and "nothing to roll back" in out
 

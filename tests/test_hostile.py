@@ -9,9 +9,8 @@ import sys
 import pytest
 
 import etl
-from etl.layout import Layout, parse_course_id
 from etl.sample import cues, save_asset, sjson
-from tests.helpers import listing, objects
+from tests.helpers import listing, live_key, live_prefix, objects
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COURSE = "course-v1:Hostile+Input+2026"
@@ -46,10 +45,9 @@ def test_names_with_slashes_and_dot_dot_migrate_under_the_quoting_rule(cfg, cont
         save_asset(contentstore, COURSE, name, body)
     etl.extract(cfg, COURSE)
     etl.promote(cfg, COURSE)
-    layout = Layout(cfg, parse_course_id(COURSE))
-    live = objects(cfg, layout.live_transcripts)
-    assert live == {layout.live_transcripts + "a%2Fb.srt": names["a/b.srt"],
-                    layout.live_transcripts + "..%2Fescape.srt": names["../escape.srt"]}
+    prefix = live_prefix(cfg, COURSE)
+    live = objects(cfg, prefix)
+    assert live == {prefix + "a%2Fb.srt": names["a/b.srt"], prefix + "..%2Fescape.srt": names["../escape.srt"]}
     assert all(seg not in (".", "..") for key in listing(cfg) for seg in key.split("/"))
 
 
@@ -59,9 +57,8 @@ def test_dot_and_dot_dot_names_are_encoded_never_used_as_key_levels(make_cfg, co
     save_asset(contentstore, COURSE, "..", b"two dots")
     etl.extract(cfg, COURSE)
     etl.promote(cfg, COURSE)
-    layout = Layout(cfg, parse_course_id(COURSE))
-    assert objects(cfg, layout.live_transcripts) == {layout.live_transcripts + "%2E": b"one dot",
-                                                     layout.live_transcripts + "%2E%2E": b"two dots"}
+    prefix = live_prefix(cfg, COURSE)
+    assert objects(cfg, prefix) == {prefix + "%2E": b"one dot", prefix + "%2E%2E": b"two dots"}
     assert all(seg not in (".", "..") for key in listing(cfg) for seg in key.split("/"))
 
 
@@ -73,10 +70,9 @@ def test_binary_and_non_utf8_sjson_like_appledouble_files_migrate_byte_exact_and
     save_asset(contentstore, COURSE, "subs_ok.srt.sjson", sjson(cues(2)))
     result = etl.extract(cfg, COURSE)
     etl.promote(cfg, COURSE)
-    layout = Layout(cfg, parse_course_id(COURSE))
-    live = objects(cfg, layout.live_transcripts)
-    assert live[layout.live_key("._subs_abc.srt.sjson")] == apple
-    assert live[layout.live_key("subs_latin1.srt.sjson")] == latin1
+    live = objects(cfg, live_prefix(cfg, COURSE))
+    assert live[live_key(cfg, COURSE, "._subs_abc.srt.sjson")] == apple
+    assert live[live_key(cfg, COURSE, "subs_latin1.srt.sjson")] == latin1
     assert result.parse_problems == 2
     df = etl.diff(cfg, COURSE).set_index("asset_name")
     assert "not UTF-8" in df.loc["subs_latin1.srt.sjson", "parse_error"]
@@ -99,7 +95,7 @@ def test_a_50_mb_transcript_goes_through_multipart_with_bounded_memory(cfg):
     assert large - small < 20, f"memory grows with the transcript: {small:.0f} MB for 10 MB, {large:.0f} MB for 50 MB"
     line = b"00:00:01,000 --> 00:00:02,000 a long, long lecture transcript line\n"  # as tests/children/big.py builds it
     expected = line * (50 * 1024 * 1024 // len(line))
-    layout = Layout(cfg, parse_course_id("course-v1:Big+File50+2026"))
-    body = cfg.s3.get_object(Bucket=cfg.bucket, Key=layout.live_key("huge-en.srt"))["Body"].read()
+    body = cfg.s3.get_object(Bucket=cfg.bucket, Key=live_key(cfg, "course-v1:Big+File50+2026", "huge-en.srt"))[
+        "Body"].read()
     assert len(body) == len(expected) and hashlib.md5(body).digest() == hashlib.md5(expected).digest()
     assert [k for k in listing(cfg) if k.startswith("staging/")] == []

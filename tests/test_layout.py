@@ -28,16 +28,33 @@ def test_malformed_course_ids_are_refused_with_one_line(bad):
 def test_old_style_id_stays_one_key_level_and_reverses(cfg):
     layout = Layout(cfg, parse_course_id("edX/DemoX/Demo_Course"))
     assert layout.live_root == "video-transcripts/edX%2FDemoX%2FDemo_Course/"
-    assert layout.marker == "video-transcripts/edX%2FDemoX%2FDemo_Course/_MIGRATED.json"
+    assert layout.marker == "video-transcripts/edX%2FDemoX%2FDemo_Course/_COMMIT.json"
+    assert layout.legacy_marker == "video-transcripts/edX%2FDemoX%2FDemo_Course/_MIGRATED.json"
     assert unquote(layout.live_root.split("/")[1]) == "edX/DemoX/Demo_Course"
 
 
 def test_new_style_keys_keep_colon_and_plus(cfg):
     layout = Layout(cfg, parse_course_id("course-v1:edX+DemoX+2024"))
-    run = "20261127T120000Z-0123abcd"
-    assert layout.staged_key(run, "a b.srt") == f"staging/course-v1:edX+DemoX+2024/{run}/transcripts/a%20b.srt"
-    assert layout.staging_manifest(run) == f"staging/course-v1:edX+DemoX+2024/{run}/manifest.parquet"
-    assert layout.live_key("subs_x.srt.sjson") == "video-transcripts/course-v1:edX+DemoX+2024/transcripts/subs_x.srt.sjson"
+    assert layout.staged_key(3, "a b.srt") == "staging/course-v1:edX+DemoX+2024/e3/transcripts/a%20b.srt"
+    assert layout.staging_manifest(3) == "staging/course-v1:edX+DemoX+2024/e3/manifest.parquet"
+    assert layout.live_key(12, "subs_x.srt.sjson") == \
+        "video-transcripts/course-v1:edX+DemoX+2024/e12/transcripts/subs_x.srt.sjson"
+    assert layout.live_manifest(12) == "video-transcripts/course-v1:edX+DemoX+2024/e12/manifest.parquet"
+    assert layout.live_manifest(0) == "video-transcripts/course-v1:edX+DemoX+2024/_manifest.parquet"
+    assert layout.live_key(0, "a.srt") == "video-transcripts/course-v1:edX+DemoX+2024/transcripts/a.srt"
+
+
+def test_every_key_of_a_course_belongs_to_one_epoch(cfg):
+    layout = Layout(cfg, parse_course_id("edX/DemoX/Demo_Course"))
+    assert layout.epoch_of(layout.staged_key(7, "e3")) == 7 and layout.epoch_of(layout.live_key(12, "x")) == 12
+    assert layout.epoch_of(layout.marker) is None
+    legacy = [layout.legacy_marker, layout.legacy_manifest, layout.live_key(0, "e5"),
+              layout.staging_root + "20261127T120000Z-0123abcd/manifest.parquet", layout.live_root + "e0/x"]
+    assert [layout.epoch_of(k) for k in legacy] == [0] * 5
+    with pytest.raises(ValueError):
+        layout.epoch_of("video-transcripts/edX%2FDemoX%2FOther/e1/x")
+    with pytest.raises(ValueError):
+        layout.staged_key(0, "x")
 
 
 @pytest.mark.parametrize("name", ["a/b.srt", "../up.srt", "ünï cødé – 字幕.srt", "50%.srt", "a+b@c:d.srt"])
@@ -54,7 +71,7 @@ def test_dot_segments_are_encoded_never_kept(name):
 
 def test_asset_names_with_control_characters_or_too_long_are_refused(cfg):
     layout = Layout(cfg, parse_course_id("course-v1:edX+DemoX+1"))
-    run = "20261127T120000Z-0123abcd"
+    run = 1
     with pytest.raises(etl.InvalidId, match="control characters"):
         layout.asset_keys(run, "bad\x07name.srt")
     with pytest.raises(etl.InvalidId, match="1024"):

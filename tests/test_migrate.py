@@ -12,7 +12,7 @@ from etl import marker, s3
 from etl.layout import Layout, parse_course_id
 from etl.sample import register_course, save_asset, sjson, cues
 from tests.batch import WHEN, build_batch, source_transcripts
-from tests.helpers import listing, objects
+from tests.helpers import commit_doc, listing, live_prefix, objects
 from tests.s3proxy import FaultProxy
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -22,12 +22,12 @@ def assert_promoted_exactly_once(cfg, db, ids):
     """Every course committed by one run: one marker, every live object from the marker's run,
     live == contentstore byte for byte, a promoted record and event for that run; no staging left."""
     for course_id in ids:
-        layout = Layout(cfg, parse_course_id(course_id))
-        live = objects(cfg, layout.live_transcripts)
+        prefix = live_prefix(cfg, course_id)
+        live = objects(cfg, prefix)
         expected = source_transcripts(db, course_id)
-        assert {k[len(layout.live_transcripts):]: v for k, v in live.items()} == \
+        assert {k[len(prefix):]: v for k, v in live.items()} == \
             {etl.layout.quote_segment(n): b for n, b in expected.items()}, course_id
-        run = json.loads(objects(cfg, layout.marker)[layout.marker])["run_id"]
+        run = commit_doc(cfg, course_id)["run_id"]
         runs = {cfg.s3.head_object(Bucket=cfg.bucket, Key=k)["Metadata"]["etl-run-id"] for k in live}
         assert runs <= {run}, (course_id, run, runs)
         record = etl.state.read(cfg, parse_course_id(course_id))[0]
@@ -48,8 +48,7 @@ def test_a_batch_of_mixed_courses_migrates_and_a_rerun_skips_them(cfg, contentst
     again = etl.migrate(cfg, ids, workers=4)
     assert again.count("skipped") == 56 and again.count("promoted") == 0
     zero = [c for i, c in enumerate(ids) if i % 7 == 0 and i % 10 != 3]
-    assert all(json.loads(objects(cfg, Layout(cfg, parse_course_id(c)).marker)[
-        Layout(cfg, parse_course_id(c)).marker])["transcripts"] == 0 for c in zero)
+    assert all(commit_doc(cfg, c)["transcripts"] == 0 for c in zero)
 
 
 def child(cfg, n, workers):
@@ -61,7 +60,7 @@ def child(cfg, n, workers):
 def commits(cfg):
     """Return the marker keys that hold a commit (not a runner's fence)."""
     return {k for k in listing(cfg, cfg.live_prefix + "/")
-            if k.endswith("_MIGRATED.json") and marker.head_committed(s3.head(cfg, k))}
+            if k.endswith("_COMMIT.json") and marker.head_committed(s3.head(cfg, k))}
 
 
 def test_a_batch_killed_mid_way_and_rerun_promotes_every_course_exactly_once(cfg, contentstore):
@@ -126,7 +125,7 @@ def test_dry_run_writes_nothing_and_prints_the_plan(cfg, contentstore, tmp_path)
     etl.migrate(cfg, ids[:4], workers=2)  # some promoted
     etl.extract(cfg, ids[5])  # one staged
     conflict = ids[6]
-    cfg.s3.put_object(Bucket=cfg.bucket, Key=Layout(cfg, parse_course_id(conflict)).live_key("x.srt"), Body=b"x")
+    cfg.s3.put_object(Bucket=cfg.bucket, Key=Layout(cfg, parse_course_id(conflict)).live_key(1, "x.srt"), Body=b"x")
     save_asset(contentstore, ids[7], "subs_broken.srt.sjson", b"{not json", upload_date=WHEN)
     before = listing(cfg)
     manifests_before = sorted(os.listdir(cfg.manifest_dir))
@@ -191,3 +190,37 @@ def test_retries_are_spent_only_on_failures_a_retry_can_fix(cfg, contentstore):
     with pytest.raises(etl.BatchFailed, match="1 of 3 courses failed") as err:
         summary.check()
     assert err.value.exit_code == 4
+
+
+def test_an_edit_that_lands_just_before_the_commit_is_seen_by_migrate_s_verify(cfg, contentstore):
+    """The source check passed; the edit lands while the marker is put: the course is promoted, not ready."""
+    course_id = build_batch(contentstore, 2)[1]
+
+    def edit_during_commit(params, **_):
+        if params.get("Key", "").endswith("_COMMIT.json") and b'"committed"' in params.get("Body", b""):
+            save_asset(contentstore, course_id, "subs_video0.srt.sjson", b'{"start": [0], "end": [1], "text": ["x"]}',
+                       "application/json", upload_date=WHEN)
+
+    cfg.s3.meta.events.register("before-parameter-build.s3.PutObject", edit_during_commit)
+    row = etl.migrate(cfg, [course_id], workers=1, retries=0).courses.iloc[0]
+    assert row["outcome"] == "promoted" and row["ready"] == False, row.to_dict()  # noqa: E712
+    assert "edited in the contentstore since promote" in row["error"]
+
+
+def test_a_course_whose_verify_fails_is_reported_and_the_batch_goes_on(cfg, contentstore, monkeypatch):
+    ids = build_batch(contentstore, 4)
+    etl.migrate(cfg, ids[:2], workers=1)
+    batch = sys.modules["etl.migrate"]  # the module; ``etl.migrate`` is the function
+    real = batch.verify
+
+    def flaky(cfg, course_id):
+        if course_id == ids[0]:
+            raise etl.StorageError(f"S3 GetObject s3://{cfg.bucket}/x failed: 500; check the bucket, then re-run")
+        return real(cfg, course_id)
+
+    monkeypatch.setattr(batch, "verify", flaky)
+    summary = etl.migrate(cfg, ids, workers=2)
+    rows = summary.courses.set_index("course_id")
+    assert len(rows) == 4 and summary.count("promoted") == 2 and summary.count("skipped") == 2
+    assert rows.loc[ids[0], "ready"] == False and "verify failed" in rows.loc[ids[0], "error"]  # noqa: E712
+    assert summary.exit_code == 5 and "not ready" in summary.text()

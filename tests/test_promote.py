@@ -7,7 +7,7 @@ import etl
 from etl import s3, state as st
 from etl.layout import Layout, parse_course_id, quote_segment
 from etl.sample import cues, save_asset, sjson, srt
-from tests.helpers import listing, objects, snapshot
+from tests.helpers import commit_doc, listing, live_key, live_prefix, objects, snapshot, staged_epoch
 from tests.conftest import COURSE, OLD, fill
 
 
@@ -22,12 +22,17 @@ def test_promote_publishes_byte_exact_then_marker_and_clears_staging(cfg, conten
     run = etl.extract(cfg, course_id).run_id
     result = etl.promote(cfg, course_id)
     layout = layout_of(cfg, course_id)
-    live = objects(cfg, layout.live_transcripts)
+    live = objects(cfg, layout.live_transcripts(2))
     assert {k.rsplit("/", 1)[1]: v for k, v in live.items()} == {quote_segment(n): b for n, b in data.items()}
     marker = json.loads(objects(cfg, layout.marker)[layout.marker])
-    assert marker["course_id"] == course_id and marker["run_id"] == run
+    assert marker["course_id"] == course_id and marker["run_id"] == run and marker["status"] == "committed"
     assert marker["transcripts"] == len(data) and marker["bytes"] == sum(map(len, data.values()))
-    assert marker["manifest_key"] == layout.live_manifest
+    # promote took the course's next epoch: the staged run of epoch 1 went live under epoch 2
+    assert marker["epoch"] == 2 and marker["transcripts_prefix"] == layout.live_transcripts(2)
+    assert marker["manifest_key"] == layout.live_manifest(2)
+    df = etl.manifest.from_bytes(objects(cfg, layout.live_manifest(2))[layout.live_manifest(2)])[0]
+    assert set(df["live_key"]) == set(live) and set(objects(cfg, layout.live_root)) == \
+        set(live) | {layout.live_manifest(2), layout.marker}
     for field in ("manifest_sha256", "source_fingerprint", "committed_at", "extracted_at", "tool_version"):
         assert marker[field]
     assert objects(cfg, layout.staging_root) == {}
@@ -100,7 +105,7 @@ def test_foreign_object_at_a_live_key_is_a_conflict_and_is_never_deleted(cfg, co
     fill(contentstore)
     etl.extract(cfg, COURSE)
     layout = layout_of(cfg)
-    foreign = layout.live_key("subs_abc.srt.sjson")
+    foreign = layout.live_key(2, "subs_abc.srt.sjson")
     cfg.s3.put_object(Bucket=cfg.bucket, Key=foreign, Body=b"hand-uploaded")
     with pytest.raises(etl.Conflict, match="subs_abc.srt.sjson"):
         etl.promote(cfg, COURSE)
@@ -109,31 +114,33 @@ def test_foreign_object_at_a_live_key_is_a_conflict_and_is_never_deleted(cfg, co
 
 
 def crash_mid_promote(make_cfg, contentstore, copies):
-    """Leave a course as a promote killed after ``copies`` copies would: promoting, lease expired."""
+    """Leave a course as a promote killed after ``copies`` copies would: promoting, its claim of epoch 2 dead."""
     fill(contentstore)
-    cfg = make_cfg(lease_seconds=1)
+    cfg = make_cfg()
     run = etl.extract(cfg, COURSE).run_id
     course = parse_course_id(COURSE)
     claim = st.claim(cfg, course, run, st.PROMOTING)
     claim.release()  # the process died: no more heartbeats
     from etl.reconcile import check
 
-    _, df, _, _ = check(cfg, course, run)
-    for staged, live in list(zip(df["staged_key"], df["live_key"]))[:copies]:
-        s3.copy(cfg, staged, live)
-    import time
-
-    time.sleep(1.1)
+    _, df, _, _ = check(cfg, course, run, staged_epoch(cfg, COURSE))
+    for staged, name in list(zip(df["staged_key"], df["asset_name"]))[:copies]:
+        s3.copy(cfg, staged, layout_of(cfg).live_key(claim.epoch, name))
     return run
 
 
-def test_rerun_after_a_crash_mid_promote_finishes_its_own_copies(make_cfg, contentstore):
+def test_rerun_after_a_crash_mid_promote_rolls_the_staged_run_forward_into_a_new_epoch(make_cfg, contentstore):
     run = crash_mid_promote(make_cfg, contentstore, copies=4)
     cfg = make_cfg()
+    cfg.clock.advance(cfg.lease_seconds + 1)  # by this runner's reading of S3's clock, the lease has run out
     assert etl.status(cfg)["state"].tolist() == ["promoting_stale"]
+    assert etl.status(make_cfg())["state"].tolist() == ["promoting"]  # still held, on the clock as it is
     result = etl.promote(cfg, COURSE)
-    assert result.run_id == run and result.resumed == 4 and result.copied == result.transcripts - 4
-    assert etl.verify(cfg, COURSE).ok
+    assert result.run_id == run and result.copied == result.transcripts
+    layout = layout_of(cfg)
+    assert commit_doc(cfg, COURSE)["epoch"] == 3 and live_prefix(cfg, COURSE) == layout.live_transcripts(3)
+    assert objects(cfg, layout.live_epoch(2)) == {}  # the dead claim's copies are gone
+    assert etl.verify(cfg, COURSE).ok and objects(cfg, layout.staging_root) == {}
 
 
 def test_promote_refuses_while_another_runner_holds_the_course(make_cfg, contentstore):
@@ -146,7 +153,8 @@ def test_promote_refuses_while_another_runner_holds_the_course(make_cfg, content
             etl.promote(cfg, COURSE)
     finally:
         claim.release()
-    assert objects(cfg, layout_of(cfg).live_transcripts) == {} and etl.committed(cfg, COURSE) is None
+    assert set(objects(cfg, layout_of(cfg).live_root)) == {layout_of(cfg).marker}  # the holder's fence, alone
+    assert etl.committed(cfg, COURSE) is None
 
 
 def test_marker_is_the_truth_when_the_status_record_lags(cfg, contentstore):
@@ -155,7 +163,8 @@ def test_marker_is_the_truth_when_the_status_record_lags(cfg, contentstore):
     etl.promote(cfg, COURSE)
     course = parse_course_id(COURSE)
     record, tag = st.read(cfg, course)
-    lagging = dict(record, state="promoting", lease_expires_at="2000-01-01T00:00:00.000Z")
+    lagging = dict({k: v for k, v in record.items() if k != "_age"}, state="promoting",
+                   lease_expires_at="2000-01-01T00:00:00.000Z", lease_seconds=0)
     s3.put_json(cfg, layout_of(cfg).record, lagging, metadata={}, if_match=f'"{tag}"')
     assert etl.status(cfg)["state"].tolist() == ["promoted"]
     with pytest.raises(etl.AlreadyPromoted):
@@ -167,9 +176,9 @@ def test_failure_during_promote_rolls_live_back(make_cfg, contentstore):
     """A manifest whose staged object vanished fails reconcile: nothing goes live, staging is cleared."""
     fill(contentstore)
     cfg = make_cfg()
-    run = etl.extract(cfg, COURSE).run_id
+    etl.extract(cfg, COURSE)
     layout = layout_of(cfg)
-    victim = layout.staged_key(run, "subs_abc.srt.sjson")
+    victim = layout.staged_key(1, "subs_abc.srt.sjson")
     cfg.s3.delete_object(Bucket=cfg.bucket, Key=victim)
     with pytest.raises(etl.ReconcileError, match="subs_abc.srt.sjson"):
         etl.promote(cfg, COURSE)
@@ -179,10 +188,10 @@ def test_failure_during_promote_rolls_live_back(make_cfg, contentstore):
 
 def test_reconcile_alone_reports_counts_and_names_tampered_objects(cfg, contentstore):
     fill(contentstore)
-    run = etl.extract(cfg, COURSE).run_id
+    etl.extract(cfg, COURSE)
     ok = etl.reconcile(cfg, COURSE)
     assert ok.contentstore_count == ok.manifest_rows == ok.staged_objects == 9
-    key = layout_of(cfg).staged_key(run, "broken-en.srt")
+    key = layout_of(cfg).staged_key(1, "broken-en.srt")
     cfg.s3.put_object(Bucket=cfg.bucket, Key=key, Body=b"tampered")
     with pytest.raises(etl.ReconcileError, match="broken-en.srt"):
         etl.reconcile(cfg, COURSE)
@@ -194,12 +203,12 @@ def test_large_transcript_goes_through_multipart_and_verifies(make_cfg, contents
     assert len(big) > 2 * cfg.multipart_bytes
     save_asset(contentstore, COURSE, "long-en.srt", big)
     save_asset(contentstore, COURSE, "short-en.srt", srt(cues(3)))
-    run = etl.extract(cfg, COURSE).run_id
+    etl.extract(cfg, COURSE)
     layout = layout_of(cfg)
-    staged_etag = listing(cfg, layout.staged_key(run, "long-en.srt"))[layout.staged_key(run, "long-en.srt")]
+    staged_etag = listing(cfg, layout.staged_key(1, "long-en.srt"))[layout.staged_key(1, "long-en.srt")]
     assert staged_etag.endswith("-3")  # three parts
     etl.promote(cfg, COURSE)
-    assert objects(cfg, layout.live_key("long-en.srt"))[layout.live_key("long-en.srt")] == big
+    assert objects(cfg, live_key(cfg, COURSE, "long-en.srt"))[live_key(cfg, COURSE, "long-en.srt")] == big
     assert etl.verify(cfg, COURSE).ok
 
 

@@ -8,9 +8,9 @@ import re
 import pytest
 
 import etl
-from etl.layout import Layout, parse_course_id, quote_segment
+from etl.layout import quote_segment
 from etl.sample import save_asset
-from tests.helpers import objects
+from tests.helpers import live_prefix, objects
 
 DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
 IGNORED = re.compile(r"(\.DS_Store|^\._.*|\.swp$)")  # edx-platform's ASSET_IGNORE_REGEX
@@ -51,8 +51,8 @@ def test_real_course_export_migrates_byte_exact(cfg, contentstore, export, cours
     etl.promote(cfg, course_id)
     result = etl.verify(cfg, course_id)
     assert result.ok and result.live_count == expected, result.problems
-    layout = Layout(cfg, parse_course_id(course_id))
-    live = objects(cfg, layout.live_transcripts)
-    assert live == {layout.live_transcripts + quote_segment(n): b for n, b in transcripts.items()}
+    prefix = live_prefix(cfg, course_id)
+    live = objects(cfg, prefix)
+    assert live == {prefix + quote_segment(n): b for n, b in transcripts.items()}
     empty = [n for n, b in transcripts.items() if not b]
     assert extracted.parse_problems >= len(empty)

@@ -41,12 +41,12 @@ def test_promoted_course_needs_force_then_marker_and_live_objects_go(cfg, conten
 
 def test_rollback_never_deletes_objects_the_tool_did_not_write(cfg, contentstore):
     fill(contentstore)
-    run = etl.extract(cfg, COURSE).run_id
+    etl.extract(cfg, COURSE)
     etl.promote(cfg, COURSE)
     layout = Layout(cfg, parse_course_id(COURSE))
-    foreign = {layout.live_transcripts + "hand-made.srt": b"operator's file",
+    foreign = {layout.live_transcripts(2) + "hand-made.srt": b"operator's file",
                layout.staging_root + "notes.txt": b"keep me",
-               layout.staging_run(run) + "transcripts/extra.srt": b"not ours either"}
+               layout.staging_epoch(1) + "transcripts/extra.srt": b"not ours either"}
     for key, body in foreign.items():
         cfg.s3.put_object(Bucket=cfg.bucket, Key=key, Body=body)
     result = etl.rollback(cfg, COURSE, force=True)

@@ -42,7 +42,7 @@ def test_a_persistent_fault_fails_one_course_cleanly_and_the_batch_goes_on(make_
 def test_a_lost_answer_to_a_conditional_write_is_recognised_as_the_tool_s_own(make_cfg, contentstore, s3_endpoint):
     ids = build_batch(contentstore, 3)[1:]
     with FaultProxy(s3_endpoint) as proxy:
-        for part in ("/_etl/courses/", "/_MIGRATED.json", "/staging/"):
+        for part in ("/_etl/courses/", "/_COMMIT.json", "/staging/"):
             proxy.reset("PUT", part, after_forward=True, times=2)
         summary = etl.migrate(make_cfg(s3_endpoint_url=proxy.url), ids, workers=1, retries=0)
         assert proxy.injected["reset_after"] == 6

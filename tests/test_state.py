@@ -122,3 +122,26 @@ def test_history_reads_the_event_objects_older_versions_wrote(cfg):
     assert list(events["event"]) == ["promoted", "rolling_back", "rolled_back"]
     assert events.loc[0, "host"] == "old-host" and json.loads(events.loc[0, "details"]) == {"course_id": COURSE,
                                                                                            "transcripts": 3}
+
+
+def test_an_archive_whose_record_write_lost_its_race_is_never_shown(cfg, monkeypatch):
+    """Two runners cut an archive from the same record version; only the one whose record landed counts."""
+    monkeypatch.setattr(st, "HISTORY_LIMIT", 6)
+    monkeypatch.setattr(st, "HISTORY_KEPT", 3)
+    for _ in range(3):
+        claim = st.claim(cfg, course, new_run_id(), st.ROLLING_BACK)
+        claim.move(st.ROLLED_BACK)
+        st.marker.unfence(cfg, course, claim.token)
+    record, tag = st.read(cfg, course)
+    loser = st.Claim(cfg, course, new_run_id(), record, tag, st.epoch_of(record) + 1)
+    winner = st.Claim(cfg, course, new_run_id(), record, tag, st.epoch_of(record) + 1)
+    winner.move(st.ROLLING_BACK)
+    for n in range(3):
+        loser.note("leftovers_removed", live=n)  # so its archive is cut differently from the winner's
+    with pytest.raises(etl.ConcurrentRun):
+        loser.move(st.ROLLING_BACK)  # its archive was written before its record write lost
+    winner.move(st.ROLLED_BACK)
+    archives = objects(cfg, Layout(cfg, course).events)
+    assert len(archives) > len(st.read(cfg, course)[0]["archives"])  # the loser's archive is there, unlisted
+    events = etl.history(cfg, COURSE)
+    assert len(events) == 8 and not events.duplicated(["at", "event", "run_id"]).any()

@@ -4,6 +4,7 @@ import etl
 from etl.layout import Layout, parse_course_id
 from etl.sample import cues, save_asset, sjson
 from tests.conftest import COURSE, OLD, fill
+from tests.helpers import live_key
 
 
 def promoted(cfg, db, course_id=COURSE):
@@ -25,13 +26,14 @@ def test_verify_fails_before_promote(cfg, contentstore):
     fill(contentstore)
     etl.extract(cfg, COURSE)
     result = etl.verify(cfg, COURSE)
-    assert not result.ok and "no commit marker" in result.problems[0]
+    assert not result.ok and "not committed: run " in result.problems[0] and "fenced the course" in result.problems[0]
+    assert "awaiting promote" in result.problems[0] and "marker None" not in str(result)
 
 
 def test_verify_catches_a_missing_or_altered_live_object(cfg, contentstore):
-    layout = promoted(cfg, contentstore)
-    cfg.s3.delete_object(Bucket=cfg.bucket, Key=layout.live_key("subs_abc.srt.sjson"))
-    cfg.s3.put_object(Bucket=cfg.bucket, Key=layout.live_key("broken-en.srt"), Body=b"altered")
+    promoted(cfg, contentstore)
+    cfg.s3.delete_object(Bucket=cfg.bucket, Key=live_key(cfg, COURSE, "subs_abc.srt.sjson"))
+    cfg.s3.put_object(Bucket=cfg.bucket, Key=live_key(cfg, COURSE, "broken-en.srt"), Body=b"altered")
     result = etl.verify(cfg, COURSE)
     assert not result.ok
     text = " ".join(result.problems)

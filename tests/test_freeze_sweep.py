@@ -1,0 +1,131 @@
+"""Freeze a runner after every one of its S3 requests, let another runner take over, wake it: nothing is harmed.
+
+Like the crash sweeps, but the runner comes back. For each S3 request of
+``extract``, ``promote``, ``migrate``, ``rollback`` and ``rollback --force``,
+runner A freezes right after that request is answered (``tests/freeze.py``, a
+hook on A's own clients), and its lease runs out: runner B's lease clock is
+moved on past it, so no test sleeps. B then runs ``migrate`` (for the
+rollbacks, B's own ``rollback --force`` after it), and A wakes, its own clock
+unchanged, as a suspended VM's would be: only the epochs protect B's work.
+
+After every interleaving the invariant holds: a committed course verifies and
+its live transcripts equal the contentstore byte for byte; a course that is not
+committed has no live transcripts. An operator's re-run of ``migrate`` then
+promotes it, leaves no staging, and ``vacuum`` with no retention leaves no
+object of a dead epoch.
+"""
+
+import uuid
+
+import pytest
+
+import etl
+from etl.layout import Layout, parse_course_id, quote_segment
+from tests.batch import build_course, source_transcripts
+from tests.freeze import Freezer, Runner, nth_answer
+from tests.helpers import listing, live_prefix, objects
+
+NEW, OLD = "course-v1:Sweep+Frozen+2026", "Sweep/Frozen/2026"
+VERBS = ["extract", "promote", "migrate", "rollback", "rollback --force"]
+
+
+def prepare(cfg, course_id, verb):
+    """Bring the course to where A's verb starts: new, staged, or committed."""
+    if verb in ("promote", "rollback"):
+        etl.extract(cfg, course_id)
+    elif verb == "rollback --force":
+        etl.migrate(cfg, [course_id], workers=1, retries=0)
+
+
+def act(cfg, course_id, verb):
+    if verb == "migrate":
+        row = etl.migrate(cfg, [course_id], workers=1, retries=0).courses.iloc[0]
+        return row["outcome"]
+    if verb.startswith("rollback"):
+        return etl.rollback(cfg, course_id, force=verb.endswith("--force"))
+    return getattr(etl, verb)(cfg, course_id)
+
+
+def count_requests(make_cfg, contentstore, course_id, verb):
+    """Return how many S3 requests A's verb makes on an undisturbed run (with the setup of the sweep)."""
+    cfg, root = sweep_cfg(make_cfg)
+    prepare(cfg, course_id, verb)
+    a = sweep_cfg(make_cfg, root)[0]
+    counted = []
+    a.s3.meta.events.register("after-call.s3.*", lambda **_: counted.append(1))
+    act(a, course_id, verb)
+    return len(counted)
+
+
+def sweep_cfg(make_cfg, root=None):
+    """Return a Config under a prefix root of its own (one bucket serves the whole sweep), and the root."""
+    root = root or f"sweep-{uuid.uuid4().hex[:10]}"
+    return make_cfg(staging_prefix=f"{root}/staging", live_prefix=f"{root}/live", state_prefix=f"{root}/state",
+                    manifest_dir=None, s3_concurrency=4), root
+
+
+def committed_invariant(cfg, db, course_id):
+    """Committed: verify passes and the live transcripts are the contentstore's. Not committed: nothing live."""
+    layout = Layout(cfg, parse_course_id(course_id))
+    live = {k: v for k, v in objects(cfg, layout.live_root).items() if "/transcripts/" in k}
+    if etl.committed(cfg, course_id):
+        prefix = live_prefix(cfg, course_id)
+        expected = {prefix + quote_segment(n): b for n, b in source_transcripts(db, course_id).items()}
+        assert {k: v for k, v in live.items() if k.startswith(prefix)} == expected
+        result = etl.verify(cfg, course_id)
+        assert result.ok, result.problems
+        return "committed"
+    assert live == {}, f"not committed, yet live: {sorted(live)[:3]}"
+    return "not committed"
+
+
+def finished_by_operator(cfg, db, course_id):
+    """An operator re-runs migrate, then vacuums with no retention: one clean committed epoch is all that is left."""
+    summary = etl.migrate(cfg, [course_id], workers=1, retries=0)
+    assert summary.ok and summary.courses["outcome"].iloc[0] in ("promoted", "skipped"), summary.text()
+    assert committed_invariant(cfg, db, course_id) == "committed"
+    layout = Layout(cfg, parse_course_id(course_id))
+    assert listing(cfg, layout.staging_root) == {}
+    etl.vacuum(cfg, course_id, retain_days=0)
+    doc = etl.committed(cfg, course_id)
+    left = set(listing(cfg, layout.live_root))
+    assert left == {layout.marker, doc["manifest_key"]} | {k for k in left if k.startswith(doc["transcripts_prefix"])}
+    assert {layout.epoch_of(k) for k in left} == {None, doc["epoch"]}
+
+
+def sweep(make_cfg, contentstore, course_id, verb):
+    build_course(contentstore, course_id, n=2)
+    total = count_requests(make_cfg, contentstore, course_id, verb)
+    assert total > 5
+    outcomes = {}
+    for point in range(1, total + 1):
+        cfg_b, root = sweep_cfg(make_cfg)
+        prepare(cfg_b, course_id, verb)
+        cfg_a = sweep_cfg(make_cfg, root)[0]
+        freezer = Freezer(cfg_a, after=nth_answer(point), any_answer=True)
+        a = Runner(lambda: act(cfg_a, course_id, verb))
+        a.start()
+        a.join(0.02)
+        while a.is_alive() and not freezer.reached.is_set():
+            a.join(0.02)
+        cfg_b.clock.advance(cfg_b.lease_seconds + 1)  # A's lease has run out, by S3's clock as B reads it
+        b = act(cfg_b, course_id, "migrate")
+        if verb.startswith("rollback"):
+            act(cfg_b, course_id, "rollback --force")
+        freezer.release()
+        outcome = a.outcome()
+        assert outcome in ("ok", "ConcurrentRun", "AlreadyPromoted", "NotStaged", "SourceChanged"), (point, a.error)
+        state = committed_invariant(cfg_b, contentstore, course_id)
+        if not verb.startswith("rollback"):
+            assert state == "committed", (point, b, outcome)
+        finished_by_operator(cfg_b, contentstore, course_id)
+        outcomes[point] = (outcome, state)
+    return outcomes
+
+
+@pytest.mark.parametrize("course_id", [NEW, OLD])
+@pytest.mark.parametrize("verb", VERBS)
+def test_a_runner_frozen_after_any_request_never_harms_the_runner_that_took_over(make_cfg, contentstore, course_id,
+                                                                                  verb):
+    outcomes = sweep(make_cfg, contentstore, course_id, verb)
+    assert len(outcomes) > 5

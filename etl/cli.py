@@ -61,11 +61,12 @@ SETTINGS = [
     Setting("max_reads_per_second", 0, "cap on contentstore queries per second across the process; 0 for none."),
     Setting("quiet", False, "log only warnings and errors, and show no progress bar."),
     Setting("log_format", "text", "log lines as text (key=value) or json.", ("text", "json")),
-    Setting("debug", False, "on an error, print the traceback too."),
+    Setting("debug", False, "log every step of every course, and on an error print the traceback too."),
 ]
 _ENV_BACKED = {"bucket", "s3_endpoint_url", "mongo_uri", "mongo_db", "staging_prefix", "live_prefix", "state_prefix"}
 MINIMUM = {"s3_concurrency": 1, "concurrency": 1, "workers": 1, "retries": 0, "retain_days": 0}
 SHORT = {"-o": "output", "-h": "help"}
+LOCAL_SETTINGS = ("quiet", "log_format", "debug")  # all a command that touches neither S3 nor MongoDB uses
 
 
 @dataclass
@@ -153,7 +154,7 @@ class Frame:
             return json.dumps(df.to_dict("records"), indent=1, default=str)
         if self.df.empty:
             return self.empty
-        return df.fillna("").to_string(index=False)
+        return df.fillna("").to_string(index=False, max_colwidth=80)  # a terminal's width; csv and json keep all
 
 
 # The commands: the verbs themselves where their signature is the command line, else a thin function.
@@ -282,8 +283,7 @@ def worker(cfg, *, concurrency=2, queues=""):
     """
     from . import tasks
 
-    if not os.environ.get("ETL_BROKER_URL"):
-        raise UsageError("no broker given; set ETL_BROKER_URL to the Redis URL the enqueuer uses")
+    tasks.check_broker()
     tasks.configure(cfg)
     queues = queues or tasks.app.conf.task_default_queue
     tasks.app.worker_main(["worker", f"--concurrency={concurrency}", f"--queues={queues}", "--pool=prefork",
@@ -427,9 +427,20 @@ def _doc_sections(fn):
     return text.strip(), helps
 
 
+def _with_default(text, default):
+    """Append a flag's default to its help, unless the help says it already or there is none to say."""
+    if isinstance(default, bool) or default in (None, "", inspect.Parameter.empty) or "default" in text:
+        return text
+    return f"{text.rstrip('.')} (default {default})."
+
+
+WIDTH = 24  # the widest flag, --max-reads-per-second, and a space
+
+
 def help_text(cmd=None):
     """Return the help of one command, or of the tool: generated from the signatures and docstrings."""
-    settings = "\n".join(f"  {dashed(s.name):<20} {s.help}" for s in SETTINGS)
+    relevant = [s for s in SETTINGS if cmd is None or cmd.s3 or cmd.contentstore or s.name in LOCAL_SETTINGS]
+    settings = "\n".join(f"  {dashed(s.name):<{WIDTH}} {_with_default(s.help, s.default)}" for s in relevant)
     codes = "\n".join(f"  {code:<4} {what}" for code, what in EXIT_CODES.items())
     if cmd is None:
         lines = [f"etl {__version__}: move Open edX video transcripts from the contentstore to S3, "
@@ -441,12 +452,14 @@ def help_text(cmd=None):
         return "\n".join(lines)
     summary, helps = _doc_sections(cmd.fn)
     lines = [f"usage: {usage(cmd)}", "", summary.split("\n\n")[0], ""]  # the first paragraph, as alembic does
-    own = [(_word(p) if p.kind != p.KEYWORD_ONLY else dashed(p.name), helps.get(p.name, "")) for p in cmd.params]
+    own = [(_word(p) if p.kind != p.KEYWORD_ONLY else dashed(p.name),
+            _with_default(helps.get(p.name, ""), p.default if p.kind == p.KEYWORD_ONLY else None))
+           for p in cmd.params]
     if cmd.formats:
         own.append(("--format", f"{' or '.join(cmd.formats)} (default {cmd.formats[0]})."))
     if own:
         lines.append("arguments and flags:")
-        lines += [f"  {label:<20} {text}" for label, text in own]
+        lines += [f"  {label:<{WIDTH}} {text}" for label, text in own]
         lines.append("")
     lines += ["settings:", settings, "", "exit codes:", codes]
     return "\n".join(lines)
@@ -471,7 +484,7 @@ def _run(cmd, cfg, args, values):
     return box.get("result")
 
 
-def emit(cmd, result, fmt):
+def emit(cmd, result, fmt, log_format="text"):
     """Print a command's result in ``fmt``; return its exit code."""
     if result is None:
         return 0
@@ -487,7 +500,7 @@ def emit(cmd, result, fmt):
         print(result)
     code = getattr(result, "exit_code", 0)
     if code:
-        print(f"etl: error: {redact.scrub(result.failure)}", file=sys.stderr)
+        print(logs.final_line(result.failure, code, log_format), file=sys.stderr)
     return code
 
 
@@ -509,7 +522,7 @@ def run(argv, inject):
     from .preflight import preflight
 
     cmd, args, values, settings = parse(argv)
-    logs.setup(settings["log_format"], settings["quiet"])
+    logs.setup(settings["log_format"], settings["quiet"], settings["debug"])
     if cmd.s3 or cmd.contentstore:
         cfg = _config(settings, inject)
         preflight(cfg, write=cmd.writes and not values.get("dry_run", False), contentstore=cmd.contentstore)
@@ -517,7 +530,7 @@ def run(argv, inject):
         cfg = None
     with logs.around_progress():
         result = _run(cmd, cfg, args, values)
-    return emit(cmd, result, values.get("format", cmd.formats[0] if cmd.formats else "text"))
+    return emit(cmd, result, values.get("format", cmd.formats[0] if cmd.formats else "text"), settings["log_format"])
 
 
 def main(argv=None, **inject):
@@ -525,6 +538,9 @@ def main(argv=None, **inject):
     argv = list(sys.argv[1:] if argv is None else argv)
     memory.tune()
     debug = "--debug" in argv
+    log_format = logs.format_in(argv)
+    if argv in (["--version"], ["-V"]):  # as aws, rclone, celery and alembic accept it
+        argv = ["version"]
     batch = bool(argv) and argv[0] == "migrate"
     celery = batch and any(a in ("--engine=celery", "celery") for a in argv)
     try:
@@ -540,20 +556,22 @@ def main(argv=None, **inject):
         except EtlError as exc:
             if debug:
                 print(redact.scrub(traceback.format_exc()), file=sys.stderr, end="")
-            print(f"etl: error: {redact.scrub(exc)}", file=sys.stderr)
+            print(logs.final_line(exc, exc.exit_code, log_format), file=sys.stderr)
             code = exc.exit_code
         except fire.core.FireExit as exc:  # cannot happen after parse(); never let it pass silently
             print(f"etl: error: the command line could not be read ({exc.code})", file=sys.stderr)
             code = 2
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as stop:
             if debug:
                 print(redact.scrub(traceback.format_exc()), file=sys.stderr, end="")
-            print("etl: interrupted; the queued courses carry on in the Celery workers; re-run the same command to "
-                  "attach to them or resume them (see `python -m etl report` or `status`)" if celery else
-                  "etl: interrupted; courses already running were finished or rolled back, no new one started; "
-                  "re-run the same command to resume (see `python -m etl status`)" if batch else
-                  "etl: interrupted; the course was rolled back where possible (see `python -m etl status`)",
-                  file=sys.stderr)
+            partial = f"{stop.partial}; " if getattr(stop, "partial", None) else ""
+            print(logs.final_line(
+                "the queued courses carry on in the Celery workers; re-run the same command to "
+                "attach to them or resume them (see `python -m etl report` or `status`)" if celery else
+                f"courses already running were finished or rolled back, no new one started; {partial}"
+                "re-run the same command to resume (see `python -m etl status`)" if batch else
+                "the course was rolled back where possible (see `python -m etl status`)", 130, log_format,
+                "interrupted"), file=sys.stderr)
             code = 130
     except BrokenPipeError:  # `| head` closed the pipe: nothing more to say
         _quiet_stdout()
@@ -562,8 +580,8 @@ def main(argv=None, **inject):
         if debug:
             print(redact.scrub(traceback.format_exc()), file=sys.stderr, end="")
         first = redact.scrub((str(exc).splitlines() or [""])[0][:300])
-        print(f"etl: internal error: {type(exc).__name__}: {first}; re-run with --debug for the traceback",
-              file=sys.stderr)
+        print(logs.final_line(f"{type(exc).__name__}: {first}; re-run with --debug for the traceback", 1,
+                              log_format, "internal error"), file=sys.stderr)
         code = 1
     try:
         sys.stdout.flush()

@@ -103,7 +103,7 @@ def extract_course(cfg, course_id, looked=None, hold=False):
         fields = dict(transcripts=len(rows), bytes=total, parse_problems=problems, manifest_key=key,
                       source_fingerprint=fingerprint, staged_epoch=claim.epoch)
         if hold:
-            claim.note(state.STAGED, **fields)  # recorded with the move to promoting
+            claim.note(state.STAGED, previous=state.EXTRACTING, **fields)  # recorded with the move to promoting
         else:
             claim.move(state.STAGED, **fields)
     except BaseException as exc:

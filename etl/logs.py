@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from . import redact
 
 log = logging.getLogger("etl")
+FORMAT = "text"  # the format ``setup`` chose, for other libraries' lines (``OtherFormatter``)
 
 
 def event(level, course, name, run=None, **fields):
@@ -57,6 +58,24 @@ class JsonFormatter(logging.Formatter):
         return redact.scrub(json.dumps(doc, default=str, ensure_ascii=False))
 
 
+class OtherFormatter(logging.Formatter):
+    """Write another library's log records (Celery's) in the tool's format, as ``source=… message=…``."""
+
+    def __init__(self, log_format="text"):
+        super().__init__()
+        self.json = log_format == "json"
+
+    def format(self, record):
+        message = record.getMessage()
+        if record.exc_info and record.levelno >= logging.ERROR:
+            message += " " + " ".join(self.formatException(record.exc_info).split())  # still one line
+        doc = {"source": record.name.split(".")[0], "message": redact.scrub(message)}
+        if self.json:
+            return redact.scrub(json.dumps({"time": _utc(record), "level": record.levelname, **doc}, default=str,
+                                           ensure_ascii=False))
+        return redact.scrub(f"{_utc(record)} {record.levelname} {_text(doc)}")
+
+
 class _Stderr(logging.StreamHandler):
     """Write to whatever ``sys.stderr`` is when a line is logged, not when the handler was made."""
 
@@ -69,17 +88,37 @@ class _Stderr(logging.StreamHandler):
         pass
 
 
-def setup(log_format="text", quiet=False):
-    """Send the ``etl`` logger to stderr in ``log_format``; quiet keeps warnings and errors only."""
+def setup(log_format="text", quiet=False, debug=False):
+    """Send the ``etl`` logger to stderr in ``log_format``; quiet keeps warnings and errors only, debug every step."""
     if log_format not in ("text", "json"):
         from .errors import UsageError
 
         raise UsageError(f"log format {log_format!r} is not text or json")
+    global FORMAT
+    FORMAT = log_format
     handler = _Stderr()
     handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
     log.handlers[:] = [handler]
-    log.setLevel(logging.WARNING if quiet else logging.INFO)
+    log.setLevel(logging.WARNING if quiet else logging.DEBUG if debug else logging.INFO)
     log.propagate = False
+
+
+def final_line(message, exit_code, log_format="text", prefix="error"):
+    """Return the last line a command prints on stderr: ``etl: error: …``, or in json mode one JSON object."""
+    message = redact.scrub(str(message))
+    if log_format == "json":
+        return json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + "Z",
+                           "level": "ERROR" if exit_code not in (0, 130) else "WARNING", "event": prefix.replace(" ", "_"),
+                           "error": message, "exit_code": exit_code}, ensure_ascii=False)
+    return f"etl: {prefix}: {message}" if prefix != "interrupted" else f"etl: interrupted; {message}"
+
+
+def format_in(argv):
+    """Return the log format an argument list asks for, before it is checked (for the error that checking may raise)."""
+    for i, token in enumerate(argv):
+        if token == "--log-format=json" or (token == "--log-format" and argv[i + 1:i + 2] == ["json"]):
+            return "json"
+    return "text"
 
 
 @contextmanager

@@ -16,6 +16,7 @@ from . import cleanup, contentstore, logs, marker, parse, s3, state
 from .discover import all_courses
 from .errors import AlreadyPromoted, BatchFailed, ConcurrentRun, Conflict, EtlError, NotStaged, UsageError
 from .extract import extract_course, unknown_course
+from .known import refuse_unknown
 from .layout import Layout, parse_course_id
 from .progress import bar
 from .promote import promote, promote_staged
@@ -79,6 +80,15 @@ class Summary:
     def __str__(self):
         return self.text()
 
+    def plan_table(self):
+        """Return the plan's rows, one per course: what would happen to it, with its transcripts and bytes."""
+        would = {"migrate": "migrate", "skipped": "skip: promoted", "conflict": "refuse: conflict",
+                 "claimed": "wait: held", "failed": "fail"}
+        df = self.courses.assign(would=self.courses["outcome"].map(would).fillna(self.courses["outcome"]))
+        df = df[["course_id", "would", "transcripts", "bytes", "parse_problems", "error"]]
+        df = df.astype(object).where(df.notna(), "")
+        return df.to_string(index=False, max_colwidth=100) if len(df) else "(no courses)"
+
     def check(self):
         """Raise BatchFailed, naming how many, when any course failed (the CLI's exit code 4)."""
         if not self.ok:
@@ -114,9 +124,11 @@ class Summary:
             lines.append(f"  in conflict (live objects without a marker): {self.count('conflict')}")
             lines.append(f"  held by another runner: {self.count('claimed')}")
             lines.append(f"  would fail: {self.count('failed')}")
+            lines += ["", "course by course:"] + ["  " + line for line in self.plan_table().splitlines()]
         else:
             rate = f"{self.transcripts / self.seconds:.1f}" if self.seconds else "-"
-            lines.append(f"migrated {len(self.courses)} courses in {self.seconds:.1f} s: {self.count('promoted')} "
+            n = len(self.courses)
+            lines.append(f"{n} course{'' if n == 1 else 's'} in {self.seconds:.1f} s: {self.count('promoted')} "
                          f"promoted, {self.count('skipped')} skipped (already promoted), {self.count('failed')} failed, "
                          f"{self.count('claimed')} held by another runner, {self.count('conflict')} in conflict")
             lines.append(f"  {self.transcripts} transcripts, {self.bytes} bytes, {rate} transcripts/s")
@@ -143,6 +155,7 @@ def select(cfg, courses, modulestore_db=None):
     ids = list(dict.fromkeys(str(c) for c in courses))
     if not ids:
         raise UsageError("no courses given; name course ids, or use --courses FILE or --all")
+    refuse_unknown(cfg, ids)
     return ids, []
 
 
@@ -171,8 +184,10 @@ def migrate(cfg, courses, workers=4, dry_run=False, retries=1, modulestore_db=No
     if engine == "celery" and not dry_run:
         rows = _on_celery(cfg, ids, retries, wait)
     else:
-        rows = _on_threads(cfg, ids, workers,
-                           _plan_one if dry_run else (lambda c, i: migrate_course(c, i, retries, vacuum)))
+        work = _plan_one if dry_run else (lambda c, i: migrate_course(c, i, retries, vacuum))
+        rows = _on_threads(cfg, ids, workers, work)
+        if not dry_run:
+            rows = _wait_for_held(cfg, rows, workers, work)
     df = pd.DataFrame(rows, columns=COLUMNS).sort_values("course_id", ignore_index=True)
     for column in ("transcripts", "bytes", "parse_problems", "attempts"):
         df[column] = pd.to_numeric(df[column]).astype("Int64")
@@ -198,11 +213,36 @@ def _on_celery(cfg, ids, retries, wait):
     return rows
 
 
-def _on_threads(cfg, ids, workers, work):
+HELD_POLL_SECONDS = 2.0
+
+
+def _wait_for_held(cfg, rows, workers, work):
+    """Watch the courses another runner held until each is promoted, or its lease runs out and this batch takes it.
+
+    A batch promises every course when it exits 0: two batches over the same
+    courses both end with every course promoted, and both say so. A holder that
+    keeps renewing for longer than twice its lease is given up on (``claimed``).
+    """
+    held = [r for r in rows if r["outcome"] == "claimed"]
+    if not held:
+        return rows
+    done = [r for r in rows if r["outcome"] != "claimed"]
+    logs.event("info", "*", "waiting_for_held", courses=len(held),
+               note="another runner holds them; this batch finishes them if it stops")
+    give_up = time.monotonic() + 2 * cfg.lease_seconds + 60
+    while held and time.monotonic() < give_up:
+        time.sleep(HELD_POLL_SECONDS)
+        again = _on_threads(cfg, [r["course_id"] for r in held], workers, work, bar_label="held courses")
+        done += [r for r in again if r["outcome"] != "claimed"]
+        held = [r for r in again if r["outcome"] == "claimed"]
+    return done + held
+
+
+def _on_threads(cfg, ids, workers, work, bar_label="courses"):
     """Run ``work`` for every course on ``workers`` threads here; return the rows."""
     rows = []
     with ThreadPoolExecutor(workers, thread_name_prefix="course") as pool, \
-            bar(cfg, len(ids), "courses", unit="course", leave=True) as progress:
+            bar(cfg, len(ids), bar_label, unit="course", leave=True) as progress:
         pending = {pool.submit(work, cfg, course_id) for course_id in ids}
         try:
             while pending:
@@ -210,11 +250,32 @@ def _on_threads(cfg, ids, workers, work):
                 for future in done:
                     rows.append(future.result())
                     progress.update(1)
+        except KeyboardInterrupt as stop:
+            for future in pending:
+                future.cancel()
+            wait(pending)  # the courses already running finish (or roll back) before the stop is reported
+            rows += [f.result() for f in pending if f.done() and not f.cancelled() and f.exception() is None]
+            raise Interrupted(_partial(rows, len(ids))) from stop
         except BaseException:
             for future in pending:
                 future.cancel()
             raise
     return rows
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C in a batch, with what was done before the stop."""
+
+    def __init__(self, partial):
+        super().__init__(partial)
+        self.partial = partial
+
+
+def _partial(rows, total):
+    counts = {o: sum(1 for r in rows if r["outcome"] == o) for o in ("promoted", "skipped", "failed", "claimed",
+                                                                     "conflict")}
+    said = ", ".join(f"{n} {o}" for o, n in counts.items() if n) or "none finished"
+    return f"before the stop: {said}; {total - len(rows)} of {total} courses left undone"
 
 
 def _row(course_id, outcome, **fields):
@@ -248,7 +309,7 @@ def _migrate_course(cfg, course_id, retries):
             record = looked.record
             if (record and record.get("state") in (state.STAGED, state.PROMOTING) and record.get("staged_epoch")
                     and not state.lease_alive(record, cfg.clock)):
-                logs.event("info", course, "resume", record.get("run_id"), state=record.get("state"),
+                logs.event("debug", course, "resume", record.get("run_id"), state=record.get("state"),
                            staged_epoch=record.get("staged_epoch"))
                 extracted = None  # rolled forward into a new epoch: reconcile and the source check guard it
                 promoted, published = promote(cfg, course_id), None
@@ -380,17 +441,18 @@ def report(cfg, courses="all", modulestore_db=None, workers=8):
 def why_not_ready(course_id, current, record, problems):
     """Return (reason, next step) for a course that is not ready for Phase II."""
     again = f"python -m etl migrate {course_id}"
+    resume = "python -m etl migrate --all` (one re-run resumes every such course), or `" + again
     if current == state.PROMOTED:
         return "; ".join(problems), f"run `python -m etl rollback {course_id} --force`, then `{again}`"
     if current in (None, state.ROLLED_BACK):
-        return "not migrated", f"run `{again}`"
+        return "not migrated", f"run `{resume}`"
     if current == state.FAILED:
-        return f"failed: {record.get('error')}", f"fix the cause, then run `{again}`"
+        return f"failed: {record.get('error')}", f"fix the cause, then run `{resume}`"
     if current == state.STAGED:
-        return "staged, not promoted", f"run `{again}`"
+        return "staged, not promoted", f"run `{resume}`"
     if current == "marker_missing":
         return ("the status record says promoted but there is no commit marker",
                 f"run `python -m etl rollback {course_id} --force`, then `{again}`")
     if current.endswith("_stale"):
-        return f"left {current[:-6]} by a runner that stopped", f"run `{again}`"
+        return f"left {current[:-6]} by a runner that stopped", f"run `{resume}`"
     return f"{current} by a runner at work on it now", "wait for it to finish, then run report again"

@@ -6,7 +6,7 @@ credentials cannot write, an unreachable MongoDB, or a database without a
 contentstore. Nothing about any course is read or written before this passes.
 """
 
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, PartialCredentialsError
 
 from . import redact, s3
 from .errors import UsageError
@@ -32,6 +32,8 @@ def check_bucket(cfg):
         cfg.s3.head_bucket(Bucket=cfg.bucket)
     except NoCredentialsError:
         raise no_credentials() from None
+    except PartialCredentialsError as err:
+        raise partial_credentials(err) from None
     except ClientError as err:
         status = err.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
         if status == 404:
@@ -70,6 +72,17 @@ def check_contentstore(cfg):
                                       "check --mongo-uri (ETL_MONGO_URI), the credentials and the network")) from None
     if "fs.files" not in names:
         raise UsageError(f"{where} has no contentstore (no fs.files collection); check --mongo-db (ETL_MONGO_DB)")
+
+
+def partial_credentials(err):
+    """Return the error for credentials that are only half set: which one is missing, and where it was looked for."""
+    found = getattr(err, "kwargs", {})
+    missing = {"secret_key": "AWS_SECRET_ACCESS_KEY", "access_key": "AWS_ACCESS_KEY_ID"}.get(
+        found.get("cred_var"), found.get("cred_var") or "a credential")
+    source = {"env": "the environment"}.get(found.get("provider"), found.get("provider") or "the environment")
+    return UsageError(f"the AWS credentials are incomplete: {missing} is missing ({source} has only part of "
+                      "them); set both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, or unset both "
+                      "to use an instance or task role")
 
 
 def no_credentials():

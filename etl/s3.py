@@ -14,7 +14,7 @@ import threading
 from concurrent.futures import FIRST_COMPLETED, wait
 from contextlib import contextmanager
 
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, PartialCredentialsError
 
 from .errors import StorageError
 from .lease import s3_age
@@ -75,6 +75,10 @@ def storage(action, cfg, key="", bucket=None):
         from .preflight import no_credentials
 
         raise no_credentials() from None
+    except PartialCredentialsError as err:
+        from .preflight import partial_credentials
+
+        raise partial_credentials(err) from None
     except BotoCoreError as err:
         raise StorageError(f"S3 {action} s3://{bucket}/{key} failed after retries: "
                            f"{type(err).__name__}; check the network and endpoint, then re-run") from err

@@ -148,6 +148,10 @@ class Claim:
             record = dict(self.record or {"course_id": str(self.course), "created_at": iso(at)})
             record.update(fields)
             me = lease.identity()
+            if state == ROLLED_BACK:  # nothing of the course is in S3 any more: its counts went with it
+                for stale in ("transcripts", "bytes", "parse_problems", "manifest_key", "marker_key",
+                              "source_fingerprint", "staged_epoch"):
+                    record.pop(stale, None)
             record.update(state=state, run_id=self.run_id, epoch=self.epoch, updated_at=iso(at), host=me["host"],
                           pid=me["pid"], holder=me, error=error)
             if state in IN_PROGRESS:
@@ -163,7 +167,10 @@ class Claim:
                 record = archive(self.cfg, self.course, self.run_id, record)
             self._write(record)
             self.notes = []
-        logs.event("info", self.course, state, self.run_id, error=error, **fields)
+        # A step of one course: DEBUG, so a batch logs one INFO line per course (its outcome). Promoting
+        # carries the staged run's fields into the record; the log has them from ``staged`` already.
+        logs.event("warning" if state == FAILED else "debug", self.course, state, self.run_id, error=error,
+                   epoch=self.epoch, **({} if state == PROMOTING else fields))
         if state in IN_PROGRESS:
             self._start_heartbeat()
         else:
@@ -172,7 +179,7 @@ class Claim:
     def note(self, event, **fields):
         """Log an event now and append it to the course's history with the next move."""
         self.notes.append(entry(event, self.run_id, **fields))
-        logs.event("info", self.course, event, self.run_id, **fields)
+        logs.event("debug", self.course, event, self.run_id, **fields)
 
     def _write(self, record, client=None):
         meta = s3.tool_metadata(self.course, self.run_id)
@@ -278,7 +285,7 @@ def refuse_promoted(cfg, course, doc):
         removed = remove_tool_objects(cfg, course, Layout(cfg, course).staging_root,
                                       epochs=lambda e: e <= committed_epoch)[0]
     if lagged or removed:
-        logs.event("info", course, "caught_up", run_id, record_repaired=lagged, staging_removed=removed)
+        logs.event("debug", course, "caught_up", run_id, record_repaired=lagged, staging_removed=removed)
     raise AlreadyPromoted(f"course {course} is already promoted (run {run_id}, {doc.get('committed_at')}); "
                           "live data is never overwritten. Roll it back with --force first to migrate it again")
 
@@ -396,7 +403,7 @@ def repair_promoted(cfg, course, doc, held=None):
                     if_match=f'"{etag}"' if etag else None)
     except s3.PreconditionFailed:
         return False  # someone else caught it up, or moved it on
-    logs.event("info", course, PROMOTED, run_id, repaired=True)
+    logs.event("debug", course, PROMOTED, run_id, repaired=True)
     return True
 
 
@@ -459,7 +466,7 @@ def history(cfg, course_id):
 
 
 def status(cfg, course_id=None):
-    """Show the migration status table, one row per course (a pandas DataFrame).
+    """Show the migration status table, one row per course.
 
     The commit marker decides "promoted": a course whose record lags its marker
     reads as promoted, and one whose lease expired mid-run reads as ``*_stale``.
@@ -471,6 +478,10 @@ def status(cfg, course_id=None):
 
     if course_id is not None:
         keys = [Layout(cfg, parse_course_id(course_id)).record]
+        if s3.head(cfg, keys[0]) is None:
+            from .known import refuse_unknown
+
+            refuse_unknown(cfg, [course_id])  # known but never migrated: an empty table says so
     else:
         prefix = f"{cfg.state_prefix}/courses/"
         keys = [o["Key"] for o in s3.list_objects(cfg, prefix) if o["Key"].endswith(".json")]

@@ -27,12 +27,14 @@ from .errors import StorageError, UsageError
 
 QUEUE = "transcript-etl"
 TASK = "etl.migrate_course"
+UNSET = "redis://etl-broker-url-is-not-set.invalid:6379/0"
+HELD_RETRY_SECONDS = 5  # how soon a task for a course another runner holds looks again
 
 
 def settings(environ=None):
     """Return the Celery settings for long, idempotent course tasks, from the environment."""
     environ = os.environ if environ is None else environ
-    broker = environ.get("ETL_BROKER_URL") or "redis://127.0.0.1:6379/0"
+    broker = environ.get("ETL_BROKER_URL") or UNSET  # never a silent default: ``check_broker`` refuses it
     redact.register_uri(broker)
     limit = int(environ.get("ETL_TASK_TIME_LIMIT") or 1800)
     visibility = int(environ.get("ETL_VISIBILITY_TIMEOUT") or limit + 600)
@@ -82,6 +84,14 @@ def configure(cfg):
         _config["cfg"] = cfg
 
 
+@signals.after_setup_logger.connect
+@signals.after_setup_task_logger.connect
+def _one_log_format(logger, **_):
+    """Write Celery's own lines in the tool's format, so a worker's log is one format to grep."""
+    for handler in logger.handlers:
+        handler.setFormatter(logs.OtherFormatter(logs.FORMAT))
+
+
 @signals.worker_process_init.connect
 def _fresh_connections(**_):
     """Give each pool process its own S3 and MongoDB connections, when its parent configured one."""
@@ -100,6 +110,20 @@ def worker_config():
         return _config["cfg"]
 
 
+def check_broker(timeout=5):
+    """Refuse, before anything is sent, a broker that is not configured or does not answer."""
+    if not os.environ.get("ETL_BROKER_URL"):
+        raise UsageError("no broker given; set ETL_BROKER_URL to the Redis URL the workers use "
+                         "(redis://HOST:6379/0); nothing was queued")
+    where = redact.uri(app.conf.broker_url)
+    try:
+        with app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, timeout=timeout)
+    except Exception as exc:  # kombu's OperationalError, redis' ConnectionError, a bad URL
+        raise UsageError(f"cannot reach the broker at {where} ({type(exc).__name__}); start it, or set "
+                         "ETL_BROKER_URL to the broker the workers use; nothing was queued") from None
+
+
 def target_of(cfg):
     """Return a fingerprint of where a Config migrates to: bucket, endpoint and the three prefixes."""
     where = [cfg.bucket, cfg.s3_endpoint_url or "", cfg.staging_prefix, cfg.live_prefix, cfg.state_prefix]
@@ -110,7 +134,7 @@ class TargetMismatch(UsageError):
     """A worker was handed a course for another bucket or other prefixes than its own."""
 
 
-@app.task(name=TASK, bind=True, acks_late=True, reject_on_worker_lost=True)
+@app.task(name=TASK, bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=2 * 3600 // HELD_RETRY_SECONDS, throws=(TargetMismatch,))
 def migrate_course(self, course_id, options, target):
     """Migrate one course exactly as ``migrate`` does; refuse, writing nothing, if this worker's target differs."""
     from .migrate import migrate_course as run
@@ -121,7 +145,12 @@ def migrate_course(self, course_id, options, target):
         raise TargetMismatch(f"course {course_id}: this worker migrates to bucket {cfg.bucket} (target {mine}), "
                              f"not to the enqueuer's target {target}; nothing was written; start workers with the "
                              "same ETL_BUCKET, ETL_S3_ENDPOINT_URL and prefixes, or give each target its own queue")
-    return run(cfg, course_id, retries=int(options.get("retries", 1)))
+    row = run(cfg, course_id, retries=int(options.get("retries", 1)))
+    if row["outcome"] == "claimed" and self.request.retries < self.max_retries:
+        # Another runner holds the course: look again later, until it is promoted or its lease runs out and
+        # this task takes it over. The enqueuers of a course share this task's id and read its last result.
+        raise self.retry(countdown=HELD_RETRY_SECONDS)
+    return row
 
 
 def task_id(target, course_id):
@@ -131,6 +160,7 @@ def task_id(target, course_id):
 
 def enqueue(cfg, ids, retries, queue=None):
     """Send one task per course and return their AsyncResults; attach to a course's task that is running."""
+    check_broker()
     target, results = target_of(cfg), []
     queue = queue or os.environ.get("ETL_CELERY_QUEUE") or app.conf.task_default_queue
     for course_id in ids:

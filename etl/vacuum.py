@@ -79,7 +79,7 @@ def vacuum(cfg, course_id, *, retain_days=RETAIN_DAYS, dry_run=False):
     result.deleted, _ = remove_tool_objects(cfg, course, "", listed=[o for o in old if o["Key"] in set(found)],
                                             epochs=dead)
     if result.deleted:
-        logs.event("info", course, "vacuumed", None, deleted=result.deleted, epochs=result.epochs)
+        logs.event("debug", course, "vacuumed", None, deleted=result.deleted, epochs=result.epochs)
     return result
 
 

@@ -5,6 +5,7 @@ from dataclasses import asdict, dataclass, field
 
 from . import manifest, marker as markers, s3
 from .errors import NotVerified
+from .known import refuse_unknown
 from .layout import Layout, parse_course_id
 from .reconcile import changes_since, listed, transcripts_now
 
@@ -63,7 +64,11 @@ def verify(cfg, course_id):
     Args:
         course_id: course id, course-v1:ORG+COURSE+RUN or ORG/COURSE/RUN.
     """
-    return verify_course(cfg, parse_course_id(course_id))
+    course = parse_course_id(course_id)
+    result = verify_course(cfg, course)
+    if result.marker_count is None and not result.contentstore_count:  # nothing of it anywhere: a typo?
+        refuse_unknown(cfg, [course_id])
+    return result
 
 
 def verify_course(cfg, course, published=None):

@@ -153,3 +153,19 @@ def fill(db, course_id=COURSE):
         save_asset(db, course_id, name, body, legacy_md5=name.startswith("es_"))
     save_asset(db, course_id, "handout.pdf", b"%PDF-1.4")
     return data
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Say loudly, at the end, which tests did not run because a program or a data set is missing here."""
+    missing = {}
+    for report in terminalreporter.stats.get("skipped", []):
+        reason = str(report.longrepr[2]) if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        for what in ("redis-server", "Chromium", "../shared/data"):
+            if what in reason:
+                missing[what] = missing.get(what, 0) + 1
+    if missing:
+        terminalreporter.section("NOT RUN HERE", sep="!", red=True, bold=True)
+        for what, count in missing.items():
+            terminalreporter.write_line(f"{count} tests skipped: {what} is missing", red=True)
+        terminalreporter.write_line("`bash .ci/run` installs redis-server and Chromium and then runs the suite, "
+                                    "as CI does; the real exports come from ../shared/data beside the checkout.")

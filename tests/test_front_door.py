@@ -132,7 +132,7 @@ def test_every_flag_in_the_help_is_in_the_readme_and_no_other():
     mentioned = set(re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*[a-z0-9]", section))
     assert flags - mentioned == set(), "flags missing from the README's Command line section"
     typos = {"--dryrun"}  # the README shows this one as the mistake it is
-    assert mentioned - flags - {"--help"} - typos == set(), "the README names flags the CLI does not have"
+    assert mentioned - flags - {"--help", "--version"} - typos == set(), "the README names flags the CLI does not have"
 
 
 def test_a_database_without_a_contentstore_is_refused_up_front(front):
@@ -143,8 +143,12 @@ def test_a_database_without_a_contentstore_is_refused_up_front(front):
 def test_an_unknown_course_is_refused_before_anything_is_written(front, cfg):
     code, _, err, unchanged = front("extract", "course-v1:edX+DemoX+2042_T1")
     assert code == 2 and unchanged and "course-v1:edX+DemoX+2042_T1 is unknown" in err and "--modulestore-db" in err
-    code, out, err, unchanged = front("migrate", "course-v1:edX+DemoX+2042_T1")
-    assert code == 4 and unchanged and "is unknown" in out
+    typo = "course-v1:edX+DemoX+2042_T1"  # of course-v1:edX+DemoX+2024_T1, which the fixture staged
+    for args in (["migrate", typo], ["migrate", typo, "--dry-run"], ["verify", typo], ["status", typo]):
+        code, out, err, unchanged = front(*args)
+        assert code == 2 and unchanged and out == "", (args, out, err)
+        assert err.count("\n") == 1 and f"unknown course {typo}" in err, (args, err)
+        assert f"did you mean {COURSE}?" in err and "nothing was done" in err, (args, err)
     code, out, _, _ = front("report", "--ready-only")
     assert "2042" not in out
 
@@ -290,3 +294,5 @@ def test_ctrl_c_in_a_batch_says_the_work_in_flight_finished_and_how_to_resume(cf
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130
     assert "re-run the same command to resume" in err and "the course was rolled back" not in err
+    final = err.strip().splitlines()[-1]
+    assert "before the stop: " in final and " promoted" in final and f"of {n} courses left undone" in final

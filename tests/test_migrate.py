@@ -91,12 +91,14 @@ def test_two_concurrent_runners_share_the_work_and_each_course_is_promoted_once(
     for proc in procs:
         out, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, err[-2000:]
+        totals = json.loads(out.splitlines()[-2])
+        assert totals["claimed"] == 0 and totals["failed"] == 0, totals  # each waited for the other's courses
         outcomes.append(json.loads(out.splitlines()[-1]))
     ids = build_batch(contentstore, n)
     for course_id in ids:
         results = sorted(o[course_id] for o in outcomes)
         assert results.count("promoted") == 1, (course_id, results)
-        assert set(results) <= {"promoted", "skipped", "claimed"}
+        assert set(results) <= {"promoted", "skipped"}
     assert_promoted_exactly_once(cfg, contentstore, ids)
 
 
@@ -139,6 +141,10 @@ def test_dry_run_writes_nothing_and_prints_the_plan(cfg, contentstore, tmp_path)
     assert plan.count("migrate") == 7
     assert rows.loc[ids[8], "transcripts"] == len(source_transcripts(contentstore, ids[8]))
     assert "dry run: nothing was written" in plan.text()
+    table = plan.text().split("course by course:", 1)[1]
+    for course_id in ids:
+        assert course_id in table
+    assert f"{ids[8]}" in table and "skip: promoted" in table and "refuse: conflict" in table
 
 
 def test_all_finds_modulestore_and_contentstore_courses_and_lists_unresolved(cfg, contentstore):

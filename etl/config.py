@@ -204,11 +204,17 @@ def make_s3_client(cfg, heartbeat=False):
         request_checksum_calculation="when_required",
         response_checksum_validation="when_required",
     )
-    session = botocore.session.get_session()
-    session.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=_timestamp)
-    client = boto3.session.Session(botocore_session=session).client(
-        "s3", endpoint_url=cfg.s3_endpoint_url, region_name=cfg.region_name, config=boto_cfg)
+    with _session_lock:  # one session per process: it loads the service model once, not per client
+        if _session[0] is None:
+            session = botocore.session.get_session()
+            session.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=_timestamp)
+            _session[0] = boto3.session.Session(botocore_session=session)
+        client = _session[0].client("s3", endpoint_url=cfg.s3_endpoint_url, region_name=cfg.region_name,
+                                    config=boto_cfg)
     return client if heartbeat else install_guard(client)
+
+
+_session, _session_lock = [None], threading.Lock()
 
 
 def config_from_env(overrides=None, environ=None, **settings):

@@ -46,8 +46,7 @@ def s3_age(response):
         modified = response["LastModified"]
     except (KeyError, TypeError, ValueError):
         return None
-    if modified.tzinfo is None:
-        modified = modified.replace(tzinfo=timezone.utc)
+    date, modified = (d if d.tzinfo else d.replace(tzinfo=timezone.utc) for d in (date, modified))
     return max(0.0, (date - modified).total_seconds())
 
 

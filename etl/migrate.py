@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from . import cleanup, contentstore, logs, marker, parse, s3, state
+from . import cleanup, contentstore, logs, marker, parse, probe, s3, state
 from .discover import all_courses
 from .errors import AlreadyPromoted, BatchFailed, ConcurrentRun, Conflict, EtlError, NotStaged, UsageError
 from .extract import extract_course, unknown_course
@@ -178,6 +178,8 @@ def migrate(cfg, courses, workers=4, dry_run=False, retries=1, modulestore_db=No
     if engine not in ("threads", "celery"):
         raise UsageError(f"engine {engine!r} is not threads or celery")
     started = time.monotonic()
+    if not dry_run:
+        probe.probe(cfg)  # a store that cannot hold the protocol is refused before any course is tried
     ids, unresolved = select(cfg, courses, modulestore_db)
     for entry in unresolved:
         logs.event("warning", entry["what"], "unresolved", reason=entry["reason"])

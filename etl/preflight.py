@@ -2,22 +2,23 @@
 
 Each problem is a ``UsageError`` (exit 2) naming what to fix: a missing bucket,
 absent or refused credentials, an endpoint that does not answer, a bucket the
-credentials cannot write, an unreachable MongoDB, or a database without a
-contentstore. Nothing about any course is read or written before this passes.
+credentials cannot write, a store that does not honour conditional writes, an
+unreachable MongoDB, or a database without a contentstore. Nothing about any course is read or written before this passes.
 """
 
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, PartialCredentialsError
 
-from . import redact, s3
+from . import redact
 from .errors import UsageError
-from .layout import new_run_id
 
 
 def preflight(cfg, write=False, contentstore=False):
-    """Check the bucket (and that it is writable, with ``write``) and the contentstore (with ``contentstore``)."""
+    """Check the bucket (and, with ``write``, that the store holds the protocol: ``etl.probe``) and the contentstore."""
     check_bucket(cfg)
     if write:
-        check_writable(cfg)
+        from .probe import probe
+
+        probe(cfg)  # writes and deletes its own scratch objects: the writability check too
     if contentstore:
         check_contentstore(cfg)
 
@@ -46,18 +47,6 @@ def check_bucket(cfg):
     except BotoCoreError as err:
         raise UsageError(f"cannot reach the S3 endpoint for {_where(cfg)}: {type(err).__name__}; check "
                          "--s3-endpoint-url (ETL_S3_ENDPOINT_URL) and the network") from None
-
-
-def check_writable(cfg):
-    """Write a probe object under the state prefix and delete it again (the tool's own object)."""
-    key = f"{cfg.state_prefix}/preflight/{new_run_id()}.json"
-    meta = {s3.META_TOOL: s3.TOOL, s3.META_RUN: key.rsplit("/", 1)[1][:-5]}
-    try:
-        tag = s3.put(cfg, key, b"{}", metadata=meta, if_none_match=True)
-        s3.delete_if_match(cfg, key, tag)
-    except (s3.StorageError, s3.PreconditionFailed) as err:
-        raise UsageError(f"bucket {_where(cfg)} is not writable under {cfg.state_prefix}/ ({err}); check the "
-                         "IAM policy: s3:PutObject and s3:DeleteObject on the three prefixes") from None
 
 
 def check_contentstore(cfg):

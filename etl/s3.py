@@ -101,7 +101,9 @@ def put(cfg, key, data, *, metadata, if_none_match=False, if_match=None, content
         args["IfMatch"] = if_match
     try:
         with storage("PutObject", cfg, key):
-            return etag((client or cfg.s3).put_object(**args)["ETag"])
+            tag = etag((client or cfg.s3).put_object(**args)["ETag"])
+        _check_landed(cfg, key, data, tag)
+        return tag
     except StorageError as err:
         if if_match and _status(err.__cause__) == 404:  # If-Match on a key that is gone: the same lost race
             raise PreconditionFailed(key) from err
@@ -111,6 +113,17 @@ def put(cfg, key, data, *, metadata, if_none_match=False, if_match=None, content
         if found is not None and etag(found["ETag"]) == hashlib.md5(data).hexdigest():
             return etag(found["ETag"])
         raise
+
+
+def _check_landed(cfg, key, data, tag):
+    """Fail at once when the store's answer says it holds other bytes than were sent (a store with MD5 ETags)."""
+    from .probe import known
+
+    store = known(cfg)
+    if store is not None and store.md5_etags and tag != hashlib.md5(data).hexdigest():
+        raise StorageError(f"S3 PutObject s3://{cfg.bucket}/{key}: the store holds other bytes than were sent "
+                           f"(its ETag {tag} is not their MD5 {hashlib.md5(data).hexdigest()}); the data was "
+                           "damaged in transit; re-run, and check the network if it happens again")
 
 
 def put_json(cfg, key, doc, *, metadata, if_none_match=False, if_match=None, client=None):
@@ -170,16 +183,39 @@ def list_objects(cfg, prefix):
 
 
 def delete_many(cfg, keys):
-    """Delete keys in batches of 1,000; raise naming the first key S3 would not delete."""
+    """Delete keys in batches of 1,000; raise naming the first key S3 would not delete.
+
+    The request carries Content-MD5 (``add_content_md5``); a store that still
+    refuses a batch delete gets the keys one by one.
+    """
     keys = list(keys)
     for start in range(0, len(keys), 1000):
         batch = [{"Key": k} for k in keys[start:start + 1000]]
-        with storage("DeleteObjects", cfg, batch[0]["Key"]):
-            resp = cfg.s3.delete_objects(Bucket=cfg.bucket, Delete={"Objects": batch, "Quiet": True})
+        try:
+            with storage("DeleteObjects", cfg, batch[0]["Key"]):
+                resp = cfg.s3.delete_objects(Bucket=cfg.bucket, Delete={"Objects": batch, "Quiet": True})
+        except StorageError as err:
+            if _code(err.__cause__) not in ("MissingContentMD5", "InvalidRequest", "NotImplemented"):
+                raise
+            run_all(cfg, lambda item: _delete_one(cfg, item["Key"]), batch)
+            continue
         if resp.get("Errors"):
             first = resp["Errors"][0]
             raise StorageError(f"S3 DeleteObjects s3://{cfg.bucket}/{first.get('Key')} failed: "
                                f"{first.get('Code')} ({len(resp['Errors'])} keys not deleted); re-run rollback")
+
+
+def _delete_one(cfg, key):
+    with storage("DeleteObject", cfg, key):
+        cfg.s3.delete_object(Bucket=cfg.bucket, Key=key)
+
+
+def add_content_md5(request, **_):
+    """Give a DeleteObjects request its Content-MD5, which MinIO and other stores require (botocore sends a CRC32)."""
+    body = request.body or b""
+    if isinstance(body, str):
+        body = body.encode()
+    request.headers["Content-MD5"] = content_md5(body)
 
 
 def delete_if_match(cfg, key, tag):
@@ -246,9 +282,13 @@ def _check_guard(**_):
 
 
 def install_guard(client):
-    """Make ``client`` consult the lease guard before sending any attempt of a write (retries included)."""
+    """Make ``client`` consult the lease guard before sending any attempt of a write (retries included).
+
+    It also gives every DeleteObjects its Content-MD5 (``add_content_md5``).
+    """
     for operation in WRITES:
         client.meta.events.register(f"before-send.s3.{operation}", _check_guard, unique_id=f"etl-guard-{operation}")
+    client.meta.events.register("before-sign.s3.DeleteObjects", add_content_md5, unique_id="etl-delete-md5")
     return client
 
 
@@ -337,6 +377,7 @@ class MultipartUpload:
                                            PartNumber=number, Body=data, ContentMD5=content_md5(data))
         self.parts.append({"ETag": resp["ETag"], "PartNumber": number})
         self._digests.append(hashlib.md5(data).digest())
+        _check_landed(self.cfg, f"{self.key} (part {number})", data, etag(resp["ETag"]))
 
     @property
     def etag(self):

@@ -28,7 +28,7 @@ from typing import Any, Optional
 
 import pandas as pd
 
-from . import lease, logs, marker, redact, s3
+from . import lease, logs, marker, probe, redact, s3
 from .cleanup import remove_tool_objects
 from .errors import AlreadyPromoted, ConcurrentRun, IllegalTransition, LeaseExpired
 from .layout import Layout, parse_course_id
@@ -299,6 +299,7 @@ def claim(cfg, course, run_id, target, looked=None, uncommit=False):
     course (unless ``uncommit``, for a forced rollback) and one that a runner
     holds under a live lease; an expired lease is taken over.
     """
+    probe.probe(cfg)  # once per process and store: a store that cannot hold the protocol is refused here
     looked = looked or look(cfg, course)
     if looked.seen.committed and not uncommit:
         refuse_promoted(cfg, course, looked.seen.commit)

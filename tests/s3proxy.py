@@ -49,23 +49,21 @@ class FaultProxy:
             def _any(self):
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP}
+                quirk = proxy._quirk(self.command, unquote(self.path), headers, body)
+                if quirk is not None:
+                    body, headers, answer = quirk
+                    if answer is not None:
+                        return self._answer(*answer)
                 rule = proxy._match(self.command, unquote(self.path))
                 kind = rule["kind"] if rule else None
                 if kind == "delay":
                     time.sleep(rule["seconds"])
                 elif kind == "error":
-                    payload = (f'<?xml version="1.0" encoding="UTF-8"?><Error><Code>{rule["code"]}</Code>'
-                               f'<Message>injected by the test proxy</Message></Error>').encode()
-                    self.send_response(rule["status"])
-                    self.send_header("Content-Type", "application/xml")
-                    self.send_header("Content-Length", str(len(payload)))
-                    self.end_headers()
-                    self.wfile.write(payload)
-                    return
+                    return self._answer(rule["status"], rule["code"])
                 elif kind == "reset":
                     return self._reset()
                 conn = http.client.HTTPConnection(proxy.upstream.hostname, proxy.upstream.port, timeout=60)
-                headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP}
                 conn.request(self.command, self.path, body=body, headers=headers)
                 resp = conn.getresponse()
                 data = resp.read()
@@ -82,6 +80,15 @@ class FaultProxy:
                 self.end_headers()
                 if self.command != "HEAD":
                     self.wfile.write(data)
+
+            def _answer(self, status, code):
+                payload = (f'<?xml version="1.0" encoding="UTF-8"?><Error><Code>{code}</Code>'
+                           f'<Message>injected by the test proxy</Message></Error>').encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/xml")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
 
             do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _any
 
@@ -108,6 +115,42 @@ class FaultProxy:
     def delay(self, seconds, method=None, path_contains="", times=None, rate=None):
         """Hold matching requests (any method when None) for ``seconds`` before forwarding them."""
         self._add("delay", method, path_contains, times, rate, seconds=seconds)
+
+    def behave(self, strip=(), not_implemented=(), delete_needs_md5=False, flip_bit_in=None):
+        """Act as an S3-compatible store with quirks, for every request from now on.
+
+        ``strip`` drops request headers (``If-None-Match``, ``If-Match``) as a
+        store that ignores them would; ``not_implemented`` answers 501 to any
+        request carrying one of those headers; ``delete_needs_md5`` refuses a
+        DeleteObjects without Content-MD5, as MinIO does; ``flip_bit_in`` flips
+        one bit of the body of the next PUT whose path contains it, in transit.
+        """
+        self.quirks = dict(strip={h.lower() for h in strip}, not_implemented={h.lower() for h in not_implemented},
+                           delete_needs_md5=delete_needs_md5, flip=flip_bit_in)
+
+    def _quirk(self, method, path, headers, body):
+        quirks = getattr(self, "quirks", None)
+        if not quirks:
+            return None
+        lower = {k.lower() for k in headers}
+        if lower & quirks["not_implemented"]:
+            return body, headers, (501, "NotImplemented")
+        if quirks["delete_needs_md5"] and method == "POST" and "?delete" in path:
+            missing = "content-md5" not in lower
+            with self.lock:
+                name = "batch_delete_without_md5" if missing else "batch_delete"
+                self.injected[name] = self.injected.get(name, 0) + 1
+            if missing:
+                return body, headers, (400, "MissingContentMD5")
+        headers = {k: v for k, v in headers.items() if k.lower() not in quirks["strip"]}
+        with self.lock:
+            flip = quirks["flip"] and method == "PUT" and quirks["flip"] in path and body
+            if flip:
+                quirks["flip"] = None
+                self.injected["flipped"] = self.injected.get("flipped", 0) + 1
+        if flip:
+            body = body[:-1] + bytes([body[-1] ^ 1])
+        return body, headers, None
 
     def _match(self, method, path):
         with self.lock:

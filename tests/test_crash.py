@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 import etl
+from etl.probe import probe
 from etl.layout import Layout, parse_course_id, quote_segment
 from tests import faults
 from tests.batch import batch_ids, build_batch, build_course, source_transcripts
@@ -29,8 +30,10 @@ def disarmed():
 
 
 def prefixed(make_cfg, root, **settings):
-    return faults.install(make_cfg(staging_prefix=f"{root}/staging", live_prefix=f"{root}/live",
-                                   state_prefix=f"{root}/state", manifest_dir=None, s3_concurrency=4, **settings))
+    cfg = make_cfg(staging_prefix=f"{root}/staging", live_prefix=f"{root}/live", state_prefix=f"{root}/state",
+                   manifest_dir=None, s3_concurrency=4, **settings)
+    probe(cfg)  # once per bucket in this process, before any call is counted
+    return faults.install(cfg)
 
 
 def assert_invariant(cfg, db, course_id, after_rerun):

@@ -94,6 +94,11 @@ def course_diff(cfg, course_id):
     plain = df["etag_b"].fillna("").str.match(_MD5)
     df["md5_b"] = np.where(plain, df["etag_b"],
                            np.where(df["etag_b"].notna() & (df["etag_b"] == df["staged_etag"]), df["md5_m"], None))
+    # An ETag that does not match is read back: on SSE-KMS and SSE-C buckets ETags are not MD5s.
+    keys = dict(zip(b["asset_name"], listing["Key"]))
+    suspect = df.index[df["etag_b"].notna() & (df["md5_b"] != df["md5_a"].fillna(df["md5_m"]))]
+    found = s3.run_all(cfg, lambda name: s3.md5_of(cfg, keys[name]), list(df.loc[suspect, "asset_name"]))
+    df.loc[suspect, "md5_b"] = pd.Series(found, index=suspect, dtype=object)
     df["in_manifest"] = df["in_manifest"].fillna(False).astype(bool)
     df["asset_id"] = df["asset_id"].fillna(df["asset_id_m"])
     df["parse_ok"] = df["parse_ok"].where(df["in_manifest"], df["parse_ok_a"])

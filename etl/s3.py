@@ -10,6 +10,7 @@ import base64
 import contextvars
 import hashlib
 import json
+import secrets
 import threading
 from concurrent.futures import FIRST_COMPLETED, wait
 from contextlib import contextmanager
@@ -21,6 +22,7 @@ from .lease import s3_age
 
 TOOL = "openedx-transcript-etl"
 META_TOOL, META_RUN, META_COURSE, META_MD5 = "etl-tool", "etl-run-id", "etl-course", "etl-md5"
+META_WRITE = "etl-write"  # a nonce per conditional put: how a retried write recognises its own object
 
 
 class PreconditionFailed(Exception):
@@ -88,10 +90,14 @@ def put(cfg, key, data, *, metadata, if_none_match=False, if_match=None, content
     """Put bytes with Content-MD5 (S3 verifies them) and an optional condition; return the ETag.
 
     A conditional put whose first attempt landed but whose answer was lost is
-    retried by botocore and refused with 412. Every conditional put of the tool
-    writes bytes unique to its run (run ids, timestamps), so finding exactly
-    these bytes at the key means the write succeeded; anything else lost the race.
+    retried by botocore and refused with 412. Each conditional put carries a
+    nonce of its own in its metadata (``etl-write``), so finding that nonce at
+    the key means the write succeeded, whatever the store's ETags are (SSE-KMS
+    ETags are not MD5s); anything else lost the race.
     """
+    nonce = secrets.token_hex(8) if (if_none_match or if_match) else None
+    if nonce:
+        metadata = dict(metadata, **{META_WRITE: nonce})
     args = dict(Bucket=cfg.bucket, Key=key, Body=data, ContentMD5=content_md5(data), Metadata=metadata)
     if content_type:
         args["ContentType"] = content_type
@@ -110,7 +116,7 @@ def put(cfg, key, data, *, metadata, if_none_match=False, if_match=None, content
         raise
     except PreconditionFailed:
         found = head(cfg, key)
-        if found is not None and etag(found["ETag"]) == hashlib.md5(data).hexdigest():
+        if found is not None and found.get("Metadata", {}).get(META_WRITE) == nonce:
             return etag(found["ETag"])
         raise
 
@@ -159,6 +165,21 @@ def get_json(cfg, key):
     """Return (document, etag) of a JSON object, or (None, None) when absent."""
     data, tag = get(cfg, key)
     return (json.loads(data), tag) if data is not None else (None, None)
+
+
+def md5_of(cfg, key):
+    """Return the MD5 of an object's bytes, read back (None when it is gone): the truth where ETags are not MD5s."""
+    digest = hashlib.md5()
+    try:
+        with storage("GetObject", cfg, key):
+            body = cfg.s3.get_object(Bucket=cfg.bucket, Key=key)["Body"]
+            for chunk in iter(lambda: body.read(1024 * 1024), b""):
+                digest.update(chunk)
+    except StorageError as err:
+        if _status(err.__cause__) == 404 or _code(err.__cause__) in ("NoSuchKey", "404"):
+            return None
+        raise
+    return digest.hexdigest()
 
 
 def head(cfg, key):
@@ -362,7 +383,8 @@ class MultipartUpload:
 
     def __init__(self, cfg, key, *, metadata, content_type=None):
         self.cfg, self.key = cfg, key
-        args = dict(Bucket=cfg.bucket, Key=key, Metadata=metadata)
+        self.nonce = secrets.token_hex(8)  # recognises a completion that landed though its answer was lost
+        args = dict(Bucket=cfg.bucket, Key=key, Metadata=dict(metadata, **{META_WRITE: self.nonce}))
         if content_type:
             args["ContentType"] = content_type
         with storage("CreateMultipartUpload", cfg, key):
@@ -395,7 +417,7 @@ class MultipartUpload:
                 found = head(self.cfg, self.key)  # a retried completion that had already landed
             except StorageError:
                 raise failure from None  # the completion's own failure is the one to report
-            if found is None or etag(found["ETag"]) != self.etag:
+            if found is None or found.get("Metadata", {}).get(META_WRITE) != self.nonce:
                 raise
         return self.etag
 

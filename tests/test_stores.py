@@ -85,3 +85,42 @@ def test_the_probe_costs_at_most_ten_requests_once_per_process_and_leaves_nothin
     assert probe.probe(cfg) is store and len(sent) <= 10  # cached for the process
     assert store.md5_etags and not store.versioned and "ETags are MD5s" in store.describe()
     assert listing(cfg) == {}
+
+
+@pytest.fixture
+def kms_etags(monkeypatch):
+    """Make the suite's moto answer as an SSE-KMS bucket does: ETags that are not MD5s, different per key."""
+    import hashlib
+
+    from moto.s3.models import FakeKey
+
+    real = FakeKey.etag
+
+    def opaque(self):
+        return '"' + hashlib.md5(f"kms:{self.name}:{real.fget(self)}".encode()).hexdigest() + '"'
+
+    monkeypatch.setattr(FakeKey, "etag", property(opaque))
+
+
+def test_an_sse_kms_bucket_keeps_every_guarantee(make_cfg, contentstore, s3_endpoint, kms_etags):
+    from etl.sample import cues, save_asset, srt
+
+    ids = build_batch(contentstore, 5)[1:]
+    save_asset(contentstore, ids[1], "long-en.srt", srt(cues(130000, "A long lecture")))  # a multipart upload
+    cfg = make_cfg(multipart_bytes=5 * 1024 * 1024)
+    store = probe.probe(cfg)
+    assert not store.md5_etags and "ETags are opaque" in store.describe()
+    with FaultProxy(s3_endpoint) as proxy:
+        proxy.reset("PUT", "/_COMMIT.json", after_forward=True, times=1)  # a commit lands; its answer is lost
+        summary = etl.migrate(make_cfg(s3_endpoint_url=proxy.url, multipart_bytes=5 * 1024 * 1024), ids, workers=1,
+                              retries=0)
+        assert proxy.injected["reset_after"] == 1
+    assert summary.ok and summary.count("promoted") == 4 and set(summary.courses["ready"]) == {True}, summary.text()
+    for course_id in ids:
+        assert etl.verify(cfg, course_id).ok
+        assert set(etl.diff(cfg, course_id)["mark"]) <= {"="}
+        assert etl.status(cfg, course_id)["state"].tolist() == ["promoted"]
+    assert listing(cfg, cfg.staging_prefix + "/") == {}
+    victim = live_prefix(cfg, ids[0]) + etl.layout.quote_segment(sorted(source_transcripts(contentstore, ids[0]))[0])
+    cfg.s3.put_object(Bucket=cfg.bucket, Key=victim, Body=b"damaged")
+    assert "checksum differs" in " ".join(etl.verify(cfg, ids[0]).problems)

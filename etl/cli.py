@@ -164,7 +164,7 @@ command(writes=True, formats=TEXT)(extract)
 command(formats=TEXT)(reconcile)
 command(writes=True, formats=TEXT)(promote)
 command(formats=TEXT)(verify)
-command(writes=True, contentstore=False, formats=TEXT)(rollback)
+command(writes=True, contentstore=False, formats=TEXT)(rollback)  # its purge_versions is --purge-versions
 command(contentstore=False, formats=TABLE, empty="no courses in the status table yet")(status)
 command(contentstore=False, formats=TABLE, empty="no events for this course yet")(history)
 

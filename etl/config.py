@@ -108,10 +108,10 @@ class Config:
             if self.s3_client is None:
                 self.s3_client = make_s3_client(self)
                 self._guarded = self.s3_client
-            if getattr(self, "_guarded", None) is not self.s3_client:  # an injected client: guard it too
+            if getattr(self, "_guarded", None) is not self.s3_client:  # an injected client: check it, guard it
                 from .s3 import install_guard
 
-                self._guarded = install_guard(self.s3_client)
+                self._guarded = install_guard(check_injected(self.s3_client))
             return self.s3_client
 
     @property
@@ -176,6 +176,22 @@ def _timestamp(value):
         return datetime.fromisoformat(value)
     except (TypeError, ValueError):
         return parse_timestamp(value)
+
+
+def check_injected(client):
+    """Refuse an injected boto3 client that would send what the tool does not: botocore's default checksums.
+
+    botocore's default (``request_checksum_calculation="when_supported"``) frames
+    bodies as aws-chunked with a trailing CRC, which some S3-compatible stores
+    store inside the object; the tool sends Content-MD5 itself.
+    """
+    calculation = getattr(client.meta.config, "request_checksum_calculation", None)
+    if calculation not in (None, "when_required"):
+        raise UsageError(f"the s3_client given to Config sends default checksums (request_checksum_calculation="
+                         f"{calculation!r}), which some stores keep inside the objects; build it with "
+                         "etl.config.make_s3_client, or pass botocore Config(request_checksum_calculation="
+                         "'when_required', response_checksum_validation='when_required')")
+    return client
 
 
 CONNECT_TIMEOUT, READ_TIMEOUT = 10, 60

@@ -26,12 +26,14 @@ SCHEMA = pa.schema([
     ("live_key", pa.string()),
     ("parse_ok", pa.bool_()),
     ("parse_error", pa.string()),
+    ("sha256", pa.string()),         # of the bytes staged, sent as ChecksumSHA256 (null for multipart uploads)
 ])
 META_KEYS = ("course", "run_id", "source_fingerprint", "tool_version", "created_at")
 ROW_GROUP = 4096  # rows Arrow converts and encodes at once: its working memory is one group's, whatever the course
 
 
-Row = namedtuple("Row", SCHEMA.names)  # one manifest row, in SCHEMA's order; a tuple, so a large course stays small
+# One manifest row, in SCHEMA's order; a tuple, so a large course stays small. sha256 is null for multipart uploads.
+Row = namedtuple("Row", SCHEMA.names, defaults=(None,))
 
 
 def to_bytes(rows, **meta):

@@ -16,9 +16,13 @@ def preflight(cfg, write=False, contentstore=False):
     """Check the bucket (and, with ``write``, that the store holds the protocol: ``etl.probe``) and the contentstore."""
     check_bucket(cfg)
     if write:
+        from . import logs
         from .probe import probe
 
-        probe(cfg)  # writes and deletes its own scratch objects: the writability check too
+        store = probe(cfg)  # writes and deletes its own scratch objects: the writability check too
+        if store.versioned:
+            logs.event("warning", "*", "versioned_bucket", bucket=cfg.bucket,
+                       note="deleted objects stay as noncurrent versions; see rollback --purge-versions")
     if contentstore:
         check_contentstore(cfg)
 

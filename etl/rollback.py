@@ -1,8 +1,12 @@
-"""Roll a course back: remove what the tool wrote for it, so S3 holds none of the course's objects."""
+"""Roll a course back: remove what the tool wrote for it, so no current object of the course is left in S3.
+
+On a versioned bucket the deleted objects stay as noncurrent versions: the
+result says how many, and ``purge_versions`` deletes the tool's own by version id.
+"""
 
 from dataclasses import asdict, dataclass, field
 
-from . import logs, marker, s3, state
+from . import logs, marker, probe, s3, state, versions
 from .cleanup import remove_tool_objects
 from .errors import Conflict, Refused
 from .layout import Layout, new_run_id, parse_course_id
@@ -20,6 +24,9 @@ class RollbackResult:
 
     dry_run: bool = False
     would_delete: list = field(default_factory=list)
+    noncurrent: int = 0  # versions a versioned bucket still keeps of the course's objects
+    delete_markers: int = 0
+    purged: int = 0  # noncurrent versions and delete markers deleted by --purge-versions
 
     def to_dict(self):
         return asdict(self)
@@ -36,11 +43,17 @@ class RollbackResult:
                      + (", including the commit marker" if self.was_promoted else "")]
         if self.kept_foreign:
             lines.append(f"  kept {len(self.kept_foreign)} objects the tool did not write, e.g. {self.kept_foreign[0]}")
+        if self.purged:
+            lines.append(f"  purged {self.purged} noncurrent versions and delete markers the tool wrote")
+        if self.noncurrent or self.delete_markers:
+            lines.append(f"  the bucket is versioned: {self.noncurrent} noncurrent versions and {self.delete_markers} "
+                         "delete markers of the course remain; `rollback COURSE --purge-versions` deletes the "
+                         "tool's own, or a lifecycle rule expires them (README, \"S3 stores\")")
         return "\n".join(lines)
 
 
 @state.verb
-def rollback(cfg, course_id, *, force=False, dry_run=False):
+def rollback(cfg, course_id, *, force=False, dry_run=False, purge_versions=False):
     """Remove a course's transcripts from S3: staging runs, and live objects the tool wrote.
 
     An uncommitted course is always rolled back. A committed one needs
@@ -50,12 +63,15 @@ def rollback(cfg, course_id, *, force=False, dry_run=False):
     epochs, so a rollback that froze can never delete what a later run wrote.
     Objects the tool did not write are never deleted; they are listed in the
     result. With ``dry_run`` the result lists exactly what would be deleted,
-    and nothing changes.
+    and nothing changes. On a versioned bucket the deleted objects remain as
+    noncurrent versions, which the result counts; with ``purge_versions`` the
+    ones the tool wrote are deleted by version id as well.
 
     Args:
         course_id: course id.
         force: also roll back a promoted course; its commit marker goes first.
         dry_run: list exactly what would be deleted, and change nothing.
+        purge_versions: on a versioned bucket, also delete the noncurrent versions the tool wrote.
     """
     course = parse_course_id(course_id)
     layout = Layout(cfg, course)
@@ -100,4 +116,12 @@ def rollback(cfg, course_id, *, force=False, dry_run=False):
     marker.unfence(cfg, course, claim.token)
     for key in kept:
         logs.event("warning", course, "kept_foreign", run_id, key=key, reason="not written by this tool")
-    return RollbackResult(str(course), run_id, deleted, committed, kept)
+    result = RollbackResult(str(course), run_id, deleted, committed, kept)
+    store = probe.known(cfg)
+    if store is not None and store.versioned:
+        prefixes = [layout.staging_root, layout.live_root]
+        if purge_versions:
+            gone, markers, _ = versions.purge(cfg, course, prefixes)
+            result.purged = gone + markers
+        result.noncurrent, result.delete_markers = versions.left_behind(cfg, prefixes)
+    return result

@@ -86,7 +86,8 @@ def storage(action, cfg, key="", bucket=None):
                            f"{type(err).__name__}; check the network and endpoint, then re-run") from err
 
 
-def put(cfg, key, data, *, metadata, if_none_match=False, if_match=None, content_type=None, client=None):
+def put(cfg, key, data, *, metadata, if_none_match=False, if_match=None, content_type=None, client=None,
+        checksum_sha256=None):
     """Put bytes with Content-MD5 (S3 verifies them) and an optional condition; return the ETag.
 
     A conditional put whose first attempt landed but whose answer was lost is
@@ -99,6 +100,8 @@ def put(cfg, key, data, *, metadata, if_none_match=False, if_match=None, content
     if nonce:
         metadata = dict(metadata, **{META_WRITE: nonce})
     args = dict(Bucket=cfg.bucket, Key=key, Body=data, ContentMD5=content_md5(data), Metadata=metadata)
+    if checksum_sha256:  # a store that keeps checksums checks it on arrival and returns it later (verify)
+        args["ChecksumSHA256"] = checksum_sha256
     if content_type:
         args["ContentType"] = content_type
     if if_none_match:

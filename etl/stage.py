@@ -7,6 +7,8 @@ before its request is sent, so a failure, even one whose answer was lost, can
 delete exactly those; every key is in the run's own epoch.
 """
 
+import base64
+import hashlib
 import threading
 from concurrent.futures import wait
 
@@ -34,14 +36,14 @@ class _ByteBudget:
             self.cond.notify_all()
 
 
-def _row(course_id, asset, staged_key, live_key, md5, etag, ok, error):
+def _row(course_id, asset, staged_key, live_key, md5, etag, ok, error, sha256=None):
     return manifest.Row(
         course_id=course_id, asset_id=asset.asset_id, asset_name=asset.name,
         language=parse.language(asset.name), format=parse.transcript_format(asset.name),
         content_type=asset.content_type, length=asset.length, md5=md5,
         source_md5=asset.stored_md5, upload_date=asset.upload_date,
         staged_key=staged_key, staged_etag=etag, live_key=live_key,
-        parse_ok=ok, parse_error=error,
+        parse_ok=ok, parse_error=error, sha256=sha256,
     )
 
 
@@ -63,10 +65,12 @@ def stage(cfg, course, epoch, run_id, assets, written, claim=None):
             staged, live = keys[asset.name]
             with lock:
                 written.append(staged)
+            digest = hashlib.sha256(data)
             tag = s3.put(cfg, staged, data, if_none_match=True, content_type=asset.content_type,
-                         metadata=s3.tool_metadata(course, run_id, md5))
+                         metadata=s3.tool_metadata(course, run_id, md5),
+                         checksum_sha256=base64.b64encode(digest.digest()).decode())
             with lock:
-                rows[asset.name] = _row(course_id, asset, staged, live, md5, tag, ok, error)
+                rows[asset.name] = _row(course_id, asset, staged, live, md5, tag, ok, error, digest.hexdigest())
         finally:
             budget.give(len(data))
         progress.update(1)

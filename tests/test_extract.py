@@ -1,3 +1,4 @@
+import hashlib
 import io
 
 import pyarrow.parquet as pq
@@ -32,6 +33,7 @@ def test_extract_stages_every_transcript_byte_exact_with_a_manifest(cfg, content
         assert col in df.columns or col == "asset_name"
     for name, body in data.items():
         assert df.loc[name, "md5"] == md5(body) and df.loc[name, "length"] == len(body)
+        assert df.loc[name, "sha256"] == hashlib.sha256(body).hexdigest()  # sent as ChecksumSHA256 with the put
         assert staged[df.loc[name, "staged_key"]] == body
     assert df.loc["es_subs_abc.srt.sjson", "language"] == "es"
     assert df.loc["0b5f9e1c-5a34-4b8e-9d0e-0c9a3f6c2b11-fr.srt", "language"] == "fr"

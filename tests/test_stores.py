@@ -124,3 +124,93 @@ def test_an_sse_kms_bucket_keeps_every_guarantee(make_cfg, contentstore, s3_endp
     victim = live_prefix(cfg, ids[0]) + etl.layout.quote_segment(sorted(source_transcripts(contentstore, ids[0]))[0])
     cfg.s3.put_object(Bucket=cfg.bucket, Key=victim, Body=b"damaged")
     assert "checksum differs" in " ".join(etl.verify(cfg, ids[0]).problems)
+
+
+@pytest.fixture
+def s3rver(tmp_path):
+    """Start s3rver (npm), a second real S3 implementation, on a free loopback port; it ignores conditional headers."""
+    import shutil
+    import socket
+    import time
+
+    binary = shutil.which("s3rver")
+    if not binary:
+        pytest.skip("s3rver is not installed (npm install -g s3rver)")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen([binary, "-d", str(tmp_path), "-p", str(port), "-a", "127.0.0.1", "--silent",
+                             "--configure-bucket", "refused"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    yield f"http://127.0.0.1:{port}"
+    proc.terminate()
+    proc.wait(30)
+
+
+def test_s3rver_a_store_that_ignores_conditions_is_refused_with_the_right_line(s3rver, contentstore):
+    import boto3
+    from botocore.config import Config as BotoConfig
+
+    ids = build_batch(contentstore, 2)
+    client = boto3.session.Session(aws_access_key_id="S3RVER", aws_secret_access_key="S3RVER",  # its own keys
+                                   region_name="us-east-1").client(
+        "s3", endpoint_url=s3rver, config=BotoConfig(s3={"addressing_style": "path"},
+                                                     request_checksum_calculation="when_required",
+                                                     response_checksum_validation="when_required"))
+    cfg = etl.Config(bucket="refused", s3_endpoint_url=s3rver, contentstore=contentstore, manifest_dir=None,
+                     progress=False, s3_client=client)
+    said = "ignores If-None-Match: two runners could both commit one course; refusing to run on it"
+    with pytest.raises(etl.UsageError, match=said):
+        etl.migrate(cfg, ids, workers=1)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ETL_")}
+    env.update(AWS_ACCESS_KEY_ID="S3RVER", AWS_SECRET_ACCESS_KEY="S3RVER")
+    run = subprocess.run([sys.executable, "-m", "tests.children.cli", "2", "0", "migrate", *ids, "--bucket",
+                          "refused", "--s3-endpoint-url", s3rver, "--manifest-dir", ""],
+                         capture_output=True, text=True, env=env, timeout=120, cwd=ROOT)
+    assert run.returncode == 2 and said in run.stderr and run.stderr.count("\n") == 1, run.stderr
+    assert listing(cfg) == {}
+
+
+def test_an_injected_client_without_the_tool_s_settings_is_refused_before_any_request(make_cfg):
+    import boto3
+
+    base = make_cfg()
+    default = boto3.client("s3", endpoint_url=base.s3_endpoint_url, region_name="us-east-1")
+    cfg = make_cfg(s3_client=default)
+    with pytest.raises(etl.UsageError, match="request_checksum_calculation='when_supported'"):
+        etl.status(cfg)
+    assert listing(base) == {}
+
+
+def test_a_versioned_bucket_says_what_rollback_leaves_and_purges_only_the_tool_s_versions(make_cfg, contentstore,
+                                                                                         tmp_path, capsys):
+    from etl.layout import Layout, parse_course_id
+    from etl.versions import list_versions
+    from tests.helpers import run_cli
+
+    ids = build_batch(contentstore, 3)[1:]
+    cfg = make_cfg()
+    cfg.s3.put_bucket_versioning(Bucket=cfg.bucket, VersioningConfiguration={"Status": "Enabled"})
+    assert probe.probe(cfg).versioned
+    assert list(list_versions(cfg, f"{cfg.state_prefix}/probe/")) == []  # the probe left not even a version
+    etl.migrate(cfg, ids, workers=1)
+    layout = Layout(cfg, parse_course_id(ids[0]))
+    foreign = layout.live_root + "notes.txt"
+    cfg.s3.put_object(Bucket=cfg.bucket, Key=foreign, Body=b"v1")
+    cfg.s3.put_object(Bucket=cfg.bucket, Key=foreign, Body=b"v2")  # a noncurrent version nobody may purge
+    result = etl.rollback(cfg, ids[0], force=True)
+    assert result.noncurrent > 0 and result.delete_markers > 0 and "the bucket is versioned" in str(result)
+    code, out, err = run_cli(cfg, contentstore, capsys, tmp_path, "rollback", ids[1], "--force", "--purge-versions")
+    assert code == 0 and "purged " in out, err
+    other = Layout(cfg, parse_course_id(ids[1]))
+    assert [v for p in (other.live_root, other.staging_root) for v in list_versions(cfg, p)] == []
+    again = etl.rollback(cfg, ids[0], purge_versions=True)
+    left = list(list_versions(cfg, layout.live_root)) + list(list_versions(cfg, layout.staging_root))
+    assert {v["Key"] for v in left} == {foreign} and len(left) == 2 and again.purged > 0

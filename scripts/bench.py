@@ -149,14 +149,21 @@ def counted_client(endpoint, width):
 
 
 def tool_config(endpoint, width, bucket, db):
-    """Return a Config as the tool's runs use it, on a new bucket, and its client's request counter (at 0)."""
+    """Return a Config as the tool's runs use it, on a new bucket, and its client's request counter (at 0).
+
+    The store probe runs here, once, as it does once per process in a run; its requests go to
+    ``counter["probe"]``, not to any course.
+    """
     import etl
+    from etl.probe import probe
 
     client, counter = counted_client(endpoint, width)
     client.create_bucket(Bucket=bucket)
-    counter["requests"] = 0
     cfg = etl.Config(bucket=bucket, s3_endpoint_url=endpoint, contentstore=db, s3_client=client,
                      s3_concurrency=width, manifest_dir=None, progress=False)
+    counter["requests"] = 0
+    probe(cfg)
+    counter["probe"], counter["requests"] = counter["requests"], 0
     return cfg, counter
 
 
@@ -310,7 +317,8 @@ def course_path(endpoint, width, bucket):
     depth = []
     for start, _, _ in spans:
         depth.append(1 + max((d for d, (_, done, _) in zip(depth, spans) if done <= start), default=0))
-    return {"requests": counter["requests"], "fixed": counter["requests"] - 2, "critical_path": max(depth)}
+    return {"requests": counter["requests"], "fixed": counter["requests"] - 2, "critical_path": max(depth),
+            "probe": counter["probe"]}
 
 
 def measure_batch(endpoint, courses, width, bucket):
@@ -528,7 +536,8 @@ def bench(transcripts=2000, latency_ms=0, width=16, courses=0, only="abcd", engi
         path = courses and child("course_path", endpoint, width, f"bench-path-{port}")
         if path:
             print(f"one one-transcript course alone: {path['requests']} S3 requests ({path['fixed']} fixed), "
-                  f"{path['critical_path']} of them one after another")
+                  f"{path['critical_path']} of them one after another; the store probe before it: "
+                  f"{path['probe']} requests, once per process")
         before = server_cpu(procs[0].pid)
         batch = courses and child("measure_batch", endpoint, courses, width, f"bench-batch-{port}")
         if batch:

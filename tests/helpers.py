@@ -86,3 +86,37 @@ def staging_prefix(cfg, course_id):
     from etl.layout import Layout
 
     return Layout(cfg, _course(course_id)).staging_epoch(staged_epoch(cfg, course_id))
+
+
+def assert_invariant(cfg, db, course_id):
+    """A course the tool reports committed verifies byte for byte; any other course has nothing live."""
+    import etl
+    from etl.layout import Layout, parse_course_id, quote_segment
+    from tests.batch import source_transcripts
+
+    layout = Layout(cfg, parse_course_id(course_id))
+    live = {k: v for k, v in objects(cfg, layout.live_root).items() if "/transcripts/" in k}
+    rows = etl.status(cfg, course_id)
+    if len(rows) and rows["state"].iloc[0] == "promoted":  # the marker decides, through the status table
+        prefix = live_prefix(cfg, course_id)
+        expected = {prefix + quote_segment(n): b for n, b in source_transcripts(db, course_id).items()}
+        assert {k: v for k, v in live.items() if k.startswith(prefix)} == expected
+        result = etl.verify(cfg, course_id)
+        assert result.ok, result.problems
+        return "committed"
+    assert live == {}, f"not committed, yet live: {sorted(live)[:3]}"
+    assert [k for k in listing(cfg, layout.live_root) if k.endswith(".parquet")] == []
+    return "not committed"
+
+
+def assert_finished_by_rerun(cfg, db, course_id):
+    """An operator's re-run of migrate promotes the course: verified, byte-exact, one commit key, no staging."""
+    import etl
+    from etl.layout import Layout, parse_course_id
+
+    summary = etl.migrate(cfg, [course_id], workers=1, retries=0)
+    assert summary.ok and summary.courses["outcome"].iloc[0] in ("promoted", "skipped"), summary.text()
+    assert assert_invariant(cfg, db, course_id) == "committed"
+    layout = Layout(cfg, parse_course_id(course_id))
+    assert listing(cfg, layout.staging_root) == {}
+    assert [k for k in listing(cfg, layout.live_root) if k.endswith(".json")] == [layout.marker]

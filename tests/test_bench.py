@@ -42,10 +42,10 @@ def test_bench_batch_reports_course_rates():
     assert re.search(r"^batch of 3 courses: \d+ courses/min \(\d+ for the first 100, \d+ for the last 100\), "
                      r"\d+\.\d S3 requests per course \(\d+\.\d fixed\); client CPU \d+ ms and server CPU \d+ ms per course$", out.stdout, re.M), out.stdout
     path = re.search(r"^one one-transcript course alone: (\d+) S3 requests \((\d+) fixed\), (\d+) of them one "
-                     r"after another$", out.stdout, re.M)
+                     r"after another; the store probe before it: (\d+) requests, once per process$", out.stdout, re.M)
     assert path, out.stdout
-    total, fixed, chain = map(int, path.groups())
-    assert total == fixed + 2 and 1 < chain < total
+    total, fixed, chain, probe = map(int, path.groups())
+    assert total == fixed + 2 and 1 < chain < total and fixed <= 15 and probe <= 10
 
 
 def test_bench_refuses_an_unknown_measurement_in_one_line():

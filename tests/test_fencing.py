@@ -12,43 +12,13 @@ no live transcripts. An operator's re-run of ``migrate`` then finishes every cou
 import pytest
 
 import etl
-from etl.layout import Layout, parse_course_id, quote_segment
-from tests.batch import build_course, source_transcripts
+from etl.layout import Layout, parse_course_id
+from tests.batch import build_course
 from tests.freeze import Freezer, Runner, first_put, put_of
-from tests.helpers import listing, live_prefix, objects
+from tests.helpers import assert_finished_by_rerun, assert_invariant, listing
 
 NEW, OLD = "course-v1:Fence+Frozen+2026", "Fence/Frozen/2026"
 COMMIT = '"manifest_sha256"'  # only the commit marker's body has it
-
-
-def committed_state(cfg, course_id):
-    rows = etl.status(cfg, course_id)
-    return rows["state"].iloc[0] if len(rows) else None
-
-
-def assert_invariant(cfg, db, course_id):
-    """A course reported committed verifies byte for byte; any other course has nothing live."""
-    layout = Layout(cfg, parse_course_id(course_id))
-    live = {k: v for k, v in objects(cfg, layout.live_root).items() if "/transcripts/" in k}
-    if committed_state(cfg, course_id) == "promoted":
-        prefix = live_prefix(cfg, course_id)
-        expected = {prefix + quote_segment(n): b for n, b in source_transcripts(db, course_id).items()}
-        assert {k: v for k, v in live.items() if k.startswith(prefix)} == expected
-        result = etl.verify(cfg, course_id)
-        assert result.ok, result.problems
-        return "committed"
-    assert live == {}, f"not committed, yet live: {sorted(live)[:3]}"
-    assert [k for k in listing(cfg, layout.live_root) if k.endswith(".parquet")] == []
-    return "not committed"
-
-
-def assert_finished_by_rerun(cfg, db, course_id):
-    summary = etl.migrate(cfg, [course_id], workers=1, retries=0)
-    assert summary.ok and summary.courses["outcome"].iloc[0] in ("promoted", "skipped"), summary.text()
-    assert assert_invariant(cfg, db, course_id) == "committed"
-    layout = Layout(cfg, parse_course_id(course_id))
-    assert listing(cfg, layout.staging_root) == {}
-    assert [k for k in listing(cfg, layout.live_root) if k.endswith(".json")] == [layout.marker]
 
 
 def start_frozen(make_cfg, course_id, when):
@@ -122,7 +92,7 @@ def test_stale_commit_after_a_takeover_cleaned_up_never_lands(make_cfg, contents
     freezer.release()
     assert a.outcome() == "ConcurrentRun"
     assert assert_invariant(cfg_b, contentstore, course_id) == "not committed"
-    assert committed_state(cfg_b, course_id) == "staged"
+    assert etl.status(cfg_b, course_id)["state"].tolist() == ["staged"]
     assert_finished_by_rerun(cfg_b, contentstore, course_id)
 
 
@@ -189,24 +159,35 @@ def after_put_of(key, contains):
                                                   and isinstance(body, bytes) and contains.encode() in body)
 
 
-@pytest.mark.parametrize("course_id", [NEW, OLD])
-def test_reproduction_a_frozen_forced_rollback_never_deletes_a_later_commit(make_cfg, contentstore, course_id):
-    """A's fence replaced the commit, A froze; B took over and committed; A woke and went on deleting."""
-    build_course(contentstore, course_id, n=3)
-    etl.migrate(make_cfg(), [course_id], workers=1)
+def frozen_while_b_migrates(make_cfg, db, course_id, trigger, action):
+    """Run A's ``action`` until ``trigger`` freezes it, let B migrate the course meanwhile, then wake A.
+
+    Return A's outcome; B's migrate must have promoted the course, and it must stay committed.
+    """
     cfg_a = make_cfg()
-    layout = Layout(cfg_a, parse_course_id(course_id))
-    freezer = Freezer(cfg_a, after=after_put_of(layout.marker, '"fenced"'))
-    a = Runner(lambda: etl.rollback(cfg_a, course_id, force=True))
+    freezer = Freezer(cfg_a, after=trigger)
+    a = Runner(lambda: action(cfg_a))
     a.start()
     freezer.wait()
     cfg_b = taker(make_cfg)
     assert b_action(cfg_b, course_id, "migrate") == "promoted"
     freezer.release()
-    assert a.outcome() == "ConcurrentRun", a.error
-    assert assert_invariant(cfg_b, contentstore, course_id) == "committed"
+    outcome = a.outcome()
+    assert assert_invariant(cfg_b, db, course_id) == "committed"
     assert etl.status(cfg_b, course_id)["state"].tolist() == ["promoted"]
-    assert_finished_by_rerun(cfg_b, contentstore, course_id)
+    assert_finished_by_rerun(cfg_b, db, course_id)
+    return outcome, a.error
+
+
+@pytest.mark.parametrize("course_id", [NEW, OLD])
+def test_reproduction_a_frozen_forced_rollback_never_deletes_a_later_commit(make_cfg, contentstore, course_id):
+    """A's fence replaced the commit, A froze; B took over and committed; A woke and went on deleting."""
+    build_course(contentstore, course_id, n=3)
+    etl.migrate(make_cfg(), [course_id], workers=1)
+    marker = Layout(make_cfg(), parse_course_id(course_id)).marker
+    outcome, error = frozen_while_b_migrates(make_cfg, contentstore, course_id, after_put_of(marker, '"fenced"'),
+                                             lambda cfg: etl.rollback(cfg, course_id, force=True))
+    assert outcome == "ConcurrentRun", error
 
 
 @pytest.mark.parametrize("course_id", [NEW, OLD])
@@ -215,17 +196,10 @@ def test_reproduction_a_frozen_promote_never_deletes_the_copies_of_the_runner_th
     """A froze after its first copy; B rolled the same staged run forward and committed; A woke."""
     build_course(contentstore, course_id, n=3)
     etl.extract(make_cfg(), course_id)
-    cfg_a = make_cfg()
-    freezer = Freezer(cfg_a, after=lambda operation, key, body: operation == "CopyObject")
-    a = Runner(lambda: etl.promote(cfg_a, course_id))
-    a.start()
-    freezer.wait()
-    cfg_b = taker(make_cfg)
-    assert b_action(cfg_b, course_id, "migrate") == "promoted"
-    freezer.release()
-    assert a.outcome() == "ConcurrentRun", a.error
-    assert assert_invariant(cfg_b, contentstore, course_id) == "committed"
-    assert_finished_by_rerun(cfg_b, contentstore, course_id)
+    outcome, error = frozen_while_b_migrates(make_cfg, contentstore, course_id,
+                                             lambda operation, key, body: operation == "CopyObject",
+                                             lambda cfg: etl.promote(cfg, course_id))
+    assert outcome == "ConcurrentRun", error
 
 
 def test_a_lease_is_judged_by_s3_s_clock_not_by_the_hosts_wall_clocks(make_cfg, contentstore):

@@ -20,10 +20,10 @@ import uuid
 import pytest
 
 import etl
-from etl.layout import Layout, parse_course_id, quote_segment
-from tests.batch import build_course, source_transcripts
+from etl.layout import Layout, parse_course_id
+from tests.batch import build_course
 from tests.freeze import Freezer, Runner, nth_answer
-from tests.helpers import listing, live_prefix, objects
+from tests.helpers import assert_finished_by_rerun, assert_invariant, listing
 
 NEW, OLD = "course-v1:Sweep+Frozen+2026", "Sweep/Frozen/2026"
 VERBS = ["extract", "promote", "migrate", "rollback", "rollback --force"]
@@ -64,28 +64,10 @@ def sweep_cfg(make_cfg, root=None):
                     manifest_dir=None, s3_concurrency=4), root
 
 
-def committed_invariant(cfg, db, course_id):
-    """Committed: verify passes and the live transcripts are the contentstore's. Not committed: nothing live."""
-    layout = Layout(cfg, parse_course_id(course_id))
-    live = {k: v for k, v in objects(cfg, layout.live_root).items() if "/transcripts/" in k}
-    if etl.committed(cfg, course_id):
-        prefix = live_prefix(cfg, course_id)
-        expected = {prefix + quote_segment(n): b for n, b in source_transcripts(db, course_id).items()}
-        assert {k: v for k, v in live.items() if k.startswith(prefix)} == expected
-        result = etl.verify(cfg, course_id)
-        assert result.ok, result.problems
-        return "committed"
-    assert live == {}, f"not committed, yet live: {sorted(live)[:3]}"
-    return "not committed"
-
-
 def finished_by_operator(cfg, db, course_id):
     """An operator re-runs migrate, then vacuums with no retention: one clean committed epoch is all that is left."""
-    summary = etl.migrate(cfg, [course_id], workers=1, retries=0)
-    assert summary.ok and summary.courses["outcome"].iloc[0] in ("promoted", "skipped"), summary.text()
-    assert committed_invariant(cfg, db, course_id) == "committed"
+    assert_finished_by_rerun(cfg, db, course_id)
     layout = Layout(cfg, parse_course_id(course_id))
-    assert listing(cfg, layout.staging_root) == {}
     etl.vacuum(cfg, course_id, retain_days=0)
     doc = etl.committed(cfg, course_id)
     left = set(listing(cfg, layout.live_root))
@@ -115,7 +97,7 @@ def sweep(make_cfg, contentstore, course_id, verb):
         freezer.release()
         outcome = a.outcome()
         assert outcome in ("ok", "ConcurrentRun", "AlreadyPromoted", "NotStaged", "SourceChanged"), (point, a.error)
-        state = committed_invariant(cfg_b, contentstore, course_id)
+        state = assert_invariant(cfg_b, contentstore, course_id)
         if not verb.startswith("rollback"):
             assert state == "committed", (point, b, outcome)
         finished_by_operator(cfg_b, contentstore, course_id)

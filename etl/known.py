@@ -22,7 +22,7 @@ def closest(course_id, candidates):
 
 def unknown(course_id, candidates, where):
     """Return the UsageError for an unknown course."""
-    return UsageError(f"unknown course {course_id}: {where} has it{closest(course_id, candidates)}; nothing was "
+    return UsageError(f"unknown course {course_id}: {where}{closest(course_id, candidates)}; nothing was "
                       "done; check the id (and --mongo-db, --modulestore-db, --state-prefix)")
 
 
@@ -43,8 +43,8 @@ def refuse_unknown(cfg, course_ids):
     from .discover import all_courses
 
     candidates = table_ids(cfg) + (all_courses(cfg)[0] if cfg.contentstore is not None else [])
-    where = ("neither the modulestore, the contentstore nor the status table" if cfg.contentstore is not None
-             else "the status table")
+    where = ("neither the modulestore, the contentstore nor the status table has it" if cfg.contentstore is not None
+             else "the status table has no record of it (give --mongo-uri to look in the contentstore too)")
     err = unknown(missing[0], candidates, where)
     if len(missing) > 1:
         err = UsageError(f"{err} ({len(missing) - 1} more unknown: {', '.join(missing[1:4])}"

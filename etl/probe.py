@@ -5,8 +5,9 @@ Every guarantee rests on conditional writes. A store that silently ignores
 lets a runner that lost its lease commit over another's work. Such a store is
 refused, with no override: the guarantees are the product. The probe also
 learns what it can rely on for integrity: whether ETags are MD5s, whether the
-store checks ``Content-MD5``, whether it keeps SHA-256 checksums, whether the
-bucket is versioned and how it is encrypted.
+store refuses bytes that match neither their ``Content-MD5`` nor their SHA-256,
+whether it keeps SHA-256 checksums, whether the bucket is versioned and how it
+is encrypted.
 
 It runs once per endpoint and bucket in a process (the CLI, an API program,
 each Celery worker process), before that process's first claim, in at most ten
@@ -35,7 +36,7 @@ class Store:
     """What a store was proved to do."""
 
     md5_etags: bool  # a plain put's ETag is the MD5 of its bytes
-    checks_content_md5: bool  # a put whose Content-MD5 does not match is refused
+    checks_arrival: bool  # a put whose bytes match neither its Content-MD5 nor its SHA-256 is refused
     keeps_checksums: bool  # a put's SHA-256 checksum is kept and returned
     versioned: bool
     encryption: Optional[str]  # the put answer's x-amz-server-side-encryption, if any
@@ -43,7 +44,7 @@ class Store:
     def describe(self):
         """Return one line for the operator: what integrity checks rest on, on this store."""
         etags = "ETags are MD5s" if self.md5_etags else "ETags are opaque (not MD5s)"
-        return (f"{etags}; Content-MD5 {'checked' if self.checks_content_md5 else 'not checked'}; SHA-256 checksums "
+        return (f"{etags}; damaged bytes {'refused' if self.checks_arrival else 'not refused'} on arrival; SHA-256 checksums "
                 f"{'kept' if self.keeps_checksums else 'not kept'}; versioning {'on' if self.versioned else 'off'}; "
                 f"encryption {self.encryption or 'none'}")
 
@@ -115,7 +116,7 @@ def _probe(cfg):
 
     try:
         try:
-            made = put(first, IfNoneMatch="*", ChecksumSHA256=sha)
+            made = put(first, IfNoneMatch="*", ChecksumAlgorithm="SHA256", ChecksumSHA256=sha)
         except ClientError as err:
             if _status(err) == 501:
                 raise _refuse(cfg, "answers 501 NotImplemented to If-None-Match",
@@ -127,13 +128,13 @@ def _probe(cfg):
                        lambda: put(first, IfMatch=WRONG_ETAG))
         expect_refused("If-Match on a missing key", "a runner could commit over a course another one rolled back",
                        lambda: put(second, IfMatch=WRONG_ETAG), refused=(412, 404))
-        try:
-            put(second, data=body + b"!", ContentMD5=_md5(body))  # bytes that do not match their Content-MD5
-            checks_md5 = False
+        try:  # bytes that match neither their Content-MD5 nor their SHA-256
+            put(second, data=body + b"!", ContentMD5=_md5(body), ChecksumAlgorithm="SHA256", ChecksumSHA256=sha)
+            checks_arrival = False
         except ClientError as err:
             if _status(err) != 400:
                 raise
-            checks_md5 = True
+            checks_arrival = True
         upload = client.create_multipart_upload(Bucket=bucket, Key=first)["UploadId"]
         try:
             part = client.upload_part(Bucket=bucket, Key=first, UploadId=upload, PartNumber=1, Body=body,
@@ -149,7 +150,7 @@ def _probe(cfg):
             except ClientError:
                 pass  # completed (and refused above) or already gone
         etag = made["ETag"].strip('"')
-        return Store(md5_etags=etag == hashlib.md5(body).hexdigest(), checks_content_md5=checks_md5,
+        return Store(md5_etags=etag == hashlib.md5(body).hexdigest(), checks_arrival=checks_arrival,
                      keeps_checksums=made.get("ChecksumSHA256") == sha, versioned=bool(made.get("VersionId")),
                      encryption=made.get("ServerSideEncryption"))
     except (ClientError, BotoCoreError) as err:

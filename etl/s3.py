@@ -101,7 +101,7 @@ def put(cfg, key, data, *, metadata, if_none_match=False, if_match=None, content
         metadata = dict(metadata, **{META_WRITE: nonce})
     args = dict(Bucket=cfg.bucket, Key=key, Body=data, ContentMD5=content_md5(data), Metadata=metadata)
     if checksum_sha256:  # a store that keeps checksums checks it on arrival and returns it later (verify)
-        args["ChecksumSHA256"] = checksum_sha256
+        args.update(ChecksumAlgorithm="SHA256", ChecksumSHA256=checksum_sha256)
     if content_type:
         args["ContentType"] = content_type
     if if_none_match:
@@ -183,6 +183,13 @@ def md5_of(cfg, key):
             return None
         raise
     return digest.hexdigest()
+
+
+def sha256_kept(cfg, key):
+    """Return the SHA-256 (hex) a store kept for an object, or None when it keeps none (then read it back)."""
+    with storage("HeadObject", cfg, key):
+        found = cfg.s3.head_object(Bucket=cfg.bucket, Key=key, ChecksumMode="ENABLED").get("ChecksumSHA256")
+    return base64.b64decode(found).hex() if found and "-" not in found else None
 
 
 def head(cfg, key):

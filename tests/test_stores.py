@@ -44,13 +44,17 @@ def test_a_store_that_cannot_hold_the_protocol_is_refused_before_any_transcript_
 
 
 def test_a_store_that_needs_content_md5_on_batch_deletes_still_leaves_nothing_behind(
-        make_cfg, contentstore, s3_endpoint):
-    ids = build_batch(contentstore, 4)[1:]
+        make_cfg, contentstore, s3_endpoint, tmp_path, capsys):
+    from tests.helpers import run_cli
+
+    ids = build_batch(contentstore, 5)[1:]
     with FaultProxy(s3_endpoint) as proxy:
         proxy.behave(delete_needs_md5=True)
         cfg = make_cfg(s3_endpoint_url=proxy.url)
-        summary = etl.migrate(cfg, ids, workers=1)
+        summary = etl.migrate(cfg, ids[:3], workers=1)
         assert summary.ok and summary.count("promoted") == 3, summary.text()
+        code, out, err = run_cli(cfg, contentstore, capsys, tmp_path, "migrate", ids[3])
+        assert code == 0 and "1 promoted" in out, err
         assert listing(cfg, cfg.staging_prefix + "/") == {}
         etl.rollback(cfg, ids[0], force=True)
         assert [k for k in listing(cfg, cfg.live_prefix + "/") if ids[0].split("+")[1] in k] == []
@@ -102,7 +106,9 @@ def kms_etags(monkeypatch):
     monkeypatch.setattr(FakeKey, "etag", property(opaque))
 
 
-def test_an_sse_kms_bucket_keeps_every_guarantee(make_cfg, contentstore, s3_endpoint, kms_etags):
+def test_an_sse_kms_bucket_keeps_every_guarantee(make_cfg, contentstore, s3_endpoint, kms_etags, tmp_path, capsys):
+    from tests.helpers import run_cli
+
     from etl.sample import cues, save_asset, srt
 
     ids = build_batch(contentstore, 5)[1:]
@@ -110,6 +116,7 @@ def test_an_sse_kms_bucket_keeps_every_guarantee(make_cfg, contentstore, s3_endp
     cfg = make_cfg(multipart_bytes=5 * 1024 * 1024)
     store = probe.probe(cfg)
     assert not store.md5_etags and "ETags are opaque" in store.describe()
+    assert store.keeps_checksums and not store.checks_arrival  # moto keeps SHA-256 checksums, checks none
     with FaultProxy(s3_endpoint) as proxy:
         proxy.reset("PUT", "/_COMMIT.json", after_forward=True, times=1)  # a commit lands; its answer is lost
         summary = etl.migrate(make_cfg(s3_endpoint_url=proxy.url, multipart_bytes=5 * 1024 * 1024), ids, workers=1,
@@ -121,9 +128,15 @@ def test_an_sse_kms_bucket_keeps_every_guarantee(make_cfg, contentstore, s3_endp
         assert set(etl.diff(cfg, course_id)["mark"]) <= {"="}
         assert etl.status(cfg, course_id)["state"].tolist() == ["promoted"]
     assert listing(cfg, cfg.staging_prefix + "/") == {}
-    victim = live_prefix(cfg, ids[0]) + etl.layout.quote_segment(sorted(source_transcripts(contentstore, ids[0]))[0])
-    cfg.s3.put_object(Bucket=cfg.bucket, Key=victim, Body=b"damaged")
-    assert "checksum differs" in " ".join(etl.verify(cfg, ids[0]).problems)
+    for command in (["verify", ids[1]], ["diff", ids[1]], ["rollback", ids[2], "--force"], ["migrate", ids[2]]):
+        code, out, err = run_cli(cfg, contentstore, capsys, tmp_path, *command)
+        assert code == 0, (command, out, err)
+    names = sorted(source_transcripts(contentstore, ids[0]))
+    victim = live_prefix(cfg, ids[0]) + etl.layout.quote_segment(names[0])
+    cfg.s3.put_object(Bucket=cfg.bucket, Key=victim, Body=b"damaged")  # no checksum kept: read back
+    assert f"checksum differs in S3: {names[0]!r}" in " ".join(etl.verify(cfg, ids[0]).problems)
+    cfg.s3.put_object(Bucket=cfg.bucket, Key=victim, Body=b"damaged", ChecksumAlgorithm="SHA256")  # one kept
+    assert f"checksum differs in S3: {names[0]!r}" in " ".join(etl.verify(cfg, ids[0]).problems)
 
 
 @pytest.fixture

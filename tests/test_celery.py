@@ -176,11 +176,15 @@ def test_a_worker_for_another_target_refuses_and_writes_nothing(make_cfg, conten
     other = make_cfg(bucket=f"{cfg.bucket}-b")
     other.s3.create_bucket(Bucket=other.bucket)
     ids = build_batch(contentstore, 2)
-    workers.append(Worker(other, broker, queue, batch=2).start())
+    worker = Worker(other, broker, queue, batch=2).start()
+    workers.append(worker)
     summary = etl.migrate(cfg, ids, engine="celery")
     assert summary.count("failed") == 2 and summary.exit_code == 4
     assert all("not to the enqueuer's target" in e for e in summary.courses["error"])
     assert listing(cfg) == {} and listing(other) == {}
+    told = [line for line in worker.lines if "not to the enqueuer's target" in line]
+    assert told and "Traceback" not in "\n".join(worker.lines)  # an expected refusal: one line, no traceback
+    assert all(line.startswith("20") and " source=celery message=" in line for line in told), told
 
 
 def test_no_secret_ever_enters_redis(cfg, contentstore, broker, queue, workers, monkeypatch):

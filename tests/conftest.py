@@ -169,3 +169,23 @@ def pytest_terminal_summary(terminalreporter):
             terminalreporter.write_line(f"{count} tests skipped: {what} is missing", red=True)
         terminalreporter.write_line("`bash .ci/run` installs redis-server and Chromium and then runs the suite, "
                                     "as CI does; the real exports come from ../shared/data beside the checkout.")
+
+
+SERVERS = {"s3_endpoint", "cfg", "make_cfg", "redis_server", "broker", "workers", "s3rver", "front"}
+SLOW = {"test_crash", "test_freeze_sweep"}
+SUBPROCESSES = {"test_celery", "test_concurrency", "test_operator_view", "test_hostile", "test_bench",
+                "test_secrets", "test_front_door", "test_cli"}
+
+
+def pytest_collection_modifyitems(items):
+    """Mark each test by what it uses: browser, slow, integration (real servers or processes), or unit."""
+    for item in items:
+        module = item.module.__name__.rsplit(".", 1)[-1]
+        if module == "test_report_browser":
+            item.add_marker(pytest.mark.browser)
+        if module in SLOW:
+            item.add_marker(pytest.mark.slow)
+        if SERVERS & set(getattr(item, "fixturenames", ())) or module in SUBPROCESSES | SLOW:
+            item.add_marker(pytest.mark.integration)
+        else:
+            item.add_marker(pytest.mark.unit)

@@ -86,8 +86,8 @@ def verify_course(cfg, course, published=None):
     if published is None:
         source, seen = s3.together(lambda: transcripts_now(cfg, course), lambda: markers.read(cfg, course))
         marker = seen.commit
-        if marker is None:
-            result.contentstore_count = len(source)
+        if marker is None:  # nothing is live until a commit says so
+            result.contentstore_count, result.live_count = len(source), 0
             problems.append(_not_committed(layout, seen))
             return result
         prefix, manifest_key = markers.transcripts_prefix(cfg, course, marker), markers.manifest_key(cfg, course, marker)

@@ -21,12 +21,21 @@ import pytest
 
 import etl
 from etl.layout import Layout, parse_course_id
-from tests.batch import build_course
+from tests.batch import WHEN
 from tests.freeze import Freezer, Runner, nth_answer
 from tests.helpers import assert_finished_by_rerun, assert_invariant, listing
 
 NEW, OLD = "course-v1:Sweep+Frozen+2026", "Sweep/Frozen/2026"
 VERBS = ["extract", "promote", "migrate", "rollback", "rollback --force"]
+
+
+def small_course(db, course_id):
+    """Register a course with two small transcripts: the sweep is about requests, not bytes."""
+    from etl.sample import cues, register_course, save_asset, sjson, srt
+
+    register_course(db, course_id)
+    save_asset(db, course_id, "subs_one.srt.sjson", sjson(cues(4, "one")), upload_date=WHEN)
+    save_asset(db, course_id, "two-en.srt", srt(cues(3, "two")), upload_date=WHEN)
 
 
 def prepare(cfg, course_id, verb):
@@ -76,7 +85,7 @@ def finished_by_operator(cfg, db, course_id):
 
 
 def sweep(make_cfg, contentstore, course_id, verb):
-    build_course(contentstore, course_id, n=2)
+    small_course(contentstore, course_id)
     total = count_requests(make_cfg, contentstore, course_id, verb)
     assert total > 5
     outcomes = {}

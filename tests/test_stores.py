@@ -106,18 +106,27 @@ def kms_etags(monkeypatch):
     monkeypatch.setattr(FakeKey, "etag", property(opaque))
 
 
-def test_an_sse_kms_bucket_keeps_every_guarantee(make_cfg, contentstore, s3_endpoint, kms_etags, tmp_path, capsys):
-    from tests.helpers import run_cli
+def test_an_sse_kms_bucket_keeps_every_guarantee(contentstore, inprocess_s3_endpoint, kms_etags, tmp_path,
+                                                 capsys):
+    import uuid
 
     from etl.sample import cues, save_asset, srt
+    from tests.helpers import run_cli
 
     ids = build_batch(contentstore, 5)[1:]
     save_asset(contentstore, ids[1], "long-en.srt", srt(cues(130000, "A long lecture")))  # a multipart upload
+    bucket = f"etl-kms-{uuid.uuid4().hex[:16]}"
+
+    def make_cfg(**settings):  # the in-process server, whose answers the fixture changed
+        return etl.Config(**{**dict(bucket=bucket, s3_endpoint_url=inprocess_s3_endpoint, contentstore=contentstore,
+                                    manifest_dir=None, progress=False, s3_concurrency=8), **settings})
+
     cfg = make_cfg(multipart_bytes=5 * 1024 * 1024)
+    cfg.s3.create_bucket(Bucket=bucket)
     store = probe.probe(cfg)
     assert not store.md5_etags and "ETags are opaque" in store.describe()
     assert store.keeps_checksums and not store.checks_arrival  # moto keeps SHA-256 checksums, checks none
-    with FaultProxy(s3_endpoint) as proxy:
+    with FaultProxy(inprocess_s3_endpoint) as proxy:
         proxy.reset("PUT", "/_COMMIT.json", after_forward=True, times=1)  # a commit lands; its answer is lost
         summary = etl.migrate(make_cfg(s3_endpoint_url=proxy.url, multipart_bytes=5 * 1024 * 1024), ids, workers=1,
                               retries=0)

@@ -20,6 +20,7 @@ import uuid
 import pytest
 
 import etl
+from etl.probe import probe
 from etl.layout import Layout, parse_course_id
 from tests.batch import WHEN
 from tests.freeze import Freezer, Runner, nth_answer
@@ -58,6 +59,7 @@ def act(cfg, course_id, verb):
 def count_requests(make_cfg, contentstore, course_id, verb):
     """Return how many S3 requests A's verb makes on an undisturbed run (with the setup of the sweep)."""
     cfg, root = sweep_cfg(make_cfg)
+    probe(cfg)  # once per process and bucket: no point of the sweep would see its requests again
     prepare(cfg, course_id, verb)
     a = sweep_cfg(make_cfg, root)[0]
     counted = []

@@ -17,9 +17,9 @@ def remove_tool_objects(cfg, course, prefix, dry_run=False, listed=None, epochs=
     epoch for which ``epochs(epoch)`` is true (every epoch when None). Objects
     someone else wrote are kept and returned, whatever their epoch. Ownership
     comes from each object's metadata (head), and each delete is conditional on
-    the ETag seen, so an object replaced meanwhile is never lost. Return (number
-    deleted, keys kept because someone else wrote them); with ``dry_run``, (keys
-    that would be deleted, keys that would be kept), deleting nothing.
+    the ETag seen, so an object replaced meanwhile is never lost. Return (keys
+    deleted, keys kept because someone else wrote them); with ``dry_run``, the
+    keys that would be deleted and kept, deleting nothing.
     ``listed`` is the prefix's listing when the caller has just made it.
     """
     layout = Layout(cfg, course)
@@ -44,15 +44,7 @@ def remove_tool_objects(cfg, course, prefix, dry_run=False, listed=None, epochs=
 
     results = s3.run_all(cfg, remove, listed)
     removed, kept = [k for k, _ in results if k], [k for _, k in results if k]
-    return (removed if dry_run else len(removed)), kept
-
-
-def foreign(cfg, course, listed):
-    """Return the keys of a listing that this tool did not write for ``course`` (one HEAD each)."""
-    layout = Layout(cfg, course)
-    keys = [o["Key"] for o in listed if o["Key"] not in (layout.marker, layout.legacy_marker)]
-    heads = s3.run_all(cfg, lambda key: s3.head(cfg, key), keys)
-    return [k for k, h in zip(keys, heads) if h is not None and not s3.written_by_tool(h, course)]
+    return removed, kept
 
 
 def discard(cfg, course, epoch, keys):

@@ -208,9 +208,10 @@ def vacuum(cfg, *course, all=False, retain_days=7, dry_run=False):
         retain_days: keep dead objects younger than this many days; 0 deletes every dead object.
         dry_run: list exactly what would be deleted, and change nothing.
     """
+    from .known import table_ids
     from .vacuum import vacuum
 
-    ids = list(course) if not all else list(status(cfg)["course_id"])
+    ids = list(course) if not all else sorted(table_ids(cfg))  # one listing, not a read of every record
     rows = []
     for course_id in ids:
         result = vacuum(cfg, course_id, retain_days=retain_days, dry_run=dry_run)

@@ -90,6 +90,7 @@ class Config:
         self._pool = None
         self._limiter = None
         self._lease_client = None
+        self._guarded = None  # the client the lease guard was installed on
 
     @property
     def read_limiter(self):
@@ -108,7 +109,7 @@ class Config:
             if self.s3_client is None:
                 self.s3_client = make_s3_client(self)
                 self._guarded = self.s3_client
-            if getattr(self, "_guarded", None) is not self.s3_client:  # an injected client: check it, guard it
+            if self._guarded is not self.s3_client:  # an injected client: check it, guard it
                 from .s3 import install_guard
 
                 self._guarded = install_guard(check_injected(self.s3_client))

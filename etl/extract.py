@@ -108,10 +108,7 @@ def extract_course(cfg, course_id, looked=None, hold=False):
             claim.move(state.STAGED, **fields)
     except BaseException as exc:
         _undo(cfg, course, claim, written, exc)
-        shown = state.lost_or(claim, exc)
-        if shown is not exc:
-            raise shown from exc
-        raise
+        state.reraise(claim, exc)
     result = ExtractResult(str(course), run_id, len(rows), total, problems, key, local or "",
                            fingerprint, round(time.monotonic() - started, 3))
     return (result, Staged(claim, data, written, fields)) if hold else result
@@ -152,7 +149,7 @@ def _clear_leftovers(cfg, course, layout, claim, listed):
         lambda: remove_tool_objects(cfg, course, layout.staging_root, listed=in_staging, epochs=claim.earlier),
         lambda: remove_tool_objects(cfg, course, layout.live_root, listed=in_live, epochs=claim.earlier))
     if staged or live:
-        claim.note("leftovers_removed", staged=staged, live=live)
+        claim.note("leftovers_removed", staged=len(staged), live=len(live))
     if foreign:
         raise Conflict(f"course {course}: {len(foreign)} object(s) the tool did not write are under "
                        f"{layout.live_root}, e.g. {foreign[0]}; move them away or choose another --live-prefix")

@@ -45,7 +45,7 @@ class Seen:
 
     @property
     def committed(self):
-        return is_commit(self.doc) or (self.doc is None and self.legacy is not None and self.legacy.committed)
+        return self.commit is not None
 
     @property
     def commit(self):

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from . import cleanup, contentstore, logs, marker, parse, probe, s3, state
+from . import contentstore, logs, marker, parse, probe, s3, state
+from .cleanup import remove_tool_objects
 from .discover import all_courses
 from .errors import AlreadyPromoted, BatchFailed, ConcurrentRun, Conflict, EtlError, NotStaged, UsageError
 from .extract import extract_course, unknown_course
@@ -382,7 +383,8 @@ def _plan_one(cfg, course_id):
         record, _ = state.read(cfg, course)
         if state.lease_alive(record, cfg.clock):
             return _done(_row(course_id, "claimed", error=f"held by {state.holder(record)}"), started)
-        foreign = [k.rsplit("/", 1)[1] for k in cleanup.foreign(cfg, course, list(s3.list_objects(cfg, layout.live_root)))]
+        live = [o for o in s3.list_objects(cfg, layout.live_root) if o["Key"] != layout.legacy_marker]
+        foreign = [k.rsplit("/", 1)[1] for k in remove_tool_objects(cfg, course, "", dry_run=True, listed=live)[1]]
         if foreign:
             return _done(_row(course_id, "conflict", error=f"{len(foreign)} live objects without a marker that "
                               f"the tool did not write, e.g. {foreign[0]!r}"), started)

@@ -5,7 +5,7 @@ from dataclasses import asdict, dataclass
 
 from . import logs, manifest, marker, reconcile, s3, state
 from ._version import __version__
-from .cleanup import discard, foreign, remove_tool_objects
+from .cleanup import discard, remove_tool_objects
 from .errors import ConcurrentRun, Conflict
 from .layout import Layout, parse_course_id
 from .progress import LARGE_COURSE, bar
@@ -106,17 +106,16 @@ class Published:
 
 
 def _clear_live(cfg, course, claim, listed):
-    """Refuse objects the tool did not write under the live prefix; remove earlier epochs' uncommitted ones."""
+    """Remove earlier epochs' uncommitted live objects; refuse objects the tool did not write under the live prefix."""
     layout = Layout(cfg, course)
-    mine = [o for o in listed if o["Key"] not in (layout.marker, layout.legacy_marker)]
-    conflicts = foreign(cfg, course, mine)
+    listed = [o for o in listed if o["Key"] != layout.legacy_marker]  # extract's to clear, with the leftovers
+    removed, conflicts = remove_tool_objects(cfg, course, layout.live_root, listed=listed, epochs=claim.earlier)
+    if removed:
+        claim.note("leftovers_removed", live=len(removed))
     if conflicts:
         raise Conflict(f"course {course}: objects the tool did not write are under {layout.live_root} "
                        f"({reconcile.listed([k[len(layout.live_root):] for k in conflicts])}); nothing was "
                        "published; move them away, then promote again")
-    removed = remove_tool_objects(cfg, course, layout.live_root, listed=mine, epochs=claim.earlier)[0]
-    if removed:
-        claim.note("leftovers_removed", live=removed)
 
 
 def _publish(cfg, course, claim, staged_epoch, prepare, drop_staging, started, alongside=None):
@@ -161,10 +160,7 @@ def _publish(cfg, course, claim, staged_epoch, prepare, drop_staging, started, a
     except BaseException as exc:
         if not marker_written:
             _undo(cfg, course, claim, drop_staging, ours, exc)
-        shown = state.lost_or(claim, exc)
-        if shown is not exc:
-            raise shown from exc
-        raise
+        state.reraise(claim, exc)
     _finish(cfg, course, claim, df, staged_epoch)
     result = PromoteResult(str(course), run_id, len(df), int(df["length"].sum()), len(copies), 0,
                            layout.marker, round(time.monotonic() - started, 3))

@@ -105,14 +105,11 @@ def rollback(cfg, course_id, *, force=False, dry_run=False, purge_versions=False
                 lambda: remove_tool_objects(cfg, course, layout.live_root, epochs=claim.earlier),
                 lambda: remove_tool_objects(cfg, course, layout.staging_root, epochs=claim.earlier))
             kept = kept_live + kept_staged
-            deleted = live + staged + (committed and looked.seen.doc is not None)
+            deleted = len(live) + len(staged) + (committed and looked.seen.doc is not None)
             claim.move(state.ROLLED_BACK, deleted=deleted, kept_foreign=len(kept))
     except BaseException as exc:
         state.record_failure(claim, exc)
-        shown = state.lost_or(claim, exc)
-        if shown is not exc:
-            raise shown from exc
-        raise
+        state.reraise(claim, exc)
     marker.unfence(cfg, course, claim.token)
     for key in kept:
         logs.event("warning", course, "kept_foreign", run_id, key=key, reason="not written by this tool")

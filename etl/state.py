@@ -63,17 +63,17 @@ def iso(moment):
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _parse(text):
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
 def read(cfg, course):
     """Return (record, etag) for a course, or (None, None) when it has none.
 
     The record's ``_age`` is how long ago it was written, by S3's clock; keys
     starting with ``_`` are never written back.
     """
-    data, tag, _, age = s3.fetch_aged(cfg, Layout(cfg, course).record)
+    return _read_record(cfg, Layout(cfg, course).record)
+
+
+def _read_record(cfg, key):
+    data, tag, _, age = s3.fetch_aged(cfg, key)
     if data is None:
         return None, None
     return dict(json.loads(data), _age=age), tag
@@ -115,7 +115,6 @@ class Claim:
         self.cfg, self.course, self.run_id, self.epoch = cfg, course, run_id, epoch
         self.layout = Layout(cfg, course)
         self.record, self.etag = record, etag
-        self.read_epoch = epoch_of(record)  # the epoch the claim read: every key at or below it is someone's past
         self.token = None  # the ETag of this run's fence at the commit key, once installed
         self.lost = None
         self.owned = False  # True once this runner's own conditional write has landed
@@ -280,12 +279,12 @@ def refuse_promoted(cfg, course, doc):
     """
     run_id, committed_epoch = doc.get("run_id"), int(doc.get("epoch", 0))
     lagged = repair_promoted(cfg, course, doc)
-    removed = 0
+    removed = []
     if committed_epoch:
         removed = remove_tool_objects(cfg, course, Layout(cfg, course).staging_root,
                                       epochs=lambda e: e <= committed_epoch)[0]
     if lagged or removed:
-        logs.event("debug", course, "caught_up", run_id, record_repaired=lagged, staging_removed=removed)
+        logs.event("debug", course, "caught_up", run_id, record_repaired=lagged, staging_removed=len(removed))
     raise AlreadyPromoted(f"course {course} is already promoted (run {run_id}, {doc.get('committed_at')}); "
                           "live data is never overwritten. Roll it back with --force first to migrate it again")
 
@@ -338,16 +337,16 @@ def claim(cfg, course, run_id, target, looked=None, uncommit=False):
     return result
 
 
-def lost_or(claim, exc):
-    """Return the error to show for a failed run: that it lost the course, when it did, else ``exc`` itself.
+def reraise(claim, exc):
+    """Raise the error to show for a failed run: that it lost the course, when it did, else ``exc`` itself.
 
     A runner that froze and lost its claim meets the next runner's work as
     missing or changed objects; the truth to report is that the course is not
     its own any more, not the symptom.
     """
     if claim.lost is not None and not isinstance(exc, ConcurrentRun):
-        return claim.lost
-    return exc
+        raise claim.lost from exc
+    raise exc
 
 
 def verb(fn):
@@ -488,10 +487,7 @@ def status(cfg, course_id=None):
         keys = [o["Key"] for o in s3.list_objects(cfg, prefix) if o["Key"].endswith(".json")]
 
     def row(key):
-        data, _, _, age = s3.fetch_aged(cfg, key)
-        if data is None:
-            return None
-        record = dict(json.loads(data), _age=age)
+        record, _ = _read_record(cfg, key)
         if record is None:
             return None
         course_key = parse_course_id(record.get("course_id") or unquote(key.rsplit("/", 1)[1][:-5]))

@@ -71,13 +71,12 @@ def vacuum(cfg, course_id, *, retain_days=RETAIN_DAYS, dry_run=False):
     young = {o["Key"] for o in listed if o.get("LastModified") and o["LastModified"] > cutoff}
     old = [o for o in listed if o["Key"] not in young]
     dead = lambda epoch: epoch is not None and epoch < below and epoch not in kept  # noqa: E731
-    found, _ = remove_tool_objects(cfg, course, "", dry_run=True, listed=old, epochs=dead)
+    found, _ = remove_tool_objects(cfg, course, "", dry_run=dry_run, listed=old, epochs=dead)
     result.epochs = sorted({layout.epoch_of(k) for k in found})
     if dry_run:
         result.would_delete = found
         return result
-    result.deleted, _ = remove_tool_objects(cfg, course, "", listed=[o for o in old if o["Key"] in set(found)],
-                                            epochs=dead)
+    result.deleted = len(found)
     if result.deleted:
         logs.event("debug", course, "vacuumed", None, deleted=result.deleted, epochs=result.epochs)
     return result

@@ -24,24 +24,14 @@ for _name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "ETL_BUCKET", "ETL_MONGO_URI",
 @pytest.fixture(scope="session")
 def s3_endpoint():
     """Start moto's S3 server in a process of its own, on a free loopback port, for the whole session."""
-    import socket
     import subprocess
     import sys
-    import time
 
     port = free_port()
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     proc = subprocess.Popen([sys.executable, "-m", "tests.children.moto_server", str(port)], cwd=root,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("moto's server did not start")
-            time.sleep(0.05)
+    wait_for_port(port, proc, "moto's server")
     yield f"http://127.0.0.1:{port}"
     proc.terminate()
     proc.wait(30)
@@ -58,6 +48,22 @@ def inprocess_s3_endpoint():
     host, port = server.get_host_and_port()
     yield f"http://{host}:{port}"
     server.stop()
+
+
+def wait_for_port(port, proc, what, seconds=60):
+    """Wait until ``proc`` accepts connections on the loopback ``port``; fail if it exits or takes too long."""
+    import socket
+    import time
+
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{what} did not start")
+            time.sleep(0.05)
 
 
 def free_port():

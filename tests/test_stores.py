@@ -152,25 +152,17 @@ def test_an_sse_kms_bucket_keeps_every_guarantee(contentstore, inprocess_s3_endp
 def s3rver(tmp_path):
     """Start s3rver (npm), a second real S3 implementation, on a free loopback port; it ignores conditional headers."""
     import shutil
-    import socket
-    import time
+
+    from tests.conftest import free_port, wait_for_port
 
     binary = shutil.which("s3rver")
     if not binary:
         pytest.skip("s3rver is not installed (npm install -g s3rver)")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     proc = subprocess.Popen([binary, "-d", str(tmp_path), "-p", str(port), "-a", "127.0.0.1", "--silent",
                              "--configure-bucket", "refused"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            time.sleep(0.1)
+    wait_for_port(port, proc, "s3rver", seconds=30)
     yield f"http://127.0.0.1:{port}"
     proc.terminate()
     proc.wait(30)

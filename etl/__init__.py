@@ -4,22 +4,23 @@ Each verb is a plain function that takes a ``Config`` first; the CLI
 (``python -m etl``) is a thin layer over exactly these functions.
 """
 
-from ._version import __version__
-from .config import Config, config_from_env
-from .errors import (
+from etl._version import __version__
+from etl.model.config import Config, config_from_env
+from etl.model.errors import (
     AlreadyPromoted, BatchFailed, ConcurrentRun, Conflict, CorruptSource, EtlError, Failed, IllegalTransition,
     InvalidId, LeaseExpired, NotStaged, NotVerified, ReconcileError, Refused, SourceChanged, StorageError, UsageError)
-from .diff import diff
-from .extract import extract
-from .marker import committed
-from .migrate import migrate, report
-from .promote import promote
-from .reconcile import reconcile
-from .rollback import rollback
-from .signoff import diff_all
-from .state import history, status
-from .vacuum import vacuum
-from .verify import verify
+from etl.review.diff import diff
+from etl.extract import extract
+from etl.protocol.marker import committed
+from etl.batch.migrate import migrate
+from etl.review.report import report
+from etl.promote import promote
+from etl.reconcile import reconcile
+from etl.rollback import rollback
+from etl.review.signoff import diff_all
+from etl.protocol.state import history, status
+from etl.vacuum import vacuum
+from etl.verify import verify
 
 
 __all__ = [

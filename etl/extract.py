@@ -4,11 +4,15 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from . import contentstore, logs, manifest, s3, stage, state
-from ._version import __version__
-from .cleanup import discard, remove_tool_objects
-from .errors import Conflict, UsageError
-from .layout import Layout, new_run_id, parse_course_id
+from etl import stage
+from etl.model import logs, manifest
+from etl.protocol import state
+from etl.source import contentstore
+from etl.store import pool, s3
+from etl._version import __version__
+from etl.protocol.cleanup import discard, remove_tool_objects
+from etl.model.errors import Conflict, UsageError
+from etl.model.layout import Layout, new_run_id, parse_course_id
 
 
 @dataclass
@@ -80,7 +84,7 @@ def extract_course(cfg, course_id, looked=None, hold=False):
     for asset in assets:  # refuse names that cannot become keys before anything is written
         layout.asset_keys(looked.epoch + 1, asset.name)
     # The leftovers are listed while the claim is made; only a run that holds the claim acts on the listing.
-    claim, listed = s3.together(lambda: state.claim(cfg, course, run_id, state.EXTRACTING, looked),
+    claim, listed = pool.together(lambda: state.claim(cfg, course, run_id, state.EXTRACTING, looked),
                                 lambda: _list_leftovers(cfg, layout, staging=looked.record is not None))
     written = []
     try:
@@ -130,7 +134,7 @@ def _list_leftovers(cfg, layout, staging=True):
     record has no staging runs, since every run writes its record before anything else.
     """
     try:
-        return s3.together(lambda: list(s3.list_objects(cfg, layout.staging_root)) if staging else [],
+        return pool.together(lambda: list(s3.list_objects(cfg, layout.staging_root)) if staging else [],
                            lambda: list(s3.list_objects(cfg, layout.live_root)))
     except Exception as exc:  # raised by the run that holds the claim, so its failure is recorded
         return exc
@@ -145,7 +149,7 @@ def _clear_leftovers(cfg, course, layout, claim, listed):
     if isinstance(listed, Exception):
         raise listed
     in_staging, in_live = listed
-    (staged, _), (live, foreign) = s3.together(
+    (staged, _), (live, foreign) = pool.together(
         lambda: remove_tool_objects(cfg, course, layout.staging_root, listed=in_staging, epochs=claim.earlier),
         lambda: remove_tool_objects(cfg, course, layout.live_root, listed=in_live, epochs=claim.earlier))
     if staged or live:

@@ -3,12 +3,15 @@
 import time
 from dataclasses import asdict, dataclass
 
-from . import logs, manifest, marker, reconcile, s3, state
-from ._version import __version__
-from .cleanup import discard, remove_tool_objects
-from .errors import ConcurrentRun, Conflict
-from .layout import Layout, parse_course_id
-from .progress import LARGE_COURSE, bar
+from etl import reconcile
+from etl.model import client, logs, manifest
+from etl.protocol import marker, state
+from etl.store import pool, s3
+from etl._version import __version__
+from etl.protocol.cleanup import discard, remove_tool_objects
+from etl.model.errors import ConcurrentRun, Conflict
+from etl.model.layout import Layout, parse_course_id
+from etl.model.progress import LARGE_COURSE, bar
 
 
 @dataclass
@@ -60,7 +63,7 @@ def promote(cfg, course_id):
     claim = state.claim(cfg, course, run_id, state.PROMOTING, looked)
 
     def prepare():
-        (_, df, meta, data), listed = s3.together(
+        (_, df, meta, data), listed = pool.together(
             lambda: reconcile.check(cfg, course, run_id, staged_epoch),  # refuses edits since extract, too
             lambda: list(s3.list_objects(cfg, layout.live_root)))
         _clear_live(cfg, course, claim, listed)
@@ -136,7 +139,7 @@ def _publish(cfg, course, claim, staged_epoch, prepare, drop_staging, started, a
                 data = manifest.relocate(data, live_keys)
                 df = df.assign(live_key=live_keys)
             copies = list(zip(df["staged_key"], live_keys))
-            s3.together(lambda: _copy_all(cfg, course, copies, ours, claim),
+            pool.together(lambda: _copy_all(cfg, course, copies, ours, claim),
                         lambda: _put_manifest(cfg, course, claim, data, ours),
                         *([alongside] if alongside else []))
             reconcile.refuse_if_changed(cfg, course, df, run_id)  # again: Studio stays open while we copy
@@ -183,7 +186,7 @@ def _copy_all(cfg, course, todo, ours, claim):
         progress.update(1)
 
     with bar(cfg, len(todo), f"promote {course}", min_total=LARGE_COURSE) as progress:
-        s3.run_all(cfg, copy_one, todo)
+        pool.run_all(cfg, copy_one, todo)
     claim.check()
 
 
@@ -214,10 +217,10 @@ def _finish(cfg, course, claim, df, staged_epoch):
     def clean():
         try:
             # The staging run is the claim's own epoch, or an earlier one this claim rolled forward.
-            with s3.unguarded():
+            with client.unguarded():
                 s3.delete_many(cfg, list(df["staged_key"]) + [layout.staging_manifest(staged_epoch)])
         except Exception as err:
             logs.event("warning", course, "staging_cleanup_failed", run_id, error=state.describe(err),
                        note="the course is promoted; the leftover staging run is harmless")
 
-    s3.together(record, clean)
+    pool.together(record, clean)

@@ -2,9 +2,12 @@
 
 from dataclasses import asdict, dataclass
 
-from . import contentstore, manifest, s3, state
-from .errors import NotStaged, ReconcileError, SourceChanged
-from .layout import Layout, parse_course_id
+from etl.model import manifest
+from etl.protocol import state
+from etl.source import contentstore
+from etl.store import pool, s3
+from etl.model.errors import NotStaged, ReconcileError, SourceChanged
+from etl.model.layout import Layout, parse_course_id
 
 
 @dataclass
@@ -59,7 +62,7 @@ def load_manifest(cfg, course, key):
 def check(cfg, course, run_id, epoch):
     """Reconcile the staged run of ``epoch``; return (ReconcileResult, manifest DataFrame, metadata, bytes)."""
     layout = Layout(cfg, course)
-    (df, meta, data), source, staged = s3.together(
+    (df, meta, data), source, staged = pool.together(
         lambda: load_manifest(cfg, course, layout.staging_manifest(epoch)),
         lambda: transcripts_now(cfg, course),
         lambda: list(s3.list_objects(cfg, f"{layout.staging_epoch(epoch)}transcripts/")))

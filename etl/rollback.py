@@ -6,10 +6,12 @@ result says how many, and ``purge_versions`` deletes the tool's own by version i
 
 from dataclasses import asdict, dataclass, field
 
-from . import logs, marker, probe, s3, state, versions
-from .cleanup import remove_tool_objects
-from .errors import Conflict, Refused
-from .layout import Layout, new_run_id, parse_course_id
+from etl.model import logs
+from etl.protocol import marker, state
+from etl.store import pool, probe, s3, versions
+from etl.protocol.cleanup import remove_tool_objects
+from etl.model.errors import Conflict, Refused
+from etl.model.layout import Layout, new_run_id, parse_course_id
 
 
 @dataclass
@@ -86,7 +88,7 @@ def rollback(cfg, course_id, *, force=False, dry_run=False, purge_versions=False
                        "remove it by hand if it is stale, then re-run")
     upto = lambda epoch: epoch is not None and epoch <= looked.epoch  # noqa: E731 (every epoch it read)
     if dry_run:
-        (live, kept_live), (staged, kept_staged) = s3.together(
+        (live, kept_live), (staged, kept_staged) = pool.together(
             lambda: remove_tool_objects(cfg, course, layout.live_root, dry_run=True, epochs=upto),
             lambda: remove_tool_objects(cfg, course, layout.staging_root, dry_run=True, epochs=upto))
         fence = [layout.marker] if looked.seen.doc is not None else []
@@ -101,7 +103,7 @@ def rollback(cfg, course_id, *, force=False, dry_run=False, purge_versions=False
             if committed:  # the claim's fence replaced the commit: the course is no longer committed
                 claim.note("marker_deleted", marker_run_id=looked.seen.commit.get("run_id"),
                            marker_epoch=looked.seen.committed_epoch)
-            (live, kept_live), (staged, kept_staged) = s3.together(
+            (live, kept_live), (staged, kept_staged) = pool.together(
                 lambda: remove_tool_objects(cfg, course, layout.live_root, epochs=claim.earlier),
                 lambda: remove_tool_objects(cfg, course, layout.staging_root, epochs=claim.earlier))
             kept = kept_live + kept_staged

@@ -12,9 +12,11 @@ import hashlib
 import threading
 from concurrent.futures import wait
 
-from . import contentstore, logs, manifest, parse, s3
-from .layout import Layout
-from .progress import LARGE_COURSE, bar
+from etl.model import logs, manifest
+from etl.source import contentstore, transcripts
+from etl.store import pool, s3
+from etl.model.layout import Layout
+from etl.model.progress import LARGE_COURSE, bar
 
 
 class _ByteBudget:
@@ -39,7 +41,7 @@ class _ByteBudget:
 def _row(course_id, asset, staged_key, live_key, md5, etag, ok, error, sha256=None):
     return manifest.Row(
         course_id=course_id, asset_id=asset.asset_id, asset_name=asset.name,
-        language=parse.language(asset.name), format=parse.transcript_format(asset.name),
+        language=transcripts.language(asset.name), format=transcripts.transcript_format(asset.name),
         content_type=asset.content_type, length=asset.length, md5=md5,
         source_md5=asset.stored_md5, upload_date=asset.upload_date,
         staged_key=staged_key, staged_etag=etag, live_key=live_key,
@@ -85,9 +87,9 @@ def stage(cfg, course, epoch, run_id, assets, written, claim=None):
         futures, keep = [], 1024
         try:
             for asset, data, md5 in contentstore.read_small(cfg, course, small):
-                ok, error = parse.check(asset.name, data)
+                ok, error = transcripts.check(asset.name, data)
                 budget.take(len(data))
-                future = s3.submit(cfg, put_one, asset, data, md5, ok, error)
+                future = pool.submit(cfg, put_one, asset, data, md5, ok, error)
                 future.add_done_callback(note_failure)
                 futures.append(future)
                 if len(futures) >= keep:  # hold only puts in flight: a done one's error is in ``failures``

@@ -3,10 +3,12 @@
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 
-from . import logs, s3, state
-from .cleanup import remove_tool_objects
-from .errors import UsageError
-from .layout import Layout, parse_course_id
+from etl.model import logs
+from etl.protocol import state
+from etl.store import s3
+from etl.protocol.cleanup import remove_tool_objects
+from etl.model.errors import UsageError
+from etl.model.layout import Layout, parse_course_id
 
 RETAIN_DAYS = 7  # as Delta Lake's VACUUM: a reader that fetched the previous commit never meets a missing object
 

@@ -3,11 +3,13 @@
 import hashlib
 from dataclasses import asdict, dataclass, field
 
-from . import manifest, marker as markers, probe, s3
-from .errors import NotVerified
-from .known import refuse_unknown
-from .layout import Layout, parse_course_id
-from .reconcile import changes_since, listed, transcripts_now
+from etl.model import manifest
+from etl.protocol import marker as markers
+from etl.store import pool, probe, s3
+from etl.model.errors import NotVerified
+from etl.protocol.known import refuse_unknown
+from etl.model.layout import Layout, parse_course_id
+from etl.reconcile import changes_since, listed, transcripts_now
 
 
 def _not_committed(layout, seen):
@@ -84,19 +86,19 @@ def verify_course(cfg, course, published=None):
     result = VerifyResult(str(course))
     problems = result.problems
     if published is None:
-        source, seen = s3.together(lambda: transcripts_now(cfg, course), lambda: markers.read(cfg, course))
+        source, seen = pool.together(lambda: transcripts_now(cfg, course), lambda: markers.read(cfg, course))
         marker = seen.commit
         if marker is None:  # nothing is live until a commit says so
             result.contentstore_count, result.live_count = len(source), 0
             problems.append(_not_committed(layout, seen))
             return result
         prefix, manifest_key = markers.transcripts_prefix(cfg, course, marker), markers.manifest_key(cfg, course, marker)
-        live, (data, _) = s3.together(lambda: {o["Key"]: o for o in s3.list_objects(cfg, prefix)},
+        live, (data, _) = pool.together(lambda: {o["Key"]: o for o in s3.list_objects(cfg, prefix)},
                                       lambda: s3.get(cfg, manifest_key))
     else:
         prefix = markers.transcripts_prefix(cfg, course, published.marker)
         manifest_key = markers.manifest_key(cfg, course, published.marker)
-        source, listed_live = s3.together(lambda: transcripts_now(cfg, course),
+        source, listed_live = pool.together(lambda: transcripts_now(cfg, course),
                                           lambda: {o["Key"]: o for o in s3.list_objects(cfg, layout.live_root)})
         live = {k: o for k, o in listed_live.items() if k.startswith(prefix)}
         tag = lambda key: listed_live.get(key, {}).get("ETag")  # noqa: E731
@@ -139,7 +141,7 @@ def verify_course(cfg, course, published=None):
                 return kept == sums[key]
         return s3.md5_of(cfg, key) == expected[key][1]
 
-    wrong = [expected[key][0] for key, ok in zip(suspect, s3.run_all(cfg, intact, suspect)) if not ok]
+    wrong = [expected[key][0] for key, ok in zip(suspect, pool.run_all(cfg, intact, suspect)) if not ok]
     if missing:
         problems.append(f"missing from S3: {listed(missing)}")
     if extra:

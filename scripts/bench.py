@@ -65,7 +65,7 @@ def sizes(n, seed=42):
 
 def transcript(i, size, rng):
     """Return (name, bytes): SJSON mostly, SRT for one in ten, as contentstores hold them."""
-    from etl.sample import sjson, srt
+    from etl.demo.sample import sjson, srt
 
     cue = 2500
     count = max(1, size // 60)
@@ -91,7 +91,7 @@ def fill(db, assets, batch=50):
     copied over unchanged: mongomock scans a whole collection on every GridFS
     write, so saving straight into a large contentstore would take quadratic time.
     """
-    from etl.sample import save_asset
+    from etl.demo.sample import save_asset
 
     def flush(scratch):
         for name in ("fs.files", "fs.chunks"):
@@ -155,7 +155,7 @@ def tool_config(endpoint, width, bucket, db):
     ``counter["probe"]``, not to any course.
     """
     import etl
-    from etl.probe import probe
+    from etl.store.probe import probe
 
     client, counter = counted_client(endpoint, width)
     client.create_bucket(Bucket=bucket)
@@ -170,9 +170,9 @@ def tool_config(endpoint, width, bucket, db):
 def measure(which, endpoint, n, width, bucket):
     """Run one measurement in this process; return a dict of its figures."""
     import etl
-    import etl.memory
+    import etl.cli.memory
 
-    etl.memory.tune()  # as the CLI does
+    etl.cli.memory.tune()  # as the CLI does
 
     db = contentstore()
     data = build(db, n)
@@ -230,9 +230,9 @@ def measure_memory(endpoint, n, width, bucket):
     import tracemalloc
 
     import etl
-    import etl.memory
+    import etl.cli.memory
 
-    etl.memory.tune()
+    etl.cli.memory.tune()
     db = contentstore()
     build(db, n)
     cfg, _ = tool_config(endpoint, width, bucket, db)
@@ -276,7 +276,7 @@ def server_cpu(pid):
 
 def small_courses(db, courses):
     """Fill ``db`` with ``courses`` small courses of 1 to 5 transcripts; return their ids (the same every time)."""
-    from etl.sample import sjson
+    from etl.demo.sample import sjson
 
     ids = [f"course-v1:Bench+C{i:04d}+2026" for i in range(courses)]
     fill(db, ((course, f"subs_v{j}.srt.sjson", sjson([(0, 900, f"course {i} video {j}")] * 20), "application/json")
@@ -295,7 +295,7 @@ def course_path(endpoint, width, bucket):
     import threading
 
     import etl
-    from etl.sample import sjson
+    from etl.demo.sample import sjson
 
     db = contentstore()
     course = "course-v1:Bench+Path+2026"
@@ -324,9 +324,9 @@ def course_path(endpoint, width, bucket):
 def measure_batch(endpoint, courses, width, bucket):
     """Migrate ``courses`` small courses; return courses/min for the first and the last 100."""
     import etl
-    import etl.memory
+    import etl.cli.memory
 
-    etl.memory.tune()  # as the CLI does
+    etl.cli.memory.tune()  # as the CLI does
     db = contentstore()
     ids = small_courses(db, courses)
     cfg, counter = tool_config(endpoint, width, bucket, db)
@@ -356,10 +356,10 @@ def measure_engines(endpoint, courses, width, bucket):
     import signal
 
     import etl
-    import etl.memory
-    from etl import tasks
+    import etl.cli.memory
+    from etl.batch import tasks
 
-    etl.memory.tune()
+    etl.cli.memory.tune()
     ids = small_courses(contentstore(), courses)
     port = free_port()
     redis = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",

@@ -4,7 +4,7 @@ from datetime import datetime, timezone
 
 import gridfs
 
-from etl.sample import asset_location, cues, register_course, save_asset, sjson, srt
+from etl.demo.sample import asset_location, cues, register_course, save_asset, sjson, srt
 
 WHEN = datetime(2026, 2, 1, 12, 0, tzinfo=timezone.utc)
 

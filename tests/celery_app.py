@@ -14,9 +14,9 @@ import time
 
 from celery import signals
 
-from etl import tasks
-from etl.config import config_from_env
-from etl.layout import parse_course_id
+from etl.batch import tasks
+from etl.model.config import config_from_env
+from etl.model.layout import parse_course_id
 from tests.batch import build_batch, build_course
 
 app = tasks.app

@@ -12,7 +12,7 @@ import uuid
 import pytest
 
 import etl
-from etl.sample import cues, save_asset, sjson, srt
+from etl.demo.sample import cues, save_asset, sjson, srt
 
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")

@@ -3,7 +3,7 @@
 import copy
 import hashlib
 
-from etl import s3 as s3mod
+from etl.store import s3 as s3mod
 
 def objects(cfg, prefix=""):
     """Return {key: bytes} for every object under ``prefix``."""
@@ -23,7 +23,7 @@ def snapshot(db):
 
 def run_cli(cfg, contentstore, capsys, local, *args):
     """Run the CLI in-process on the test's bucket and contentstore, quietly; return (code, stdout, stderr)."""
-    from etl.cli import main
+    from etl.cli.main import main
 
     argv = list(args) + ["--bucket", cfg.bucket, "--s3-endpoint-url", cfg.s3_endpoint_url,
                          "--manifest-dir", str(local), "--quiet"]
@@ -41,7 +41,7 @@ def md5(data):
 
 
 def _course(course_id):
-    from etl.layout import parse_course_id
+    from etl.model.layout import parse_course_id
 
     return parse_course_id(course_id) if isinstance(course_id, str) else course_id
 
@@ -55,35 +55,35 @@ def commit_doc(cfg, course_id):
 
 def live_prefix(cfg, course_id):
     """Return where the committed transcripts of a course are, following its commit as readers do."""
-    from etl import marker
+    from etl.protocol import marker
 
     return marker.transcripts_prefix(cfg, _course(course_id), commit_doc(cfg, course_id))
 
 
 def live_manifest(cfg, course_id):
     """Return the key of a committed course's live manifest."""
-    from etl import marker
+    from etl.protocol import marker
 
     return marker.manifest_key(cfg, _course(course_id), commit_doc(cfg, course_id))
 
 
 def live_key(cfg, course_id, name):
     """Return the live key of one committed transcript."""
-    from etl.layout import quote_segment
+    from etl.model.layout import quote_segment
 
     return live_prefix(cfg, course_id) + quote_segment(name)
 
 
 def staged_epoch(cfg, course_id):
     """Return the epoch of a course's staged run, from its status record."""
-    from etl import state
+    from etl.protocol import state
 
     return int(state.read(cfg, _course(course_id))[0]["staged_epoch"])
 
 
 def staging_prefix(cfg, course_id):
     """Return the prefix of a course's staged run."""
-    from etl.layout import Layout
+    from etl.model.layout import Layout
 
     return Layout(cfg, _course(course_id)).staging_epoch(staged_epoch(cfg, course_id))
 
@@ -91,7 +91,7 @@ def staging_prefix(cfg, course_id):
 def assert_invariant(cfg, db, course_id):
     """A course the tool reports committed verifies byte for byte; any other course has nothing live."""
     import etl
-    from etl.layout import Layout, parse_course_id, quote_segment
+    from etl.model.layout import Layout, parse_course_id, quote_segment
     from tests.batch import source_transcripts
 
     layout = Layout(cfg, parse_course_id(course_id))
@@ -112,7 +112,7 @@ def assert_invariant(cfg, db, course_id):
 def assert_finished_by_rerun(cfg, db, course_id):
     """An operator's re-run of migrate promotes the course: verified, byte-exact, one commit key, no staging."""
     import etl
-    from etl.layout import Layout, parse_course_id
+    from etl.model.layout import Layout, parse_course_id
 
     summary = etl.migrate(cfg, [course_id], workers=1, retries=0)
     assert summary.ok and summary.courses["outcome"].iloc[0] in ("promoted", "skipped"), summary.text()

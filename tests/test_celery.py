@@ -14,7 +14,7 @@ import time
 import pytest
 
 import etl
-from etl import tasks
+from etl.batch import tasks
 from tests.batch import build_batch
 from tests.conftest import RedisServer
 from tests.helpers import listing
@@ -220,7 +220,7 @@ class _Count:
 
 
 def test_the_cli_starts_a_worker_and_enqueues_to_it(cfg, contentstore, broker, queue, capsys):
-    from etl.cli import main
+    from etl.cli.main import main
 
     ids = build_batch(contentstore, 3)
     env = {k: v for k, v in os.environ.items() if not k.startswith("ETL_")}

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from etl.cli import main
+from etl.cli.main import main
 from tests.conftest import COURSE, fill
 from tests.helpers import run_cli
 
@@ -86,7 +86,7 @@ def test_passwords_in_mongo_uris_never_reach_the_output(cfg):
 
 
 def test_old_style_course_ids_pass_through_the_command_line(run, contentstore):
-    from etl.sample import save_asset
+    from etl.demo.sample import save_asset
 
     save_asset(contentstore, "edX/DemoX/Demo_Course", "subs_x.srt.sjson", b'{"start":[],"end":[],"text":[]}')
     assert run("extract", "edX/DemoX/Demo_Course")[0] == 0

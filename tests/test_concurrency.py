@@ -7,7 +7,7 @@ import sys
 import time
 
 import etl
-from etl.layout import Layout, parse_course_id
+from etl.model.layout import Layout, parse_course_id
 from tests.batch import build_course
 from tests.helpers import listing
 

@@ -3,9 +3,9 @@ import hashlib
 import pytest
 
 import etl
-from etl import contentstore as cs
-from etl.layout import parse_course_id
-from etl.sample import save_asset, sjson, srt, cues
+from etl.source import contentstore as cs
+from etl.model.layout import parse_course_id
+from etl.demo.sample import save_asset, sjson, srt, cues
 
 NEW = "course-v1:edX+DemoX+2024_T1"
 NEW_OTHER_RUN = "course-v1:edX+DemoX+2025_T1"

@@ -13,8 +13,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 import etl
-from etl.probe import probe
-from etl.layout import Layout, parse_course_id, quote_segment
+from etl.store.probe import probe
+from etl.model.layout import Layout, parse_course_id, quote_segment
 from tests import faults
 from tests.batch import batch_ids, build_batch, build_course, source_transcripts
 from tests.helpers import listing, live_prefix, objects

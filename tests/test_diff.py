@@ -5,8 +5,8 @@ from html.parser import HTMLParser
 import pytest
 
 import etl
-from etl import reports
-from etl.sample import cues, save_asset, sjson, srt
+from etl.review import reports
+from etl.demo.sample import cues, save_asset, sjson, srt
 from tests.test_contentstore import corrupt
 from tests.conftest import COURSE, fill
 from tests.helpers import live_key, live_manifest
@@ -148,7 +148,7 @@ def test_diff_all_writes_a_sign_off_pack_with_an_index(cfg, contentstore, tmp_pa
 
 
 def test_diff_from_the_command_line_writes_reports_under_manifests(cfg, contentstore, tmp_path, capsys):
-    from etl.cli import main
+    from etl.cli.main import main
 
     fill(contentstore)
     etl.extract(cfg, COURSE)

@@ -5,10 +5,10 @@ import pyarrow.parquet as pq
 import pytest
 
 import etl
-import etl.probe
-from etl import state as st
-from etl.layout import Layout, parse_course_id
-from etl.sample import save_asset
+import etl.store.probe
+from etl.protocol import state as st
+from etl.model.layout import Layout, parse_course_id
+from etl.demo.sample import save_asset
 from tests.conftest import COURSE, OLD, fill
 from tests.helpers import md5, objects, snapshot, staging_prefix
 
@@ -93,7 +93,7 @@ def test_a_multipart_upload_whose_completion_answer_is_lost_is_cleaned_up_and_a_
         make_cfg, contentstore):
     from botocore.exceptions import ConnectionClosedError
 
-    from etl.sample import cues, srt
+    from etl.demo.sample import cues, srt
 
     cfg = make_cfg(multipart_bytes=5 * 1024 * 1024)
     save_asset(contentstore, COURSE, "long-en.srt", srt(cues(90000, "A very long lecture")))
@@ -108,7 +108,7 @@ def test_a_multipart_upload_whose_completion_answer_is_lost_is_cleaned_up_and_a_
         if model.name == "AbortMultipartUpload" or (model.name == "HeadObject" and "long-en" in params["Key"]):
             raise ConnectionClosedError(endpoint_url=f"{cfg.s3_endpoint_url} ({model.name})")
 
-    etl.probe.probe(cfg)  # the store probe's own multipart upload is not the one whose answer is lost
+    etl.store.probe.probe(cfg)  # the store probe's own multipart upload is not the one whose answer is lost
     cfg.s3.meta.events.register("after-call.s3.CompleteMultipartUpload", lose_the_answer)
     cfg.s3.meta.events.register("before-parameter-build.s3.*", refuse)
     with pytest.raises(etl.StorageError, match="CompleteMultipartUpload"):

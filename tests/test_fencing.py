@@ -12,7 +12,7 @@ no live transcripts. An operator's re-run of ``migrate`` then finishes every cou
 import pytest
 
 import etl
-from etl.layout import Layout, parse_course_id
+from etl.model.layout import Layout, parse_course_id
 from tests.batch import build_course
 from tests.freeze import Freezer, Runner, first_put, put_of
 from tests.helpers import assert_finished_by_rerun, assert_invariant, listing
@@ -142,7 +142,8 @@ def test_a_marker_that_changes_under_a_forced_rollback_is_a_refusal_and_nothing_
 
 def test_a_precondition_lost_inside_a_verb_is_a_one_line_refusal():
     """``state.verb`` turns an escaped PreconditionFailed into ConcurrentRun naming the course."""
-    from etl import s3, state
+    from etl.protocol import state
+    from etl.store import s3
 
     @state.verb
     def verb(cfg, course_id):
@@ -204,8 +205,9 @@ def test_reproduction_a_frozen_promote_never_deletes_the_copies_of_the_runner_th
 
 def test_a_lease_is_judged_by_s3_s_clock_not_by_the_hosts_wall_clocks(make_cfg, contentstore):
     """A record whose lease_expires_at is long past (a writer whose clock ran behind) still holds if S3 says so."""
-    from etl import s3, state as st
-    from etl.layout import new_run_id
+    from etl.protocol import state as st
+    from etl.store import s3
+    from etl.model.layout import new_run_id
 
     cfg = make_cfg()
     course = parse_course_id(NEW)
@@ -227,7 +229,7 @@ def test_a_holder_is_gone_only_when_its_own_machine_namespace_and_process_say_so
     import subprocess
     import sys
 
-    from etl import lease
+    from etl.model import lease
 
     me = lease.identity()
     if not me["boot_id"] or not me["pid_ns"] or me["started"] is None:
@@ -247,8 +249,9 @@ def test_a_holder_is_gone_only_when_its_own_machine_namespace_and_process_say_so
 
 
 def test_a_runner_that_cannot_renew_in_time_stops_before_its_next_write(make_cfg, contentstore):
-    from etl import s3, state as st
-    from etl.layout import new_run_id
+    from etl.protocol import state as st
+    from etl.store import s3
+    from etl.model.layout import new_run_id
 
     cfg = make_cfg()
     course = parse_course_id(NEW)
@@ -267,8 +270,8 @@ def test_a_runner_that_cannot_renew_in_time_stops_before_its_next_write(make_cfg
 def test_the_heartbeat_renews_through_its_own_client(make_cfg, contentstore):
     import time as clock
 
-    from etl import state as st
-    from etl.layout import new_run_id
+    from etl.protocol import state as st
+    from etl.model.layout import new_run_id
 
     cfg = make_cfg(lease_seconds=3)
     sent = []

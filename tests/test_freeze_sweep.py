@@ -20,8 +20,8 @@ import uuid
 import pytest
 
 import etl
-from etl.probe import probe
-from etl.layout import Layout, parse_course_id
+from etl.store.probe import probe
+from etl.model.layout import Layout, parse_course_id
 from tests.batch import WHEN
 from tests.freeze import Freezer, Runner, nth_answer
 from tests.helpers import assert_finished_by_rerun, assert_invariant, listing
@@ -32,7 +32,7 @@ VERBS = ["extract", "promote", "migrate", "rollback", "rollback --force"]
 
 def small_course(db, course_id):
     """Register a course with two small transcripts: the sweep is about requests, not bytes."""
-    from etl.sample import cues, register_course, save_asset, sjson, srt
+    from etl.demo.sample import cues, register_course, save_asset, sjson, srt
 
     register_course(db, course_id)
     save_asset(db, course_id, "subs_one.srt.sjson", sjson(cues(4, "one")), upload_date=WHEN)

@@ -21,8 +21,8 @@ import time
 import pytest
 
 import etl
-from etl.cli import COMMANDS, main
-from etl.sample import register_course, save_asset, srt, cues
+from etl.cli.main import COMMANDS, main
+from etl.demo.sample import register_course, save_asset, srt, cues
 from tests.batch import batch_ids
 from tests.conftest import COURSE, fill
 from tests.helpers import listing, run_cli

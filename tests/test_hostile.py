@@ -9,7 +9,7 @@ import sys
 import pytest
 
 import etl
-from etl.sample import cues, save_asset, sjson
+from etl.demo.sample import cues, save_asset, sjson
 from tests.helpers import listing, live_key, live_prefix, objects
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -3,7 +3,7 @@ from urllib.parse import unquote
 import pytest
 
 import etl
-from etl.layout import Layout, parse_course_id, quote_segment
+from etl.model.layout import Layout, parse_course_id, quote_segment
 
 
 def test_both_course_id_styles_parse():

@@ -4,7 +4,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from etl import manifest
+from etl.model import manifest
 
 META = dict(course="course-v1:Org+Big+2026", run_id="r1", source_fingerprint="f" * 64, tool_version="0", created_at="t")
 

@@ -15,7 +15,7 @@ GLIBC_PROBE = """
 import ctypes, sys, threading
 if sys.argv[1] == "etl":
     import contextlib, io
-    from etl import cli
+    from etl.cli import main as cli
     with contextlib.redirect_stdout(io.StringIO()):
         cli.main(["version"])
 class Info(ctypes.Structure):
@@ -41,7 +41,7 @@ def run(code, *args, **env):
                           text=True, check=True)
 
 
-CLI_POOL = ("import contextlib, io, pyarrow\nfrom etl import cli\n"
+CLI_POOL = ("import contextlib, io, pyarrow\nfrom etl.cli import main as cli\n"
             "with contextlib.redirect_stdout(io.StringIO()):\n    cli.main(['version'])\n"
             "print(pyarrow.default_memory_pool().backend_name)")
 

@@ -8,9 +8,10 @@ import time
 import pytest
 
 import etl
-from etl import marker, s3
-from etl.layout import Layout, parse_course_id
-from etl.sample import register_course, save_asset, sjson, cues
+from etl.protocol import marker
+from etl.store import s3
+from etl.model.layout import Layout, parse_course_id
+from etl.demo.sample import register_course, save_asset, sjson, cues
 from tests.batch import WHEN, build_batch, source_transcripts
 from tests.helpers import commit_doc, listing, live_prefix, objects
 from tests.s3proxy import FaultProxy
@@ -26,11 +27,11 @@ def assert_promoted_exactly_once(cfg, db, ids):
         live = objects(cfg, prefix)
         expected = source_transcripts(db, course_id)
         assert {k[len(prefix):]: v for k, v in live.items()} == \
-            {etl.layout.quote_segment(n): b for n, b in expected.items()}, course_id
+            {etl.model.layout.quote_segment(n): b for n, b in expected.items()}, course_id
         run = commit_doc(cfg, course_id)["run_id"]
         runs = {cfg.s3.head_object(Bucket=cfg.bucket, Key=k)["Metadata"]["etl-run-id"] for k in live}
         assert runs <= {run}, (course_id, run, runs)
-        record = etl.state.read(cfg, parse_course_id(course_id))[0]
+        record = etl.protocol.state.read(cfg, parse_course_id(course_id))[0]
         assert (record["state"], record["run_id"]) == ("promoted", run), course_id
         promoted = [e for e in record["history"] if e["event"] == "promoted"]
         assert promoted and promoted[-1]["run_id"] == run, (course_id, record["history"])
@@ -216,7 +217,7 @@ def test_an_edit_that_lands_just_before_the_commit_is_seen_by_migrate_s_verify(c
 def test_a_course_whose_verify_fails_is_reported_and_the_batch_goes_on(cfg, contentstore, monkeypatch):
     ids = build_batch(contentstore, 4)
     etl.migrate(cfg, ids[:2], workers=1)
-    batch = sys.modules["etl.migrate"]  # the module; ``etl.migrate`` is the function
+    batch = sys.modules["etl.batch.unit"]  # the module that runs one course, and calls verify
     real = batch.verify
 
     def flaky(cfg, course_id):

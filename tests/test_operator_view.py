@@ -12,7 +12,7 @@ import subprocess
 import sys
 
 import etl
-from etl.layout import Layout, parse_course_id
+from etl.model.layout import Layout, parse_course_id
 from tests.batch import batch_ids
 from tests.helpers import listing
 

@@ -4,9 +4,10 @@ from datetime import datetime, timezone
 import pytest
 
 import etl
-from etl import s3, state as st
-from etl.layout import Layout, parse_course_id, quote_segment
-from etl.sample import cues, save_asset, sjson, srt
+from etl.protocol import state as st
+from etl.store import s3
+from etl.model.layout import Layout, parse_course_id, quote_segment
+from etl.demo.sample import cues, save_asset, sjson, srt
 from tests.helpers import commit_doc, listing, live_key, live_prefix, objects, snapshot, staged_epoch
 from tests.conftest import COURSE, OLD, fill
 
@@ -30,7 +31,7 @@ def test_promote_publishes_byte_exact_then_marker_and_clears_staging(cfg, conten
     # promote took the course's next epoch: the staged run of epoch 1 went live under epoch 2
     assert marker["epoch"] == 2 and marker["transcripts_prefix"] == layout.live_transcripts(2)
     assert marker["manifest_key"] == layout.live_manifest(2)
-    df = etl.manifest.from_bytes(objects(cfg, layout.live_manifest(2))[layout.live_manifest(2)])[0]
+    df = etl.model.manifest.from_bytes(objects(cfg, layout.live_manifest(2))[layout.live_manifest(2)])[0]
     assert set(df["live_key"]) == set(live) and set(objects(cfg, layout.live_root)) == \
         set(live) | {layout.live_manifest(2), layout.marker}
     for field in ("manifest_sha256", "source_fingerprint", "committed_at", "extracted_at", "tool_version"):
@@ -214,7 +215,7 @@ def test_large_transcript_goes_through_multipart_and_verifies(make_cfg, contents
 
 def test_a_runner_that_loses_the_race_to_promote_is_told_the_course_is_promoted(cfg, contentstore):
     """The late runner looked before the marker existed; its claim then meets a promoted record."""
-    from etl.layout import new_run_id
+    from etl.model.layout import new_run_id
 
     fill(contentstore)
     run = etl.extract(cfg, COURSE).run_id

@@ -9,10 +9,11 @@ import pymongo
 import pytest
 
 import etl
-from etl import contentstore as cs
-from etl.config import config_from_env
-from etl.layout import parse_course_id
-from etl.sample import register_course, save_asset, srt, cues
+from etl.source.limits import ReadLimiter, read_limiter
+from etl.source import contentstore as cs
+from etl.model.config import config_from_env
+from etl.model.layout import parse_course_id
+from etl.demo.sample import register_course, save_asset, srt, cues
 from tests.conftest import COURSE, OLD, fill
 
 # The indexes Open edX and GridFS create, by collection: edx-platform's MongoContentStore.ensure_indexes on
@@ -148,14 +149,14 @@ def test_the_read_limiter_spaces_reads_across_threads_by_its_rate():
     def sleep(seconds):
         started.append(now[0] + seconds)  # the read starts once the sleep is over
 
-    limiter = cs.ReadLimiter(10, clock=lambda: now[0], sleep=sleep)
+    limiter = ReadLimiter(10, clock=lambda: now[0], sleep=sleep)
     for _ in range(5):
         limiter.acquire()
     assert started == pytest.approx([100.1, 100.2, 100.3, 100.4])  # the first went at once
     now[0] = 200.0  # much later: no debt is carried, the next read goes at once
     limiter.acquire()
     assert len(started) == 4
-    unlimited = cs.ReadLimiter(0, clock=lambda: now[0], sleep=sleep)
+    unlimited = ReadLimiter(0, clock=lambda: now[0], sleep=sleep)
     for _ in range(100):
         unlimited.acquire()
     assert len(started) == 4
@@ -165,4 +166,4 @@ def test_max_reads_per_second_caps_the_queries_a_migration_sends(make_cfg, conte
     fill(contentstore)
     cfg = make_cfg(max_reads_per_second=1000)
     etl.extract(cfg, COURSE)
-    assert cfg.read_limiter.granted >= 2  # fs.files and fs.chunks, at least
+    assert read_limiter(cfg).granted >= 2  # fs.files and fs.chunks, at least

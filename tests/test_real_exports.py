@@ -8,8 +8,8 @@ import re
 import pytest
 
 import etl
-from etl.layout import quote_segment
-from etl.sample import save_asset
+from etl.model.layout import quote_segment
+from etl.demo.sample import save_asset
 from tests.helpers import live_prefix, objects
 
 DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")

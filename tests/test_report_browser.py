@@ -12,7 +12,7 @@ import tempfile
 import pytest
 
 import etl
-from etl import reports
+from etl.review import reports
 from tests.conftest import COURSE, fill
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -85,7 +85,7 @@ def clipped(page, width, tmp_path):
 
 
 def test_the_sign_off_pack_names_its_target_puts_not_ready_first_and_clips_nothing(cfg, contentstore, tmp_path):
-    from etl.sample import cues, save_asset, srt
+    from etl.demo.sample import cues, save_asset, srt
 
     fill(contentstore, LONG)
     save_asset(contentstore, LONG, "A lecture transcript with a really very long descriptive file name-en.srt",

@@ -1,8 +1,8 @@
 import pytest
 
 import etl
-from etl import state as st
-from etl.layout import Layout, parse_course_id
+from etl.protocol import state as st
+from etl.model.layout import Layout, parse_course_id
 from tests.helpers import listing, objects
 from tests.conftest import COURSE, OLD, fill
 

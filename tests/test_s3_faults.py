@@ -2,7 +2,7 @@
 and persistent ones fail one course cleanly while the batch goes on."""
 
 import etl
-from etl.layout import Layout, parse_course_id
+from etl.model.layout import Layout, parse_course_id
 from tests.batch import build_batch
 from tests.helpers import objects
 from tests.s3proxy import FaultProxy

@@ -7,7 +7,7 @@ from urllib.parse import quote, quote_plus
 
 import pytest
 
-from etl.cli import main
+from etl.cli.main import main
 from tests.batch import build_batch
 from tests.helpers import objects
 

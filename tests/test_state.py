@@ -3,8 +3,8 @@ import threading
 import pytest
 
 import etl
-from etl import state as st
-from etl.layout import Layout, new_run_id, parse_course_id
+from etl.protocol import state as st
+from etl.model.layout import Layout, new_run_id, parse_course_id
 from tests.helpers import objects
 from tests.conftest import COURSE, fill
 

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 import etl
-from etl import probe
+from etl.store import probe
 from tests.batch import build_batch, source_transcripts
 from tests.helpers import listing, live_prefix, objects
 from tests.s3proxy import FaultProxy
@@ -76,7 +76,7 @@ def test_one_bit_flipped_in_transit_fails_the_course_at_once_and_nothing_goes_li
     assert etl.committed(clean, course_id) is None and listing(clean, clean.staging_prefix + "/") == {}
     again = etl.migrate(clean, [course_id], workers=1)  # a re-run on a sound path migrates it byte for byte
     assert again.ok and objects(clean, live_prefix(clean, course_id)) == {
-        live_prefix(clean, course_id) + etl.layout.quote_segment(n): b
+        live_prefix(clean, course_id) + etl.model.layout.quote_segment(n): b
         for n, b in source_transcripts(contentstore, course_id).items()}
 
 
@@ -110,7 +110,7 @@ def test_an_sse_kms_bucket_keeps_every_guarantee(contentstore, inprocess_s3_endp
                                                  capsys):
     import uuid
 
-    from etl.sample import cues, save_asset, srt
+    from etl.demo.sample import cues, save_asset, srt
     from tests.helpers import run_cli
 
     ids = build_batch(contentstore, 5)[1:]
@@ -141,7 +141,7 @@ def test_an_sse_kms_bucket_keeps_every_guarantee(contentstore, inprocess_s3_endp
         code, out, err = run_cli(cfg, contentstore, capsys, tmp_path, *command)
         assert code == 0, (command, out, err)
     names = sorted(source_transcripts(contentstore, ids[0]))
-    victim = live_prefix(cfg, ids[0]) + etl.layout.quote_segment(names[0])
+    victim = live_prefix(cfg, ids[0]) + etl.model.layout.quote_segment(names[0])
     cfg.s3.put_object(Bucket=cfg.bucket, Key=victim, Body=b"damaged")  # no checksum kept: read back
     assert f"checksum differs in S3: {names[0]!r}" in " ".join(etl.verify(cfg, ids[0]).problems)
     cfg.s3.put_object(Bucket=cfg.bucket, Key=victim, Body=b"damaged", ChecksumAlgorithm="SHA256")  # one kept
@@ -205,8 +205,8 @@ def test_an_injected_client_without_the_tool_s_settings_is_refused_before_any_re
 
 def test_a_versioned_bucket_says_what_rollback_leaves_and_purges_only_the_tool_s_versions(make_cfg, contentstore,
                                                                                          tmp_path, capsys):
-    from etl.layout import Layout, parse_course_id
-    from etl.versions import list_versions
+    from etl.model.layout import Layout, parse_course_id
+    from etl.store.versions import list_versions
     from tests.helpers import run_cli
 
     ids = build_batch(contentstore, 3)[1:]

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from etl import s3
+from etl.store import pool
 
 
 def test_results_come_back_in_call_order_from_concurrent_calls():
@@ -15,7 +15,7 @@ def test_results_come_back_in_call_order_from_concurrent_calls():
         started.wait()
         return value
 
-    assert s3.together(lambda: call("a"), lambda: call("b"), lambda: call("c")) == ["a", "b", "c"]
+    assert pool.together(lambda: call("a"), lambda: call("b"), lambda: call("c")) == ["a", "b", "c"]
 
 
 def test_the_first_error_in_call_order_is_raised_after_every_call_has_finished():
@@ -30,5 +30,5 @@ def test_the_first_error_in_call_order_is_raised_after_every_call_has_finished()
         raise ValueError(message)
 
     with pytest.raises(ValueError, match="first"):
-        s3.together(slow, lambda: fails("first"), lambda: fails("second"))
+        pool.together(slow, lambda: fails("first"), lambda: fails("second"))
     assert finished == ["slow"]  # nothing was left running behind the error

@@ -5,8 +5,10 @@ import json
 import pytest
 
 import etl
-from etl import manifest, s3, state as st
-from etl.layout import Layout, parse_course_id
+from etl.model import manifest
+from etl.protocol import state as st
+from etl.store import s3
+from etl.model.layout import Layout, parse_course_id
 from tests.conftest import COURSE, OLD, fill
 from tests.helpers import listing, objects
 

@@ -1,8 +1,9 @@
 """vacuum deletes dead epochs' objects past the retention, and never a commit, a staged run or a later epoch."""
 
 import etl
-from etl import s3, state as st
-from etl.layout import Layout, new_run_id, parse_course_id
+from etl.protocol import state as st
+from etl.store import s3
+from etl.model.layout import Layout, new_run_id, parse_course_id
 from tests.conftest import COURSE, fill
 from tests.helpers import listing, run_cli
 

@@ -1,8 +1,8 @@
 import pytest
 
 import etl
-from etl.layout import Layout, parse_course_id
-from etl.sample import cues, save_asset, sjson
+from etl.model.layout import Layout, parse_course_id
+from etl.demo.sample import cues, save_asset, sjson
 from tests.conftest import COURSE, OLD, fill
 from tests.helpers import live_key
 

@@ -8,7 +8,7 @@ import mongomock
 import mongomock.gridfs
 
 import etl
-from etl.sample import save_asset
+from etl.demo.sample import save_asset
 
 def vm(field):
     """Return a /proc/self/status memory figure in kB."""

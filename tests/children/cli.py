@@ -11,7 +11,7 @@ import sys
 import mongomock
 import mongomock.gridfs
 
-from etl.cli import main
+from etl.cli.main import main
 from tests.batch import build_batch, build_course
 
 WIDE = "course-v1:Wide+Course+1"

@@ -11,7 +11,7 @@ import mongomock
 import mongomock.gridfs
 
 import etl
-import etl.probe
+import etl.store.probe
 from tests import faults
 from tests.batch import build_course
 
@@ -24,7 +24,7 @@ if __name__ == "__main__":
     cfg = etl.Config(bucket=bucket, s3_endpoint_url=endpoint, contentstore=db, manifest_dir=None, progress=False,
                      s3_concurrency=4, staging_prefix=f"{root}/staging", live_prefix=f"{root}/live",
                      state_prefix=f"{root}/state")
-    etl.probe.probe(cfg)  # the store probe runs once per process; the parent's count of calls leaves it out
+    etl.store.probe.probe(cfg)  # the store probe runs once per process; the parent's count of calls leaves it out
     faults.install(cfg)
     faults.arm_from_env()
     if how == "migrate":

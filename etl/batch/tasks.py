@@ -1,0 +1,209 @@
+"""Run a batch on Celery with a Redis broker: one task per course, on the workers Open edX already runs.
+
+The broker only hands out work. What is done lives where it always does: the
+commit markers and the status table in S3. A task runs exactly the per-course
+unit that ``migrate`` runs (``migrate.migrate_course``), so a redelivered or
+duplicated task is safe: the claim and the marker make it a no-op or a refusal.
+
+Settings come from the environment of whoever imports this module, read when
+Celery first needs them: ``ETL_BROKER_URL`` (``redis://…``), ``ETL_RESULT_BACKEND``
+(default: the broker), ``ETL_CELERY_QUEUE`` (default ``transcript-etl``),
+``ETL_TASK_TIME_LIMIT`` (seconds, default 1800) and ``ETL_VISIBILITY_TIMEOUT``
+(default the time limit plus 600). A worker's migration settings are its own
+``ETL_*`` variables and AWS's usual credential chain: a message carries only the
+course id, the run options and a fingerprint of the target.
+"""
+
+import hashlib
+import json
+import os
+import threading
+import time
+
+from celery import Celery, signals
+
+from etl.model import logs, redact
+from etl.model.errors import StorageError, UsageError
+
+QUEUE = "transcript-etl"
+TASK = "etl.migrate_course"
+UNSET = "redis://etl-broker-url-is-not-set.invalid:6379/0"
+HELD_RETRY_SECONDS = 5  # how soon a task for a course another runner holds looks again
+
+
+def settings(environ=None):
+    """Return the Celery settings for long, idempotent course tasks, from the environment."""
+    environ = os.environ if environ is None else environ
+    broker = environ.get("ETL_BROKER_URL") or UNSET  # never a silent default: ``check_broker`` refuses it
+    redact.register_uri(broker)
+    limit = int(environ.get("ETL_TASK_TIME_LIMIT") or 1800)
+    visibility = int(environ.get("ETL_VISIBILITY_TIMEOUT") or limit + 600)
+    if visibility <= limit:
+        raise UsageError(f"ETL_VISIBILITY_TIMEOUT ({visibility} s) must be longer than ETL_TASK_TIME_LIMIT "
+                         f"({limit} s), or Redis hands a running course to a second worker")
+    return {
+        "broker_url": broker,
+        "result_backend": environ.get("ETL_RESULT_BACKEND") or broker,
+        "task_default_queue": environ.get("ETL_CELERY_QUEUE") or QUEUE,
+        # A course task is long and idempotent: acknowledge it only once it is done, hand it back if the
+        # worker process dies, and take one at a time.
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "task_track_started": True,
+        # The hard limit stays below the visibility timeout (Redis redelivers an unacknowledged message
+        # after it); the soft limit leaves the course a minute to roll back cleanly.
+        "task_time_limit": limit,
+        "task_soft_time_limit": max(1, limit - 60),
+        "broker_transport_options": {"visibility_timeout": visibility},
+        "result_backend_transport_options": {"visibility_timeout": visibility},
+        "visibility_timeout": visibility,
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "accept_content": ["json"],
+        "result_expires": 7 * 24 * 3600,
+        "broker_connection_retry_on_startup": True,
+        "worker_hijack_root_logger": False,
+    }
+
+
+app = Celery("etl")
+app.add_defaults(settings)  # read lazily, when Celery first needs a setting
+
+
+_config = {"cfg": None}
+_config_lock = threading.Lock()
+
+
+def configure(cfg):
+    """Use ``cfg`` for the courses this worker process runs, instead of one built from its environment.
+
+    For programs that embed a worker and already hold a contentstore Database.
+    """
+    with _config_lock:
+        _config["cfg"] = cfg
+
+
+@signals.after_setup_logger.connect
+@signals.after_setup_task_logger.connect
+def _one_log_format(logger, **_):
+    """Write Celery's own lines in the tool's format, so a worker's log is one format to grep."""
+    for handler in logger.handlers:
+        handler.setFormatter(logs.OtherFormatter(logs.FORMAT))
+
+
+@signals.worker_process_init.connect
+def _fresh_connections(**_):
+    """Give each pool process its own S3 and MongoDB connections, when its parent configured one."""
+    with _config_lock:
+        if _config["cfg"] is not None:
+            _config["cfg"].after_fork()
+
+
+def worker_config():
+    """Return this worker process's Config, built once from its own ``ETL_*`` environment."""
+    from etl.model.config import config_from_env
+
+    with _config_lock:
+        if _config["cfg"] is None:
+            _config["cfg"] = config_from_env(manifest_dir=os.environ.get("ETL_MANIFEST_DIR") or None, progress=False)
+        return _config["cfg"]
+
+
+def check_broker(timeout=5):
+    """Refuse, before anything is sent, a broker that is not configured or does not answer."""
+    if not os.environ.get("ETL_BROKER_URL"):
+        raise UsageError("no broker given; set ETL_BROKER_URL to the Redis URL the workers use "
+                         "(redis://HOST:6379/0); nothing was queued")
+    where = redact.uri(app.conf.broker_url)
+    try:
+        with app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, timeout=timeout)
+    except Exception as exc:  # kombu's OperationalError, redis' ConnectionError, a bad URL
+        raise UsageError(f"cannot reach the broker at {where} ({type(exc).__name__}); start it, or set "
+                         "ETL_BROKER_URL to the broker the workers use; nothing was queued") from None
+
+
+def target_of(cfg):
+    """Return a fingerprint of where a Config migrates to: bucket, endpoint and the three prefixes."""
+    where = [cfg.bucket, cfg.s3_endpoint_url or "", cfg.staging_prefix, cfg.live_prefix, cfg.state_prefix]
+    return hashlib.sha256(json.dumps(where).encode()).hexdigest()[:16]
+
+
+class TargetMismatch(UsageError):
+    """A worker was handed a course for another bucket or other prefixes than its own."""
+
+
+@app.task(name=TASK, bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=2 * 3600 // HELD_RETRY_SECONDS, throws=(TargetMismatch,))
+def migrate_course(self, course_id, options, target):
+    """Migrate one course exactly as ``migrate`` does; refuse, writing nothing, if this worker's target differs."""
+    from etl.batch.unit import migrate_course as run
+
+    cfg = worker_config()
+    mine = target_of(cfg)
+    if mine != target:
+        raise TargetMismatch(f"course {course_id}: this worker migrates to bucket {cfg.bucket} (target {mine}), "
+                             f"not to the enqueuer's target {target}; nothing was written; start workers with the "
+                             "same ETL_BUCKET, ETL_S3_ENDPOINT_URL and prefixes, or give each target its own queue")
+    row = run(cfg, course_id, retries=int(options.get("retries", 1)))
+    if row["outcome"] == "claimed" and self.request.retries < self.max_retries:
+        # Another runner holds the course: look again later, until it is promoted or its lease runs out and
+        # this task takes it over. The enqueuers of a course share this task's id and read its last result.
+        raise self.retry(countdown=HELD_RETRY_SECONDS)
+    return row
+
+
+def task_id(target, course_id):
+    """Return the task id of a course: the same in every run of the same batch, so a re-run can attach to it."""
+    return f"{target}:{course_id}"
+
+
+def enqueue(cfg, ids, retries, queue=None):
+    """Send one task per course and return their AsyncResults; attach to a course's task that is running."""
+    check_broker()
+    target, results = target_of(cfg), []
+    queue = queue or os.environ.get("ETL_CELERY_QUEUE") or app.conf.task_default_queue
+    for course_id in ids:
+        result = migrate_course.AsyncResult(task_id(target, course_id))
+        if result.state != "STARTED":  # running now: attach to it; anything else is sent (again)
+            result.forget()
+            result = migrate_course.apply_async((course_id, {"retries": retries}, target),
+                                                task_id=task_id(target, course_id), queue=queue)
+        results.append((course_id, result))
+    logs.event("info", "*", "enqueued", courses=len(ids), queue=queue, target=target)
+    return results
+
+
+def collect(results, progress, patience=120):
+    """Wait for every course's task; yield its summary row as it finishes.
+
+    A broker that stops answering is waited for up to ``patience`` seconds at a
+    time; the queued work is still safe there (or in S3), so the error says to re-run.
+    """
+    pending, quiet_since = dict(results), None
+    while pending:
+        try:
+            done = [(c, r) for c, r in pending.items() if r.ready()]
+            quiet_since = None
+        except Exception as exc:  # the broker or result backend is down: wait, it may come back
+            quiet_since = quiet_since or time.monotonic()
+            if time.monotonic() - quiet_since > patience:
+                raise StorageError(f"the Celery result backend did not answer for {patience} s "
+                                   f"({type(exc).__name__}); the queued courses are safe; re-run the same "
+                                   "command to attach to them") from None
+            time.sleep(1)
+            continue
+        for course_id, result in done:
+            del pending[course_id]
+            progress.update(1)
+            yield row_of(course_id, result)
+        if pending and not done:
+            time.sleep(0.2)
+
+
+def row_of(course_id, result):
+    """Return a finished task's summary row: what the worker returned, or a failed row for its error."""
+    if result.successful():
+        return result.result
+    error = redact.scrub(" ".join(str(result.result).split()))
+    return {"course_id": course_id, "outcome": "failed", "attempts": 1, "error": error or result.state}

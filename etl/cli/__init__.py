@@ -1,0 +1,1 @@
+"""Run the verbs from the command line: the commands, the front door and the allocator tuning."""

@@ -1,0 +1,1 @@
+"""Show what was done: the status, history and report views, manifest diffs, reports and sign-off."""

@@ -1,0 +1,66 @@
+"""Show which courses are ready for Phase II, and for each one that is not, why and what to run next."""
+
+from concurrent.futures import ThreadPoolExecutor
+
+import pandas as pd
+
+from etl.batch.migrate import select
+from etl.model.errors import EtlError
+from etl.protocol import state
+from etl.verify import verify
+
+def report(cfg, courses="all", modulestore_db=None, workers=8):
+    """Return the Phase II readiness view: one row per course, with ``ready`` when verify passes.
+
+    Columns: course_id, contentstore_count, live_count, marker_count, state,
+    last_error, ready. ``courses="all"`` covers every known course and every
+    course in the status table.
+    """
+    ids, _ = select(cfg, courses, modulestore_db)
+    table = state.status(cfg)
+    if isinstance(courses, str) and courses == "all":
+        ids = sorted(set(ids) | set(table["course_id"]))
+    records = table.set_index("course_id").to_dict("index") if len(table) else {}
+
+    def row(course_id):
+        record = records.get(course_id, {})
+        try:
+            result = verify(cfg, course_id)
+            counts = (result.contentstore_count, result.live_count, result.marker_count, result.ok)
+            problems = result.problems
+        except EtlError as err:
+            counts, record, problems = (None, None, None, False), dict(record, error=str(err)), [str(err)]
+        current = record.get("state") or ("promoted" if counts[3] else None)
+        reason, step = (None, None) if counts[3] else why_not_ready(course_id, current, record, problems)
+        return {"course_id": course_id, "contentstore_count": counts[0], "live_count": counts[1],
+                "marker_count": counts[2], "state": current, "last_error": record.get("error"),
+                "ready": bool(counts[3]), "reason": reason, "next_step": step}
+
+    with ThreadPoolExecutor(workers, thread_name_prefix="report") as pool:
+        rows = list(pool.map(row, ids))
+    columns = ["course_id", "contentstore_count", "live_count", "marker_count", "state", "last_error", "ready",
+               "reason", "next_step"]
+    df = pd.DataFrame(rows, columns=columns)
+    for column in ("contentstore_count", "live_count", "marker_count"):
+        df[column] = df[column].astype("Int64")
+    return df
+
+
+def why_not_ready(course_id, current, record, problems):
+    """Return (reason, next step) for a course that is not ready for Phase II."""
+    again = f"python -m etl migrate {course_id}"
+    resume = "python -m etl migrate --all` (one re-run resumes every such course), or `" + again
+    if current == state.PROMOTED:
+        return "; ".join(problems), f"run `python -m etl rollback {course_id} --force`, then `{again}`"
+    if current in (None, state.ROLLED_BACK):
+        return "not migrated", f"run `{resume}`"
+    if current == state.FAILED:
+        return f"failed: {record.get('error')}", f"fix the cause, then run `{resume}`"
+    if current == state.STAGED:
+        return "staged, not promoted", f"run `{resume}`"
+    if current == "marker_missing":
+        return ("the status record says promoted but there is no commit marker",
+                f"run `python -m etl rollback {course_id} --force`, then `{again}`")
+    if current.endswith("_stale"):
+        return f"left {current[:-6]} by a runner that stopped", f"run `{resume}`"
+    return f"{current} by a runner at work on it now", "wait for it to finish, then run report again"

@@ -1,0 +1,1 @@
+"""Read Open edX: the contentstore's transcripts, its courses, and transcript parsing."""

@@ -5,20 +5,36 @@ Each verb is a plain function that takes a ``Config`` first; the CLI
 """
 
 from etl._version import __version__
+from etl.batch.migrate import migrate
+from etl.extract import extract
 from etl.model.config import Config, config_from_env
 from etl.model.errors import (
-    AlreadyPromoted, BatchFailed, ConcurrentRun, Conflict, CorruptSource, EtlError, Failed, IllegalTransition,
-    InvalidId, LeaseExpired, NotStaged, NotVerified, ReconcileError, Refused, SourceChanged, StorageError, UsageError)
-from etl.review.diff import diff
-from etl.extract import extract
-from etl.protocol.marker import committed
-from etl.batch.migrate import migrate
-from etl.review.report import report
+    AlreadyPromoted,
+    BatchFailed,
+    ConcurrentRun,
+    Conflict,
+    CorruptSource,
+    EtlError,
+    Failed,
+    IllegalTransition,
+    InvalidId,
+    LeaseExpired,
+    NotStaged,
+    NotVerified,
+    ReconcileError,
+    Refused,
+    SourceChanged,
+    StorageError,
+    UsageError,
+)
 from etl.promote import promote
+from etl.protocol.marker import committed
 from etl.reconcile import reconcile
-from etl.rollback import rollback
+from etl.review.diff import diff
+from etl.review.report import report
 from etl.review.signoff import diff_all
-from etl.protocol.state import history, status
+from etl.review.views import history, status
+from etl.rollback import rollback
 from etl.vacuum import vacuum
 from etl.verify import verify
 

@@ -1,3 +1,4 @@
 from etl.cli.main import main
 
+
 main()

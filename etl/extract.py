@@ -5,14 +5,15 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from etl import stage
-from etl.model import logs, manifest
-from etl.protocol import state
-from etl.source import contentstore
-from etl.store import pool, s3
 from etl._version import __version__
-from etl.protocol.cleanup import discard, remove_tool_objects
+from etl.model import logs, manifest
 from etl.model.errors import Conflict, UsageError
 from etl.model.layout import Layout, new_run_id, parse_course_id
+from etl.protocol import claims, state
+from etl.protocol.cleanup import remove_tool_objects
+from etl.protocol.transaction import Transaction
+from etl.source import contentstore
+from etl.store import pool, s3
 
 
 @dataclass
@@ -42,13 +43,12 @@ class ExtractResult:
 class Staged:
     """A run this runner has just staged and still holds (extracting): what promote needs, known first-hand."""
 
-    claim: Any  # state.Claim
+    tx: Any  # the course's Transaction, still open: its claim, fence and every key it wrote
     manifest: bytes
-    written: list  # every key the run put, its manifest included
     fields: dict  # what the record says of a staged run
 
 
-@state.verb
+@claims.verb
 def extract(cfg, course_id):
     """Snapshot a course's transcripts into a new staging run and write its Parquet manifest.
 
@@ -63,9 +63,9 @@ def extract(cfg, course_id):
     return extract_course(cfg, course_id)
 
 
-@state.verb
+@claims.verb
 def extract_course(cfg, course_id, looked=None, hold=False):
-    """Extract a course as ``extract`` does, from what the caller has just read of it (``state.look``).
+    """Extract a course as ``extract`` does, from what the caller has just read of it (``claims.look``).
 
     With ``hold`` the course stays claimed by this runner and (ExtractResult, Staged)
     comes back, for ``promote.promote_staged`` to carry on with the same claim.
@@ -74,9 +74,9 @@ def extract_course(cfg, course_id, looked=None, hold=False):
     course = parse_course_id(course_id)
     cfg.require_contentstore()
     layout = Layout(cfg, course)
-    looked = looked or state.look(cfg, course)
+    looked = looked or claims.look(cfg, course)
     if looked.seen.committed:
-        state.refuse_promoted(cfg, course, looked.seen.commit)
+        claims.refuse_promoted(cfg, course, looked.seen.commit)
     assets = contentstore.find_transcripts(cfg, course)
     if not looked.record and not assets and not contentstore.course_known(cfg, course):
         raise unknown_course(cfg, course)
@@ -84,20 +84,17 @@ def extract_course(cfg, course_id, looked=None, hold=False):
     for asset in assets:  # refuse names that cannot become keys before anything is written
         layout.asset_keys(looked.epoch + 1, asset.name)
     # The leftovers are listed while the claim is made; only a run that holds the claim acts on the listing.
-    claim, listed = pool.together(lambda: state.claim(cfg, course, run_id, state.EXTRACTING, looked),
-                                lambda: _list_leftovers(cfg, layout, staging=looked.record is not None))
-    written = []
-    try:
-        with claim.guarded():
-            _clear_leftovers(cfg, course, layout, claim, listed)
+    tx, listed = pool.together(lambda: Transaction.begin(cfg, course, run_id, state.EXTRACTING, looked),
+                               lambda: _list_leftovers(cfg, layout, staging=looked.record is not None))
+    with tx.running():
+        with tx.claim.guarded():
+            _clear_leftovers(tx, listed)
             fingerprint = contentstore.fingerprint(a.identity() for a in assets)
-            rows = stage.stage(cfg, course, claim.epoch, run_id, assets, written, claim)
+            rows = stage.stage(cfg, course, tx, assets)
             data = manifest.to_bytes(rows, course=course, run_id=run_id, source_fingerprint=fingerprint,
                                      tool_version=__version__, created_at=state.iso(state.now()))
-            key = layout.staging_manifest(claim.epoch)
-            written.append(key)  # before the request: a put whose answer is lost may still have landed
-            s3.put(cfg, key, data, metadata=s3.tool_metadata(course, run_id), if_none_match=True,
-                   content_type="application/vnd.apache.parquet")
+            key = layout.staging_manifest(tx.epoch)
+            tx.put(key, data, content_type=manifest.CONTENT_TYPE)
         local = manifest.save_local(cfg, course, run_id, data)
         total = sum(r.length for r in rows)
         problems = sum(1 for r in rows if r.parse_ok is False)
@@ -105,17 +102,14 @@ def extract_course(cfg, course_id, looked=None, hold=False):
             if r.parse_ok is False:
                 logs.event("warning", course, "parse_problem", run_id, asset=r.asset_name, error=r.parse_error)
         fields = dict(transcripts=len(rows), bytes=total, parse_problems=problems, manifest_key=key,
-                      source_fingerprint=fingerprint, staged_epoch=claim.epoch)
+                      source_fingerprint=fingerprint, staged_epoch=tx.epoch)
         if hold:
-            claim.note(state.STAGED, previous=state.EXTRACTING, **fields)  # recorded with the move to promoting
+            tx.claim.note(state.STAGED, previous=state.EXTRACTING, **fields)  # recorded with the move to promoting
         else:
-            claim.move(state.STAGED, **fields)
-    except BaseException as exc:
-        _undo(cfg, course, claim, written, exc)
-        state.reraise(claim, exc)
+            tx.claim.move(state.STAGED, **fields)
     result = ExtractResult(str(course), run_id, len(rows), total, problems, key, local or "",
                            fingerprint, round(time.monotonic() - started, 3))
-    return (result, Staged(claim, data, written, fields)) if hold else result
+    return (result, Staged(tx, data, fields)) if hold else result
 
 
 def unknown_course(cfg, course):
@@ -140,7 +134,7 @@ def _list_leftovers(cfg, layout, staging=True):
         return exc
 
 
-def _clear_leftovers(cfg, course, layout, claim, listed):
+def _clear_leftovers(tx, listed):
     """Remove earlier epochs' staging and uncommitted live objects; refuse foreign live objects.
 
     Only epochs below this claim's own go: the claim's fence stands, so none of
@@ -148,6 +142,7 @@ def _clear_leftovers(cfg, course, layout, claim, listed):
     """
     if isinstance(listed, Exception):
         raise listed
+    cfg, course, layout, claim = tx.cfg, tx.course, tx.layout, tx.claim
     in_staging, in_live = listed
     (staged, _), (live, foreign) = pool.together(
         lambda: remove_tool_objects(cfg, course, layout.staging_root, listed=in_staging, epochs=claim.earlier),
@@ -157,13 +152,3 @@ def _clear_leftovers(cfg, course, layout, claim, listed):
     if foreign:
         raise Conflict(f"course {course}: {len(foreign)} object(s) the tool did not write are under "
                        f"{layout.live_root}, e.g. {foreign[0]}; move them away or choose another --live-prefix")
-
-
-def _undo(cfg, course, claim, written, exc):
-    """Delete what this run staged and record the failure, keeping ``exc`` as the error shown."""
-    try:
-        discard(cfg, course, claim.epoch, written)
-    except Exception as err:
-        logs.event("error", course, "cleanup_failed", claim.run_id, keys=len(written), error=state.describe(err),
-                   next=f"python -m etl rollback {course}")
-    state.record_failure(claim, exc)

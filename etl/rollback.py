@@ -7,11 +7,11 @@ result says how many, and ``purge_versions`` deletes the tool's own by version i
 from dataclasses import asdict, dataclass, field
 
 from etl.model import logs
-from etl.protocol import marker, state
-from etl.store import pool, probe, s3, versions
-from etl.protocol.cleanup import remove_tool_objects
 from etl.model.errors import Conflict, Refused
 from etl.model.layout import Layout, new_run_id, parse_course_id
+from etl.protocol import claims, marker, state
+from etl.protocol.cleanup import remove_tool_objects
+from etl.store import pool, probe, s3, versions
 
 
 @dataclass
@@ -54,7 +54,7 @@ class RollbackResult:
         return "\n".join(lines)
 
 
-@state.verb
+@claims.verb
 def rollback(cfg, course_id, *, force=False, dry_run=False, purge_versions=False):
     """Remove a course's transcripts from S3: staging runs, and live objects the tool wrote.
 
@@ -77,7 +77,7 @@ def rollback(cfg, course_id, *, force=False, dry_run=False, purge_versions=False
     """
     course = parse_course_id(course_id)
     layout = Layout(cfg, course)
-    looked = state.look(cfg, course)
+    looked = claims.look(cfg, course)
     committed = looked.seen.committed
     commit_meta = looked.seen.meta if looked.seen.doc is not None else (looked.seen.legacy or looked.seen).meta
     if committed and not force:
@@ -97,7 +97,7 @@ def rollback(cfg, course_id, *, force=False, dry_run=False, purge_versions=False
             next(iter(s3.list_objects(cfg, prefix)), None) for prefix in (layout.live_root, layout.staging_root)):
         return RollbackResult(str(course), None, 0, False)  # never touched: nothing to record either
     run_id = new_run_id()
-    claim = state.claim(cfg, course, run_id, state.ROLLING_BACK, looked, uncommit=force)
+    claim = claims.claim(cfg, course, run_id, state.ROLLING_BACK, looked, uncommit=force)
     try:
         with claim.guarded():
             if committed:  # the claim's fence replaced the commit: the course is no longer committed
@@ -110,8 +110,8 @@ def rollback(cfg, course_id, *, force=False, dry_run=False, purge_versions=False
             deleted = len(live) + len(staged) + (committed and looked.seen.doc is not None)
             claim.move(state.ROLLED_BACK, deleted=deleted, kept_foreign=len(kept))
     except BaseException as exc:
-        state.record_failure(claim, exc)
-        state.reraise(claim, exc)
+        claims.record_failure(claim, exc)
+        claims.reraise(claim, exc)
     marker.unfence(cfg, course, claim.token)
     for key in kept:
         logs.event("warning", course, "kept_foreign", run_id, key=key, reason="not written by this tool")

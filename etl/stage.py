@@ -2,9 +2,9 @@
 
 Small transcripts go up in parallel from one bounded pool, with a byte budget so
 memory stays bounded however fast the contentstore reads; large ones stream
-chunk by chunk into a multipart upload. Every key is registered in ``written``
-before its request is sent, so a failure, even one whose answer was lost, can
-delete exactly those; every key is in the run's own epoch.
+chunk by chunk into a multipart upload. Every key is registered with the
+course's transaction before its request is sent, so a failure, even one whose
+answer was lost, can delete exactly those; every key is in the run's own epoch.
 """
 
 import base64
@@ -13,10 +13,10 @@ import threading
 from concurrent.futures import wait
 
 from etl.model import logs, manifest
-from etl.source import contentstore, transcripts
-from etl.store import pool, s3
 from etl.model.layout import Layout
 from etl.model.progress import LARGE_COURSE, bar
+from etl.source import contentstore, transcripts
+from etl.store import pool, s3
 
 
 class _ByteBudget:
@@ -49,12 +49,13 @@ def _row(course_id, asset, staged_key, live_key, md5, etag, ok, error, sha256=No
     )
 
 
-def stage(cfg, course, epoch, run_id, assets, written, claim=None):
-    """Put ``assets`` into the staging run of ``epoch``; return their manifest rows in name order.
+def stage(cfg, course, tx, assets):
+    """Put ``assets`` into the staging run of transaction ``tx``; return their manifest rows in name order.
 
-    ``written`` receives each staged key before its put is sent; ``claim``, when
-    given, is checked between batches so a run that lost its course stops early.
+    The transaction's claim is checked between batches, so a run that lost its
+    course stops early.
     """
+    epoch = tx.epoch
     layout, course_id = Layout(cfg, course), str(course)  # one course id string, shared by every row
     keys = {a.name: layout.asset_keys(epoch, a.name) for a in assets}  # refuse bad names before any write
     rows, lock = {}, threading.Lock()
@@ -65,11 +66,8 @@ def stage(cfg, course, epoch, run_id, assets, written, claim=None):
     def put_one(asset, data, md5, ok, error):
         try:
             staged, live = keys[asset.name]
-            with lock:
-                written.append(staged)
             digest = hashlib.sha256(data)
-            tag = s3.put(cfg, staged, data, if_none_match=True, content_type=asset.content_type,
-                         metadata=s3.tool_metadata(course, run_id, md5),
+            tag = tx.put(staged, data, md5=md5, content_type=asset.content_type,
                          checksum_sha256=base64.b64encode(digest.digest()).decode())
             with lock:
                 rows[asset.name] = _row(course_id, asset, staged, live, md5, tag, ok, error, digest.hexdigest())
@@ -97,10 +95,9 @@ def stage(cfg, course, epoch, run_id, assets, written, claim=None):
                     keep = max(1024, 2 * len(futures))
                 if failures:
                     raise failures[0]
-                if claim:
-                    claim.check()
+                tx.claim.check()
             for asset in large:
-                rows[asset.name] = _stage_large(cfg, course, run_id, asset, keys[asset.name], written)
+                rows[asset.name] = _stage_large(cfg, course, tx, asset, keys[asset.name])
                 progress.update(1)
             for f in futures:
                 f.result()
@@ -109,17 +106,17 @@ def stage(cfg, course, epoch, run_id, assets, written, claim=None):
         except BaseException:
             for f in futures:
                 f.cancel()
-            wait(futures)  # puts already in flight finish, so ``written`` is complete
+            wait(futures)  # puts already in flight finish, so the transaction's keys are complete
             raise
     return [rows[a.name] for a in assets]
 
 
-def _stage_large(cfg, course, run_id, asset, keys, written):
+def _stage_large(cfg, course, tx, asset, keys):
     """Stream one large transcript into a multipart upload; abort it on any failure."""
     staged, live = keys
-    written.append(staged)  # before anything is sent: a completion whose answer is lost may still have landed
+    tx.wrote(staged)  # before anything is sent: a completion whose answer is lost may still have landed
     upload = s3.MultipartUpload(cfg, staged, content_type=asset.content_type,
-                                metadata=s3.tool_metadata(course, run_id, asset.stored_md5))
+                                metadata=s3.tool_metadata(course, tx.run_id, asset.stored_md5))
     buf = bytearray()
 
     def sink(data):
@@ -137,7 +134,7 @@ def _stage_large(cfg, course, run_id, asset, keys, written):
         try:
             upload.abort()
         except Exception as err:  # the original failure is what the operator must see
-            logs.event("warning", course, "abort_failed", run_id, key=staged, error=str(err), cause=str(exc),
+            logs.event("warning", course, "abort_failed", tx.run_id, key=staged, error=str(err), cause=str(exc),
                        note="S3 keeps the parts until the bucket's lifecycle rule aborts incomplete uploads")
         raise
     error = f"not parsed: larger than {cfg.multipart_bytes} bytes"

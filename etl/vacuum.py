@@ -4,11 +4,12 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 
 from etl.model import logs
-from etl.protocol import state
-from etl.store import s3
-from etl.protocol.cleanup import remove_tool_objects
 from etl.model.errors import UsageError
 from etl.model.layout import Layout, parse_course_id
+from etl.protocol import claims, state
+from etl.protocol.cleanup import remove_tool_objects
+from etl.store import s3
+
 
 RETAIN_DAYS = 7  # as Delta Lake's VACUUM: a reader that fetched the previous commit never meets a missing object
 
@@ -58,7 +59,7 @@ def vacuum(cfg, course_id, *, retain_days=RETAIN_DAYS, dry_run=False):
         raise UsageError("--retain-days must be 0 or more")
     course = parse_course_id(course_id)
     layout = Layout(cfg, course)
-    looked = state.look(cfg, course)
+    looked = claims.look(cfg, course)
     result = VacuumResult(str(course), dry_run=dry_run)
     below = state.epoch_of(looked.record)
     kept = result.kept

@@ -4,12 +4,12 @@ import hashlib
 from dataclasses import asdict, dataclass, field
 
 from etl.model import manifest
-from etl.protocol import marker as markers
-from etl.store import pool, probe, s3
-from etl.model.errors import NotVerified
-from etl.protocol.known import refuse_unknown
+from etl.model.errors import NotVerified, first_few
 from etl.model.layout import Layout, parse_course_id
-from etl.reconcile import changes_since, listed, transcripts_now
+from etl.protocol import marker as markers
+from etl.protocol.known import refuse_unknown
+from etl.source.changes import changes_since, transcripts_now
+from etl.store import pool, probe, s3
 
 
 def _not_committed(layout, seen):
@@ -143,14 +143,14 @@ def verify_course(cfg, course, published=None):
 
     wrong = [expected[key][0] for key, ok in zip(suspect, pool.run_all(cfg, intact, suspect)) if not ok]
     if missing:
-        problems.append(f"missing from S3: {listed(missing)}")
+        problems.append(f"missing from S3: {first_few(missing)}")
     if extra:
-        problems.append(f"in S3 but not in the manifest: {listed(extra)}")
+        problems.append(f"in S3 but not in the manifest: {first_few(extra)}")
     if wrong:
-        problems.append(f"checksum differs in S3: {listed(wrong)}")
+        problems.append(f"checksum differs in S3: {first_few(wrong)}")
     added, removed, changed = changes_since(df, source)
     for ids, what in ((added, "added to"), (removed, "deleted from"), (changed, "edited in")):
         if ids:
-            problems.append(f"{what} the contentstore since promote: {listed(ids)}")
+            problems.append(f"{what} the contentstore since promote: {first_few(ids)}")
     result.ok = not problems
     return result

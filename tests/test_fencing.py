@@ -11,6 +11,7 @@ no live transcripts. An operator's re-run of ``migrate`` then finishes every cou
 
 import pytest
 
+from etl.protocol import claims
 import etl
 from etl.model.layout import Layout, parse_course_id
 from tests.batch import build_course
@@ -141,11 +142,10 @@ def test_a_marker_that_changes_under_a_forced_rollback_is_a_refusal_and_nothing_
 
 
 def test_a_precondition_lost_inside_a_verb_is_a_one_line_refusal():
-    """``state.verb`` turns an escaped PreconditionFailed into ConcurrentRun naming the course."""
-    from etl.protocol import state
+    """``claims.verb`` turns an escaped PreconditionFailed into ConcurrentRun naming the course."""
     from etl.store import s3
 
-    @state.verb
+    @claims.verb
     def verb(cfg, course_id):
         raise s3.PreconditionFailed("video-transcripts/x/_MIGRATED.json")
 
@@ -211,7 +211,7 @@ def test_a_lease_is_judged_by_s3_s_clock_not_by_the_hosts_wall_clocks(make_cfg, 
 
     cfg = make_cfg()
     course = parse_course_id(NEW)
-    claim = st.claim(cfg, course, new_run_id(), st.EXTRACTING)
+    claim = claims.claim(cfg, course, new_run_id(), st.EXTRACTING)
     claim.release()
     record, tag = st.read(cfg, course)
     skewed = dict({k: v for k, v in record.items() if k != "_age"}, lease_expires_at="2000-01-01T00:00:00.000Z")
@@ -255,7 +255,7 @@ def test_a_runner_that_cannot_renew_in_time_stops_before_its_next_write(make_cfg
 
     cfg = make_cfg()
     course = parse_course_id(NEW)
-    claim = st.claim(cfg, course, new_run_id(), st.EXTRACTING)
+    claim = claims.claim(cfg, course, new_run_id(), st.EXTRACTING)
     claim.release()  # no heartbeat renews it
     key = Layout(cfg, course).staged_key(claim.epoch, "x.srt")
     with claim.guarded():
@@ -276,7 +276,7 @@ def test_the_heartbeat_renews_through_its_own_client(make_cfg, contentstore):
     cfg = make_cfg(lease_seconds=3)
     sent = []
     cfg.lease_s3.meta.events.register("after-call.s3.PutObject", lambda **_: sent.append(1))
-    claim = st.claim(cfg, parse_course_id(NEW), new_run_id(), st.EXTRACTING)
+    claim = claims.claim(cfg, parse_course_id(NEW), new_run_id(), st.EXTRACTING)
     try:
         deadline = clock.monotonic() + 10
         while not sent and clock.monotonic() < deadline:

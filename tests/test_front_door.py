@@ -21,7 +21,8 @@ import time
 import pytest
 
 import etl
-from etl.cli.main import COMMANDS, main
+from etl.cli.commands import COMMANDS
+from etl.cli.main import main
 from etl.demo.sample import register_course, save_asset, srt, cues
 from tests.batch import batch_ids
 from tests.conftest import COURSE, fill

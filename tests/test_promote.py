@@ -4,7 +4,7 @@ from datetime import datetime, timezone
 import pytest
 
 import etl
-from etl.protocol import state as st
+from etl.protocol import claims, state as st
 from etl.store import s3
 from etl.model.layout import Layout, parse_course_id, quote_segment
 from etl.demo.sample import cues, save_asset, sjson, srt
@@ -120,7 +120,7 @@ def crash_mid_promote(make_cfg, contentstore, copies):
     cfg = make_cfg()
     run = etl.extract(cfg, COURSE).run_id
     course = parse_course_id(COURSE)
-    claim = st.claim(cfg, course, run, st.PROMOTING)
+    claim = claims.claim(cfg, course, run, st.PROMOTING)
     claim.release()  # the process died: no more heartbeats
     from etl.reconcile import check
 
@@ -148,7 +148,7 @@ def test_promote_refuses_while_another_runner_holds_the_course(make_cfg, content
     fill(contentstore)
     cfg = make_cfg()
     run = etl.extract(cfg, COURSE).run_id
-    claim = st.claim(cfg, parse_course_id(COURSE), run, st.PROMOTING)
+    claim = claims.claim(cfg, parse_course_id(COURSE), run, st.PROMOTING)
     try:
         with pytest.raises(etl.ConcurrentRun, match="held by"):
             etl.promote(cfg, COURSE)
@@ -222,6 +222,6 @@ def test_a_runner_that_loses_the_race_to_promote_is_told_the_course_is_promoted(
     etl.promote(cfg, COURSE)
     course = parse_course_id(COURSE)
     with pytest.raises(etl.AlreadyPromoted, match=run):
-        st.claim(cfg, course, run, st.PROMOTING)
+        claims.claim(cfg, course, run, st.PROMOTING)
     with pytest.raises(etl.AlreadyPromoted):
-        st.claim(cfg, course, new_run_id(), st.EXTRACTING)
+        claims.claim(cfg, course, new_run_id(), st.EXTRACTING)

@@ -3,7 +3,7 @@ import threading
 import pytest
 
 import etl
-from etl.protocol import state as st
+from etl.protocol import claims, marker, state as st
 from etl.model.layout import Layout, new_run_id, parse_course_id
 from tests.helpers import objects
 from tests.conftest import COURSE, fill
@@ -12,7 +12,7 @@ course = parse_course_id(COURSE)
 
 
 def test_states_move_only_along_the_machine(cfg):
-    claim = st.claim(cfg, course, new_run_id(), st.EXTRACTING)
+    claim = claims.claim(cfg, course, new_run_id(), st.EXTRACTING)
     with pytest.raises(etl.IllegalTransition, match="extracting to promoted"):
         claim.move(st.PROMOTED)
     claim.move(st.STAGED)
@@ -29,7 +29,7 @@ def test_two_runners_racing_for_one_course_give_one_winner(make_cfg):
     def race(cfg):
         barrier.wait()
         try:
-            c = st.claim(cfg, course, new_run_id(), st.EXTRACTING)
+            c = claims.claim(cfg, course, new_run_id(), st.EXTRACTING)
             c.release()
             outcomes.append("won")
         except etl.ConcurrentRun as err:
@@ -46,14 +46,14 @@ def test_two_runners_racing_for_one_course_give_one_winner(make_cfg):
 
 def test_a_live_lease_refuses_others_and_an_expired_one_is_taken_over(make_cfg):
     cfg = make_cfg(lease_seconds=1)
-    first = st.claim(cfg, course, new_run_id(), st.EXTRACTING)
+    first = claims.claim(cfg, course, new_run_id(), st.EXTRACTING)
     first.release()
     with pytest.raises(etl.ConcurrentRun, match="held by run"):
-        st.claim(cfg, course, new_run_id(), st.EXTRACTING)
+        claims.claim(cfg, course, new_run_id(), st.EXTRACTING)
     import time
 
     time.sleep(1.1)
-    second = st.claim(cfg, course, new_run_id(), st.EXTRACTING)
+    second = claims.claim(cfg, course, new_run_id(), st.EXTRACTING)
     with pytest.raises(etl.ConcurrentRun):
         first.move(st.STAGED)  # the old runner, back from the dead, cannot move the course
     second.move(st.STAGED)
@@ -62,13 +62,13 @@ def test_a_live_lease_refuses_others_and_an_expired_one_is_taken_over(make_cfg):
 
 def test_heartbeat_keeps_a_long_run_alive(make_cfg):
     cfg = make_cfg(lease_seconds=3)
-    claim = st.claim(cfg, course, new_run_id(), st.EXTRACTING)
+    claim = claims.claim(cfg, course, new_run_id(), st.EXTRACTING)
     import time
 
     time.sleep(4)
     assert st.lease_alive(st.read(cfg, course)[0])
     with pytest.raises(etl.ConcurrentRun):
-        st.claim(cfg, course, new_run_id(), st.EXTRACTING)
+        claims.claim(cfg, course, new_run_id(), st.EXTRACTING)
     claim.move(st.STAGED)
 
 
@@ -94,10 +94,10 @@ def test_a_long_history_moves_its_oldest_entries_to_an_archive_and_loses_none(cf
     runs = []
     for _ in range(5):  # 5 runs of 2 transitions each: 10 entries, of which the record keeps at most 6
         runs.append(new_run_id())
-        claim = st.claim(cfg, course, runs[-1], st.ROLLING_BACK)
+        claim = claims.claim(cfg, course, runs[-1], st.ROLLING_BACK)
         claim.note("marker_deleted", marker_run_id="x")
         claim.move(st.ROLLED_BACK, deleted=0)
-        st.marker.unfence(cfg, course, claim.token)
+        marker.unfence(cfg, course, claim.token)
     record = st.read(cfg, course)[0]
     assert 3 <= len(record["history"]) <= 6
     archives = objects(cfg, Layout(cfg, course).events)
@@ -116,7 +116,7 @@ def test_history_reads_the_event_objects_older_versions_wrote(cfg):
            "host": "old-host", "pid": 7, "transcripts": 3}
     cfg.s3.put_object(Bucket=cfg.bucket, Key=f"{layout.events}20260101T000001.000000Z-{old['run_id']}-promoted.json",
                       Body=json.dumps(old).encode())
-    claim = st.claim(cfg, course, new_run_id(), st.ROLLING_BACK)
+    claim = claims.claim(cfg, course, new_run_id(), st.ROLLING_BACK)
     claim.move(st.ROLLED_BACK)
     events = etl.history(cfg, COURSE)
     assert list(events["event"]) == ["promoted", "rolling_back", "rolled_back"]
@@ -129,12 +129,12 @@ def test_an_archive_whose_record_write_lost_its_race_is_never_shown(cfg, monkeyp
     monkeypatch.setattr(st, "HISTORY_LIMIT", 6)
     monkeypatch.setattr(st, "HISTORY_KEPT", 3)
     for _ in range(3):
-        claim = st.claim(cfg, course, new_run_id(), st.ROLLING_BACK)
+        claim = claims.claim(cfg, course, new_run_id(), st.ROLLING_BACK)
         claim.move(st.ROLLED_BACK)
-        st.marker.unfence(cfg, course, claim.token)
+        marker.unfence(cfg, course, claim.token)
     record, tag = st.read(cfg, course)
-    loser = st.Claim(cfg, course, new_run_id(), record, tag, st.epoch_of(record) + 1)
-    winner = st.Claim(cfg, course, new_run_id(), record, tag, st.epoch_of(record) + 1)
+    loser = claims.Claim(cfg, course, new_run_id(), record, tag, st.epoch_of(record) + 1)
+    winner = claims.Claim(cfg, course, new_run_id(), record, tag, st.epoch_of(record) + 1)
     winner.move(st.ROLLING_BACK)
     for n in range(3):
         loser.note("leftovers_removed", live=n)  # so its archive is cut differently from the winner's

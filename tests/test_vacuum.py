@@ -1,7 +1,7 @@
 """vacuum deletes dead epochs' objects past the retention, and never a commit, a staged run or a later epoch."""
 
 import etl
-from etl.protocol import state as st
+from etl.protocol import claims, state as st
 from etl.store import s3
 from etl.model.layout import Layout, new_run_id, parse_course_id
 from tests.conftest import COURSE, fill
@@ -41,7 +41,7 @@ def test_vacuum_never_touches_a_staged_run_or_an_epoch_it_did_not_read(cfg, cont
     fill(contentstore)
     etl.extract(cfg, COURSE)  # staged at epoch 1, the record's epoch
     course = parse_course_id(COURSE)
-    claim = st.claim(cfg, course, new_run_id(), st.PROMOTING)  # a runner at work: epoch 2
+    claim = claims.claim(cfg, course, new_run_id(), st.PROMOTING)  # a runner at work: epoch 2
     claim.release()
     layout = Layout(cfg, course)
     s3.put(cfg, layout.live_key(2, "in-flight.srt"), b"x", metadata=s3.tool_metadata(course, claim.run_id))

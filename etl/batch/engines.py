@@ -1,9 +1,8 @@
 """Run a batch's courses: on threads here, or as Celery tasks on the workers; wait for courses others hold."""
 
 import time
-from concurrent.futures import ThreadPoolExecutor, wait, FIRST_COMPLETED
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
-from etl.batch import tasks
 from etl.batch.summary import Interrupted, finish_row, log_row, outcome_row, partial
 from etl.model import logs
 from etl.model.layout import parse_course_id
@@ -11,8 +10,11 @@ from etl.model.progress import bar
 from etl.protocol import marker
 from etl.store import pool
 
+
 def on_celery(cfg, ids, retries, wait):
     """Skip promoted courses here, send one task per other course, and collect their rows (unless not waiting)."""
+    from etl.batch import tasks  # Celery is the [celery] extra: imported only when a batch runs on it
+
     committed = pool.run_all(cfg, lambda c: marker.is_committed(cfg, parse_course_id(c)), ids)
     rows = [finish_row(outcome_row(c, "skipped", attempts=0), time.monotonic()) for c, done in zip(ids, committed) if done]
     todo = [c for c, done in zip(ids, committed) if not done]

@@ -2,6 +2,7 @@
 
 import time
 
+from etl.batch.summary import finish_row, outcome_row
 from etl.extract import unknown_course
 from etl.model import logs
 from etl.model.errors import EtlError
@@ -11,7 +12,7 @@ from etl.protocol.cleanup import remove_tool_objects
 from etl.source import contentstore
 from etl.source.transcripts import check as check_transcript
 from etl.store import s3
-from etl.batch.summary import finish_row, outcome_row
+
 
 def plan_one(cfg, course_id):
     """Say what migrate would do with one course, reading the contentstore and S3 only."""

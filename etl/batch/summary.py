@@ -8,6 +8,7 @@ import pandas as pd
 from etl.model import logs
 from etl.model.errors import BatchFailed
 
+
 OUTCOMES = ["promoted", "skipped", "failed", "claimed", "conflict", "migrate", "queued", "unresolved"]
 COLUMNS = ["course_id", "outcome", "transcripts", "bytes", "parse_problems", "attempts", "seconds", "run_id",
            "ready", "error"]

@@ -22,8 +22,11 @@ import time
 
 from celery import Celery, signals
 
+from etl.batch.unit import migrate_course as run
 from etl.model import logs, redact
+from etl.model.config import config_from_env
 from etl.model.errors import StorageError, UsageError
+
 
 QUEUE = "transcript-etl"
 TASK = "etl.migrate_course"
@@ -102,8 +105,6 @@ def _fresh_connections(**_):
 
 def worker_config():
     """Return this worker process's Config, built once from its own ``ETL_*`` environment."""
-    from etl.model.config import config_from_env
-
     with _config_lock:
         if _config["cfg"] is None:
             _config["cfg"] = config_from_env(manifest_dir=os.environ.get("ETL_MANIFEST_DIR") or None, progress=False)
@@ -137,8 +138,6 @@ class TargetMismatch(UsageError):
 @app.task(name=TASK, bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=2 * 3600 // HELD_RETRY_SECONDS, throws=(TargetMismatch,))
 def migrate_course(self, course_id, options, target):
     """Migrate one course exactly as ``migrate`` does; refuse, writing nothing, if this worker's target differs."""
-    from etl.batch.unit import migrate_course as run
-
     cfg = worker_config()
     mine = target_of(cfg)
     if mine != target:

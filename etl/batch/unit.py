@@ -2,15 +2,16 @@
 
 import time
 
+from etl.batch.summary import finish_row, outcome_row
 from etl.extract import extract_course
 from etl.model import logs
-from etl.model.errors import AlreadyPromoted, ConcurrentRun, Conflict, EtlError, NotStaged
+from etl.model.errors import AlreadyPromoted, ConcurrentRun, Conflict, EtlError, NotStaged, describe
 from etl.model.layout import parse_course_id
 from etl.promote import promote, promote_staged
-from etl.protocol import marker, state
+from etl.protocol import claims, marker, state
 from etl.vacuum import vacuum as vacuum_course
 from etl.verify import VerifyResult, verify, verify_course
-from etl.batch.summary import finish_row, outcome_row
+
 
 def migrate_course(cfg, course_id, retries=1, vacuum=False):
     """Run one course's transaction, retrying transient failures; return its summary row (a dict).
@@ -22,7 +23,7 @@ def migrate_course(cfg, course_id, retries=1, vacuum=False):
         try:
             vacuum_course(cfg, course_id)
         except EtlError as err:  # the course is done; its old epochs wait for the next vacuum
-            logs.event("warning", course_id, "vacuum_failed", error=state.describe(err))
+            logs.event("warning", course_id, "vacuum_failed", error=describe(err))
     return row
 
 
@@ -31,9 +32,9 @@ def _migrate_course(cfg, course_id, retries):
     for attempt in range(1, retries + 2):
         try:
             course = parse_course_id(course_id)
-            looked = state.look(cfg, course)
+            looked = claims.look(cfg, course)
             if looked.seen.committed:
-                state.refuse_promoted(cfg, course, looked.seen.commit)
+                claims.refuse_promoted(cfg, course, looked.seen.commit)
             record = looked.record
             if (record and record.get("state") in (state.STAGED, state.PROMOTING) and record.get("staged_epoch")
                     and not state.lease_alive(record, cfg.clock)):
@@ -47,7 +48,7 @@ def _migrate_course(cfg, course_id, retries):
             try:
                 checked = verify_course(cfg, course, published)
             except EtlError as err:  # committed; only the check after it failed: report it, go on
-                checked = VerifyResult(str(course), problems=[f"verify failed: {state.describe(err)}"])
+                checked = VerifyResult(str(course), problems=[f"verify failed: {describe(err)}"])
             if not checked.ok:
                 logs.event("warning", course, "not_ready", promoted.run_id, problems=checked.problems)
             return finish_row(outcome_row(course_id, "promoted", transcripts=promoted.transcripts, bytes=promoted.bytes,
@@ -59,7 +60,7 @@ def _migrate_course(cfg, course_id, retries):
                 checked = verify(cfg, course_id)  # committed before: still what the contentstore holds?
             except EtlError as err:  # the course is committed; only its check failed: report it, go on
                 return finish_row(outcome_row(course_id, "skipped", attempts=attempt - 1, ready=False,
-                                  error=f"verify failed: {state.describe(err)}"), started)
+                                  error=f"verify failed: {describe(err)}"), started)
             return finish_row(outcome_row(course_id, "skipped", attempts=attempt - 1, ready=checked.ok,
                               error=None if checked.ok else "; ".join(checked.problems)), started)
         except (ConcurrentRun, NotStaged) as err:  # another runner has the course: the winner finishes it
@@ -69,7 +70,7 @@ def _migrate_course(cfg, course_id, retries):
         except Conflict as err:
             return finish_row(outcome_row(course_id, "conflict", attempts=attempt, error=str(err)), started)
         except Exception as err:  # the course was rolled back; retry only what a retry can fix
-            error = state.describe(err)
+            error = describe(err)
             if _committed(cfg, course_id):  # another runner won the race to promote it
                 return finish_row(outcome_row(course_id, "skipped", attempts=attempt), started)
             if not getattr(err, "transient", False) or attempt > retries:

@@ -10,6 +10,7 @@ import ctypes
 import os
 import platform
 
+
 ARENAS = 2
 TRIM_BYTES = 128 * 1024
 _M_TRIM_THRESHOLD, _M_ARENA_MAX = -1, -8  # mallopt parameters, from glibc's malloc.h

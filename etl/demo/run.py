@@ -9,10 +9,10 @@ import logging
 import os
 
 from etl import extract, promote, verify
-from etl.protocol.state import status
+from etl.demo.sample import DEMO_COURSE, load_demo_course
 from etl.model.config import Config
 from etl.model.errors import AlreadyPromoted
-from etl.demo.sample import DEMO_COURSE, load_demo_course
+from etl.review.views import status
 
 
 def start_s3():

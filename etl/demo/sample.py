@@ -15,6 +15,7 @@ from bson.son import SON
 
 from etl.model.layout import parse_course_id
 
+
 _FIELDS = ["category", "name", "course", "tag", "org", "revision"]
 
 

@@ -8,10 +8,11 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Optional
 
 from etl.model import redact
-from etl.model.errors import UsageError
 from etl.model.client import CONNECT_TIMEOUT, READ_TIMEOUT, check_injected, install_guard, make_s3_client
+from etl.model.errors import UsageError
 from etl.model.layout import check_prefix
 from etl.model.lease import LeaseClock
+
 
 ENV = {
     "mongo_uri": "ETL_MONGO_URI",

@@ -6,6 +6,8 @@ and says whether trying again can help (``transient``): ``migrate --retries``
 retries only those.
 """
 
+from etl.model import redact
+
 
 EXIT_CODES = {
     0: "done",
@@ -108,3 +110,18 @@ class NotVerified(EtlError):
     """Verify found the course not ready for Phase II."""
 
     exit_code = 5
+
+
+def describe(exc):
+    """Return a one-line reason for an exception, fit for the record and the log."""
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted"
+    text = redact.scrub(" ".join(str(exc).split()))
+    return text if text.startswith("course ") else f"{type(exc).__name__}: {text}"
+
+
+def first_few(names, limit=5):
+    """Return names for a one-line message: the first few, then how many more."""
+    names = sorted(names)
+    shown = ", ".join(repr(n) for n in names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")

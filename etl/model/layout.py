@@ -14,6 +14,7 @@ from urllib.parse import quote
 
 from etl.model.errors import InvalidId
 
+
 SAFE = ":+@"
 MAX_KEY_BYTES = 1024
 MAX_COURSE_ID_CHARS = 255

@@ -17,6 +17,7 @@ import time
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 
+
 _BOOT_ID = "/proc/sys/kernel/random/boot_id"
 
 

@@ -12,6 +12,8 @@ import time
 from contextlib import contextmanager
 
 from etl.model import redact
+from etl.model.errors import UsageError
+
 
 log = logging.getLogger("etl")
 FORMAT = "text"  # the format ``setup`` chose, for other libraries' lines (``OtherFormatter``)
@@ -91,8 +93,6 @@ class _Stderr(logging.StreamHandler):
 def setup(log_format="text", quiet=False, debug=False):
     """Send the ``etl`` logger to stderr in ``log_format``; quiet keeps warnings and errors only, debug every step."""
     if log_format not in ("text", "json"):
-        from etl.model.errors import UsageError
-
         raise UsageError(f"log format {log_format!r} is not text or json")
     global FORMAT
     FORMAT = log_format

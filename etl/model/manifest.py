@@ -10,6 +10,7 @@ import pyarrow.parquet as pq
 
 from etl.model.errors import ReconcileError
 
+
 SCHEMA = pa.schema([
     ("course_id", pa.string()),
     ("asset_id", pa.string()),
@@ -30,6 +31,8 @@ SCHEMA = pa.schema([
 ])
 META_KEYS = ("course", "run_id", "source_fingerprint", "tool_version", "created_at")
 ROW_GROUP = 4096  # rows Arrow converts and encodes at once: its working memory is one group's, whatever the course
+
+CONTENT_TYPE = "application/vnd.apache.parquet"
 
 
 # One manifest row, in SCHEMA's order; a tuple, so a large course stays small. sha256 is null for multipart uploads.

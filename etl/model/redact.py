@@ -13,6 +13,7 @@ from urllib.parse import unquote, unquote_plus
 from pymongo.errors import InvalidURI
 from pymongo.uri_parser import parse_userinfo
 
+
 MASK = "***"
 SHORTEST = 4  # a shorter secret would mask ordinary words in every line; URIs are masked by structure anyway
 _secrets = set()

@@ -7,8 +7,8 @@ given as ``epochs``; the README's protocol section says why it is safe.
 """
 
 from etl.model import client
-from etl.store import pool, s3
 from etl.model.layout import Layout
+from etl.store import pool, s3
 
 
 def remove_tool_objects(cfg, course, prefix, dry_run=False, listed=None, epochs=None):

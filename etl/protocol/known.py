@@ -3,10 +3,11 @@
 import difflib
 from urllib.parse import unquote
 
-from etl.source import contentstore
-from etl.store import pool, s3
 from etl.model.errors import UsageError
 from etl.model.layout import Layout, parse_course_id
+from etl.source import contentstore
+from etl.source.discover import all_courses
+from etl.store import pool, s3
 
 
 def table_ids(cfg):
@@ -41,8 +42,6 @@ def refuse_unknown(cfg, course_ids):
     missing = [str(c) for c, ok in zip(courses, known) if not ok]
     if not missing:
         return
-    from etl.source.discover import all_courses
-
     candidates = table_ids(cfg) + (all_courses(cfg)[0] if cfg.contentstore is not None else [])
     where = ("neither the modulestore, the contentstore nor the status table has it" if cfg.contentstore is not None
              else "the status table has no record of it (give --mongo-uri to look in the contentstore too)")

@@ -26,9 +26,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Optional
 
-from etl.store import pool, s3
 from etl.model.errors import ConcurrentRun
 from etl.model.layout import Layout, parse_course_id
+from etl.store import pool, s3
+
 
 FENCED, COMMITTED = "fenced", "committed"
 META_STATUS = "etl-marker"  # user metadata, so a HEAD tells a fence from a commit

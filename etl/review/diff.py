@@ -14,13 +14,15 @@ from urllib.parse import unquote, urlsplit
 import numpy as np
 import pandas as pd
 
-from etl.model import manifest
-from etl.protocol import marker as markers, state
-from etl.source import contentstore, transcripts
-from etl.store import pool, s3
 from etl._version import __version__
+from etl.model import manifest
 from etl.model.errors import UsageError
 from etl.model.layout import Layout, parse_course_id
+from etl.protocol import marker as markers
+from etl.protocol import state
+from etl.source import contentstore, transcripts
+from etl.store import pool, s3
+
 
 MARKS = {"=": "identical", "+": "only in b", "-": "missing from b", "*": "differs", "!": "unreadable or error"}
 COURSE_MARKS = dict(MARKS, **{"+": "only in S3", "-": "missing from S3"})

@@ -7,7 +7,9 @@ import pandas as pd
 from etl.batch.migrate import select
 from etl.model.errors import EtlError
 from etl.protocol import state
+from etl.review import views
 from etl.verify import verify
+
 
 def report(cfg, courses="all", modulestore_db=None, workers=8):
     """Return the Phase II readiness view: one row per course, with ``ready`` when verify passes.
@@ -17,7 +19,7 @@ def report(cfg, courses="all", modulestore_db=None, workers=8):
     course in the status table.
     """
     ids, _ = select(cfg, courses, modulestore_db)
-    table = state.status(cfg)
+    table = views.status(cfg)
     if isinstance(courses, str) and courses == "all":
         ids = sorted(set(ids) | set(table["course_id"]))
     records = table.set_index("course_id").to_dict("index") if len(table) else {}

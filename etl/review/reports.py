@@ -5,17 +5,18 @@ with the course, the sides compared, counts per mark and the verdict, then a
 table that sorts by column and filters by text and mark, and prints cleanly.
 """
 
+import hashlib
 import html
 import json
 import os
 import re
-import hashlib
 
 import pandas as pd
 from tabulate import tabulate
 
-from etl.review.diff import COLUMNS
 from etl.model.errors import UsageError
+from etl.review.diff import COLUMNS
+
 
 FORMATS = ("table", "csv", "json", "markdown", "html")
 # What a reviewer reads first comes first; CSV and JSON keep the documented COLUMNS order.

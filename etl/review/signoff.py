@@ -4,12 +4,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pandas as pd
 
-from etl.protocol import state
-from etl.review import reports
 from etl._version import __version__
-from etl.review.diff import course_diff
-from etl.model.errors import UsageError
 from etl.batch.migrate import select
+from etl.model.errors import UsageError
+from etl.protocol import state
+from etl.review import reports, views
+from etl.review.diff import course_diff
 from etl.verify import verify
 
 
@@ -22,7 +22,7 @@ def diff_all(cfg, out_dir, fmt="html", courses="all", modulestore_db=None, worke
     """
     ids, unresolved = select(cfg, courses, modulestore_db)
     if courses == "all":
-        table = state.status(cfg)
+        table = views.status(cfg)
         ids = sorted(set(ids) | set(table["course_id"]))
     ext = reports.EXTENSIONS.get(fmt)
     if ext is None:

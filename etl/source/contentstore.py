@@ -19,6 +19,7 @@ from bson.son import SON
 from etl.model.errors import CorruptSource, EtlError, StorageError
 from etl.source.limits import read_limiter
 
+
 _FIELDS = {"_id": 1, "content_son": 1, "contentType": 1, "length": 1, "chunkSize": 1,
            "md5": 1, "custom_md5": 1, "uploadDate": 1}
 

@@ -5,6 +5,7 @@ import re
 
 import pysrt
 
+
 _LANG = r"[a-z]{2,3}(?:[_-][A-Za-z]{2,4})?"
 
 # A strict pattern for well-formed SRT: numbered cues, "HH:MM:SS,mmm --> HH:MM:SS,mmm",

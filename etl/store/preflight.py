@@ -8,17 +8,15 @@ unreachable MongoDB, or a database without a contentstore. Nothing about any cou
 
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, PartialCredentialsError
 
-from etl.model import redact
+from etl.model import logs, redact
 from etl.model.errors import UsageError
+from etl.store.probe import probe
 
 
 def preflight(cfg, write=False, contentstore=False):
     """Check the bucket (and, with ``write``, that the store holds the protocol: ``etl.store.probe``) and the contentstore."""
     check_bucket(cfg)
     if write:
-        from etl.model import logs
-        from etl.store.probe import probe
-
         store = probe(cfg)  # writes and deletes its own scratch objects: the writability check too
         if store.versioned:
             logs.event("warning", "*", "versioned_bucket", bucket=cfg.bucket,

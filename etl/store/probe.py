@@ -26,6 +26,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from etl.model.errors import StorageError, UsageError
 
+
 _seen = {}
 _lock = threading.Lock()
 WRONG_ETAG = '"00000000000000000000000000000000"'

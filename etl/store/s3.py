@@ -18,6 +18,9 @@ from etl.model.client import content_md5
 from etl.model.errors import StorageError
 from etl.model.lease import s3_age
 from etl.store.pool import run_all
+from etl.store.preflight import no_credentials, partial_credentials
+from etl.store.probe import known
+
 
 TOOL = "openedx-transcript-etl"
 META_TOOL, META_RUN, META_COURSE, META_MD5 = "etl-tool", "etl-run-id", "etl-course", "etl-md5"
@@ -73,12 +76,8 @@ def storage(action, cfg, key="", bucket=None):
         raise StorageError(f"S3 {action} s3://{bucket}/{key} failed: {_code(err) or _status(err)} {msg}; "
                            "check the bucket, credentials and endpoint, then re-run") from err
     except NoCredentialsError:
-        from etl.store.preflight import no_credentials
-
         raise no_credentials() from None
     except PartialCredentialsError as err:
-        from etl.store.preflight import partial_credentials
-
         raise partial_credentials(err) from None
     except BotoCoreError as err:
         raise StorageError(f"S3 {action} s3://{bucket}/{key} failed after retries: "
@@ -125,8 +124,6 @@ def put(cfg, key, data, *, metadata, if_none_match=False, if_match=None, content
 
 def _check_landed(cfg, key, data, tag):
     """Fail at once when the store's answer says it holds other bytes than were sent (a store with MD5 ETags)."""
-    from etl.store.probe import known
-
     store = known(cfg)
     if store is not None and store.md5_etags and tag != hashlib.md5(data).hexdigest():
         raise StorageError(f"S3 PutObject s3://{cfg.bucket}/{key}: the store holds other bytes than were sent "

@@ -1,0 +1,82 @@
+"""Show the status table and a course's event log as DataFrames, with the commit marker deciding "promoted"."""
+
+import json
+from urllib.parse import unquote
+
+import pandas as pd
+
+from etl.model.layout import Layout, parse_course_id
+from etl.protocol import marker
+from etl.protocol.known import refuse_unknown
+from etl.protocol.state import effective_state, read, read_record
+from etl.store import pool, s3
+
+
+COLUMNS = ["course_id", "state", "run_id", "transcripts", "bytes", "updated_at", "error", "host", "pid"]
+
+
+HISTORY_COLUMNS = ["at", "event", "previous", "run_id", "host", "pid", "error", "details"]
+
+
+def history(cfg, course_id):
+    """Show a course's event log, oldest first: every transition and note, with time, run, host and pid.
+
+    The log is the record's ``history`` with the archives it lists; the archives
+    of 0.3.0 and the one-object-per-event log of 0.2.0 and before, under the
+    same prefix, are read too. An archive the record does not list lost its
+    record write, and its entries are in the record or a listed archive.
+
+    Args:
+        course_id: course id, course-v1:ORG+COURSE+RUN or ORG/COURSE/RUN.
+    """
+    course = parse_course_id(course_id)
+    layout = Layout(cfg, course)
+    (record, _), present = pool.together(
+        lambda: read(cfg, course),
+        lambda: [o["Key"] for o in s3.list_objects(cfg, layout.events) if o["Key"].endswith(".json")])
+    listed = set((record or {}).get("archives") or [])
+    archived = [k for k in present if k in listed or not k[len(layout.events):].startswith("v")]
+    old = pool.run_all(cfg, lambda key: s3.get_json(cfg, key), archived)
+    # An archive holds a list of entries; an event object of 0.2.0 and before is one entry itself.
+    entries = [e for doc, _ in old if doc for e in doc.get("history", [doc] if "event" in doc else [])]
+    entries += (record or {}).get("history") or []
+    known = set(HISTORY_COLUMNS) - {"details"}
+    rows = [{**{c: e.get(c) for c in known},
+             "details": json.dumps({k: v for k, v in e.items() if k not in known}, sort_keys=True)
+             if set(e) - known else None} for e in sorted(entries, key=lambda e: e["at"])]
+    df = pd.DataFrame(rows, columns=HISTORY_COLUMNS, dtype=object)
+    df = df.where(df.notna(), None)
+    df["pid"] = pd.to_numeric(df["pid"]).astype("Int64")
+    return df
+
+
+def status(cfg, course_id=None):
+    """Show the migration status table, one row per course.
+
+    The commit marker decides "promoted": a course whose record lags its marker
+    reads as promoted, and one whose lease expired mid-run reads as ``*_stale``.
+
+    Args:
+        course_id: only this course.
+    """
+    if course_id is not None:
+        keys = [Layout(cfg, parse_course_id(course_id)).record]
+        if s3.head(cfg, keys[0]) is None:
+            refuse_unknown(cfg, [course_id])  # known but never migrated: an empty table says so
+    else:
+        prefix = f"{cfg.state_prefix}/courses/"
+        keys = [o["Key"] for o in s3.list_objects(cfg, prefix) if o["Key"].endswith(".json")]
+
+    def row(key):
+        record, _ = read_record(cfg, key)
+        if record is None:
+            return None
+        course_key = parse_course_id(record.get("course_id") or unquote(key.rsplit("/", 1)[1][:-5]))
+        committed = marker.is_committed(cfg, course_key)
+        return {**{c: record.get(c) for c in COLUMNS}, "state": effective_state(record, committed, cfg.clock)}
+
+    rows = [r for r in pool.run_all(cfg, row, keys) if r]
+    df = pd.DataFrame(rows, columns=COLUMNS).sort_values("course_id", ignore_index=True)
+    for column in ("transcripts", "bytes", "pid"):
+        df[column] = pd.to_numeric(df[column]).astype("Int64")
+    return df

@@ -449,6 +449,52 @@ def serve_proxy(upstream, delay_ms, port):
     proxy.server.serve_forever()
 
 
+def measure_overhead(courses):
+    """Time what the Celery engine itself costs for ``courses`` courses with nothing to do.
+
+    A real redis-server is the broker and result backend; no worker runs. It
+    times sending one task per course, a re-run attaching to them all (nothing
+    is sent twice), and collecting them once every task has finished (their
+    results are written straight to the backend, as a worker would).
+    """
+    import etl
+    from etl.batch import tasks
+
+    port = free_port()
+    redis = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                              "--appendonly", "no"], stdout=subprocess.DEVNULL)
+    wait_for(port)
+    os.environ["ETL_BROKER_URL"] = f"redis://127.0.0.1:{port}/0"
+    os.environ["ETL_CELERY_QUEUE"] = "bench-overhead"
+    tasks.app.conf.broker_url = tasks.app.conf.result_backend = os.environ["ETL_BROKER_URL"]
+    try:
+        cfg = etl.Config(bucket="bench-overhead", manifest_dir=None, progress=False)
+        ids = [f"course-v1:Noop+C{i}+2026" for i in range(courses)]
+        started = time.perf_counter()
+        results = tasks.enqueue(cfg, ids, retries=0)
+        enqueue = time.perf_counter() - started
+        started = time.perf_counter()
+        again = tasks.enqueue(cfg, ids, retries=0)
+        attach = time.perf_counter() - started
+        for course_id, result in again:
+            tasks.app.backend.store_result(result.id, {"course_id": course_id, "outcome": "skipped"}, "SUCCESS")
+
+        class Count:
+            n = 0
+
+            def update(self, n):
+                self.n += n
+
+        started = time.perf_counter()
+        rows = list(tasks.collect(results, Count()))
+        collect = time.perf_counter() - started
+        assert len(rows) == courses and {r["outcome"] for r in rows} == {"skipped"}
+        return {"courses": courses, "enqueue": enqueue, "attach": attach, "collect": collect}
+    finally:
+        redis.terminate()
+        redis.wait()
+
+
 def child_command(job, *args):
     """Return the command line that runs ``job(*args)`` in a process of its own."""
     return [sys.executable, os.path.abspath(__file__), CHILD, json.dumps([job, *args])]
@@ -466,11 +512,12 @@ def child(job, *args):
 
 CHILD = "--child"  # how this script starts its own measuring and proxy processes; not for operators
 JOBS = {"measure": measure, "measure_batch": measure_batch, "course_path": course_path, "measure_memory": measure_memory,
-        "measure_engines": measure_engines, "serve_s3": serve_s3,
+        "measure_engines": measure_engines, "measure_overhead": measure_overhead, "serve_s3": serve_s3,
         "serve_proxy": serve_proxy}
 
 
-def bench(transcripts=2000, latency_ms=0, width=16, courses=0, only="abcd", engine="threads", tracemalloc=False):
+def bench(transcripts=2000, latency_ms=0, width=16, courses=0, only="abcd", engine="threads", tracemalloc=False,
+          overhead=0):
     """Measure (a) to (d) on one course of ``transcripts``, then optionally a batch of ``courses``.
 
     ``latency_ms`` adds that delay to every S3 request; ``width`` is the
@@ -478,7 +525,9 @@ def bench(transcripts=2000, latency_ms=0, width=16, courses=0, only="abcd", engi
     measure ('' for only the batch). ``engine="celery"`` runs the batch on the
     thread pool and on Celery with 1 and 2 worker processes, side by side.
     ``tracemalloc`` also runs (a) once more under tracemalloc and reports the
-    tool's own allocation per transcript at its peak.
+    tool's own allocation per transcript at its peak. ``overhead`` times the
+    Celery engine's own enqueue, re-enqueue and collect for that many courses
+    with nothing to do (a redis-server, no worker).
     """
     only = str(only or "")
     if set(only) - set("abcd"):
@@ -520,6 +569,16 @@ def bench(transcripts=2000, latency_ms=0, width=16, courses=0, only="abcd", engi
                       "transcript")
             else:
                 failed.append("the tracemalloc run")
+        if overhead:
+            cost = child("measure_overhead", int(overhead))
+            if cost:
+                n = cost["courses"]
+                print(f"celery engine overhead, {n} courses with nothing to do: enqueue {cost['enqueue']:.1f} s "
+                      f"({cost['enqueue'] * 1e6 / n:.0f} us a course), re-run attaching {cost['attach']:.1f} s "
+                      f"({cost['attach'] * 1e6 / n:.0f} us), collect {cost['collect']:.1f} s "
+                      f"({cost['collect'] * 1e6 / n:.0f} us)")
+            else:
+                failed.append("the overhead run")
         if engine == "celery":
             engines = child("measure_engines", endpoint, courses, width, f"bench-engines-{port}")
             if engines:

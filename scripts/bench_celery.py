@@ -11,7 +11,7 @@ from celery import signals
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from etl import tasks  # noqa: E402
+from etl.batch import tasks  # noqa: E402
 from etl.model.config import config_from_env  # noqa: E402
 
 app = tasks.app

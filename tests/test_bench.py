@@ -5,9 +5,12 @@ measures, counts and reports, so a change to the tool cannot silently break it.
 """
 
 import os
+import shutil
 import re
 import subprocess
 import sys
+
+import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -52,3 +55,11 @@ def test_bench_refuses_an_unknown_measurement_in_one_line():
     out = bench("--only", "ax")
     assert out.returncode == 1
     assert out.stderr.strip() == "bench: --only takes letters from abcd, not 'ax'"
+
+
+@pytest.mark.skipif(not shutil.which("redis-server"), reason="needs redis-server")
+def test_bench_times_the_celery_engines_own_overhead():
+    out = bench("--only", "", "--overhead", "40")
+    assert out.returncode == 0, out.stderr
+    assert re.search(r"^celery engine overhead, 40 courses with nothing to do: enqueue \d+\.\d s \(\d+ us a course\), "
+                     r"re-run attaching \d+\.\d s \(\d+ us\), collect \d+\.\d s \(\d+ us\)$", out.stdout, re.M), out.stdout

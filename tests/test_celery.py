@@ -171,6 +171,42 @@ def test_a_broker_restart_mid_batch_is_finished_by_a_rerun(cfg, contentstore, br
     assert_promoted_exactly_once(cfg, contentstore, ids)
 
 
+def messages_waiting(broker, queue):
+    import redis
+
+    return redis.Redis.from_url(broker.url).llen(queue)
+
+
+def test_a_rerun_attaches_to_queued_tasks_instead_of_sending_them_again(cfg, contentstore, broker, queue, workers,
+                                                                       caplog):
+    ids = build_batch(contentstore, 5)
+    first = tasks.enqueue(cfg, ids, retries=1)  # no worker yet: every task waits in the queue
+    assert messages_waiting(broker, queue) == 5
+    caplog.set_level("INFO", logger="etl")
+    second = tasks.enqueue(cfg, ids, retries=1)  # the operator re-runs the same command
+    assert messages_waiting(broker, queue) == 5, "a queued task was sent a second time"
+    assert [r.id for _, r in second] == [r.id for _, r in first]
+    assert any("event=enqueued" in m and "sent=0" in m and "attached=5" in m for m in caplog.messages), caplog.messages
+    workers.append(Worker(cfg, broker, queue, batch=5).start())
+    rows = list(tasks.collect(second, progress=_Count()))
+    assert sorted(r["outcome"] for r in rows) == ["promoted"] * 5, rows
+    assert_promoted_exactly_once(cfg, contentstore, ids)
+
+
+def test_queued_tasks_whose_messages_were_lost_are_sent_again(cfg, contentstore, broker, queue, workers):
+    import redis
+
+    ids = build_batch(contentstore, 3)
+    tasks.enqueue(cfg, ids, retries=1)
+    redis.Redis.from_url(broker.url).delete(queue)  # the broker lost its messages, the results kept their marks
+    again = tasks.enqueue(cfg, ids, retries=1)
+    assert messages_waiting(broker, queue) == 3
+    workers.append(Worker(cfg, broker, queue, batch=3).start())
+    rows = list(tasks.collect(again, progress=_Count()))
+    assert sorted(r["outcome"] for r in rows) == ["promoted"] * 3, rows
+    assert_promoted_exactly_once(cfg, contentstore, ids)
+
+
 def test_a_worker_for_another_target_refuses_and_writes_nothing(make_cfg, contentstore, broker, queue, workers):
     cfg = make_cfg()
     other = make_cfg(bucket=f"{cfg.bucket}-b")

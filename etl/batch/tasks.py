@@ -2,7 +2,7 @@
 
 The broker only hands out work. What is done lives where it always does: the
 commit markers and the status table in S3. A task runs exactly the per-course
-unit that ``migrate`` runs (``migrate.migrate_course``), so a redelivered or
+unit that ``migrate`` runs (``etl.batch.unit.migrate_course``), so a redelivered or
 duplicated task is safe: the claim and the marker make it a no-op or a refusal.
 
 Settings come from the environment of whoever imports this module, read when
@@ -21,6 +21,7 @@ import threading
 import time
 
 from celery import Celery, signals
+from celery.result import ResultSet
 
 from etl.batch.unit import migrate_course as run
 from etl.model import logs, redact
@@ -157,33 +158,80 @@ def task_id(target, course_id):
     return f"{target}:{course_id}"
 
 
+QUEUED = "QUEUED"  # a task's state from its sending until a worker starts it (Celery's own is PENDING, as for none)
+STATE_BATCH = 1000  # task states read in one round trip
+
+
 def enqueue(cfg, ids, retries, queue=None):
-    """Send one task per course and return their AsyncResults; attach to a course's task that is running."""
+    """Send one task per course and return [(course id, AsyncResult)]; attach to a course's task already under way.
+
+    A course's task is under way when it is queued (``QUEUED``), running
+    (``STARTED``) or waiting to look again at a course another runner holds
+    (``RETRY``): it is attached to, not sent again. Anything else (no task, or
+    one that ended) is sent. When the queue holds no message at all, a
+    ``QUEUED`` task's message was lost with the broker's data, and it is sent again.
+    """
     check_broker()
-    target, results = target_of(cfg), []
+    target = target_of(cfg)
     queue = queue or os.environ.get("ETL_CELERY_QUEUE") or app.conf.task_default_queue
+    states = _states([task_id(target, c) for c in ids])
+    waiting = _messages_in(queue) if QUEUED in states.values() else 0
+    under_way = {"STARTED", "RETRY"} | ({QUEUED} if waiting else set())
+    results, sent = [], 0
     for course_id in ids:
-        result = migrate_course.AsyncResult(task_id(target, course_id))
-        if result.state != "STARTED":  # running now: attach to it; anything else is sent (again)
-            result.forget()
-            result = migrate_course.apply_async((course_id, {"retries": retries}, target),
-                                                task_id=task_id(target, course_id), queue=queue)
-        results.append((course_id, result))
-    logs.event("info", "*", "enqueued", courses=len(ids), queue=queue, target=target)
+        tid = task_id(target, course_id)
+        if states.get(tid) in under_way:
+            results.append((course_id, migrate_course.AsyncResult(tid)))
+            continue
+        app.backend.store_result(tid, None, QUEUED)  # before the message: a worker's STARTED always comes after
+        results.append((course_id, migrate_course.apply_async((course_id, {"retries": retries}, target),
+                                                             task_id=tid, queue=queue)))
+        sent += 1
+    logs.event("info", "*", "enqueued", courses=len(ids), sent=sent, attached=len(ids) - sent, queue=queue,
+               target=target)
     return results
+
+
+def _states(ids):
+    """Return {task id: state} for the tasks the result backend knows, reading many per round trip."""
+    backend, found = app.backend, {}
+    for start in range(0, len(ids), STATE_BATCH):
+        chunk = ids[start:start + STATE_BATCH]
+        values = backend.mget([backend.get_key_for_task(i) for i in chunk])
+        found.update({i: backend.decode_result(v)["status"] for i, v in zip(chunk, values) if v})
+    return found
+
+
+def _messages_in(queue):
+    """Return how many messages wait in ``queue`` (the broker's count; reserved messages are not in it)."""
+    with app.connection_for_write() as conn:
+        try:
+            return conn.default_channel.queue_declare(queue=queue, passive=True).message_count
+        except conn.channel_errors:  # no such queue: nothing waits in it
+            return 0
 
 
 def collect(results, progress, patience=120):
     """Wait for every course's task; yield its summary row as it finishes.
 
-    A broker that stops answering is waited for up to ``patience`` seconds at a
-    time; the queued work is still safe there (or in S3), so the error says to re-run.
+    The result backend's native join tells of each task as it ends (Redis:
+    one subscription per task, after one read of them all), so a batch of
+    100,000 courses is not polled course by course. A backend that stops
+    answering is waited for up to ``patience`` seconds at a time; the queued
+    work is still safe in the broker (or in S3), so the error says to re-run.
     """
-    pending, quiet_since = dict(results), None
+    pending = {result.id: (course_id, result) for course_id, result in results}
+    quiet_since = None
     while pending:
         try:
-            done = [(c, r) for c, r in pending.items() if r.ready()]
-            quiet_since = None
+            joined = ResultSet([r for _, r in pending.values()], app=app)
+            for tid, meta in joined.iter_native(interval=1.0):
+                quiet_since = None
+                if tid not in pending:
+                    continue
+                course_id, _ = pending.pop(tid)
+                progress.update(1)
+                yield row_of(course_id, meta)
         except Exception as exc:  # the broker or result backend is down: wait, it may come back
             quiet_since = quiet_since or time.monotonic()
             if time.monotonic() - quiet_since > patience:
@@ -191,18 +239,12 @@ def collect(results, progress, patience=120):
                                    f"({type(exc).__name__}); the queued courses are safe; re-run the same "
                                    "command to attach to them") from None
             time.sleep(1)
-            continue
-        for course_id, result in done:
-            del pending[course_id]
-            progress.update(1)
-            yield row_of(course_id, result)
-        if pending and not done:
-            time.sleep(0.2)
 
 
-def row_of(course_id, result):
+def row_of(course_id, meta):
     """Return a finished task's summary row: what the worker returned, or a failed row for its error."""
-    if result.successful():
-        return result.result
-    error = redact.scrub(" ".join(str(result.result).split()))
-    return {"course_id": course_id, "outcome": "failed", "attempts": 1, "error": error or result.state}
+    if meta.get("status") == "SUCCESS":
+        return meta["result"]
+    error = app.backend.exception_to_python(meta.get("result"))
+    text = redact.scrub(" ".join(str(error).split()))
+    return {"course_id": course_id, "outcome": "failed", "attempts": 1, "error": text or meta.get("status")}

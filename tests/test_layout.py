@@ -25,6 +25,27 @@ def test_malformed_course_ids_are_refused_with_one_line(bad):
     assert "\n" not in str(err.value) and len(str(err.value)) < 400
 
 
+@pytest.mark.parametrize("bad", ["course-v1:edX+DemoX+2024\n", "edX/DemoX/Demo_Course\n", "a~b/c/d", "a:b/c/d",
+                                 "course-v1:a%b+c+d", "course-v1:a+b+c+d"])
+def test_ids_opaque_keys_refuses_are_refused(bad):
+    with pytest.raises(etl.InvalidId, match="not a valid course key"):
+        parse_course_id(bad)
+
+
+@pytest.mark.parametrize("other, reason", [("ccx-v1:edX+DemoX+2024+ccx@3", "CCX course"),
+                                           ("library-v1:edX+Lib", "content library"), ("lib:edX:lib1", "content library")])
+def test_ccx_and_library_keys_are_refused_with_their_own_reason(other, reason):
+    with pytest.raises(etl.InvalidId, match=reason):
+        parse_course_id(other)
+
+
+def test_what_opaque_keys_accepts_is_accepted_and_a_branch_or_version_is_dropped():
+    assert str(parse_course_id("edX%20Org/Demo%2FX/Run")) == "edX%20Org/Demo%2FX/Run"  # '%' as Open edX allows
+    assert str(parse_course_id("course-v1:edX+DemoX+2024+branch@draft-branch")) == "course-v1:edX+DemoX+2024"
+    assert str(parse_course_id("course-v1:edX+DemoX+2024+version@5f2a1b2c3d4e5f6a7b8c9d0e")) == "course-v1:edX+DemoX+2024"
+    assert str(parse_course_id("edX/DemoX/Demo_Course").locator()) == "edX/DemoX/Demo_Course"
+
+
 def test_old_style_id_stays_one_key_level_and_reverses(cfg):
     layout = Layout(cfg, parse_course_id("edX/DemoX/Demo_Course"))
     assert layout.live_root == "video-transcripts/edX%2FDemoX%2FDemo_Course/"

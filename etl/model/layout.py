@@ -12,14 +12,21 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from urllib.parse import quote
 
+from opaque_keys import InvalidKeyError
+from opaque_keys.edx.keys import CourseKey as OpaqueCourseKey
+from opaque_keys.edx.locator import CourseLocator
+
 from etl.model.errors import InvalidId
 
 
 SAFE = ":+@"
 MAX_KEY_BYTES = 1024
 MAX_COURSE_ID_CHARS = 255
-# The characters opaque-keys accepts in an org, course or run.
-_PART = re.compile(r"^[\w\-~.:]+$")
+OTHER_KINDS = {  # keys opaque-keys knows that are not a course's transcripts to migrate
+    "ccx-v1:": "a CCX course, which shares its master course's assets: migrate the master course",
+    "library-v1:": "a content library, which has no course assets",
+    "lib:": "a content library, which has no course assets",
+}
 
 
 @dataclass(frozen=True)
@@ -41,9 +48,17 @@ class CourseKey:
         """Return the course's S3 key segment."""
         return quote_segment(str(self))
 
+    def locator(self):
+        """Return the course's opaque-keys CourseLocator."""
+        return CourseLocator(self.org, self.course, self.run, deprecated=self.deprecated)
+
 
 def parse_course_id(course_id):
-    """Parse and validate a course id; raise InvalidId naming what is wrong."""
+    """Parse and validate a course id with opaque-keys, as Open edX does; raise InvalidId naming what is wrong.
+
+    Only a plain course is accepted; its branch and version, if given, are
+    dropped. CCX and library keys are refused with their own reason.
+    """
     if not isinstance(course_id, str) or not course_id:
         raise InvalidId(f"course id {course_id!r} is empty or not text; "
                         "give an id like course-v1:ORG+COURSE+RUN or ORG/COURSE/RUN")
@@ -51,14 +66,17 @@ def parse_course_id(course_id):
     if len(course_id) > MAX_COURSE_ID_CHARS:
         raise InvalidId(f"course id {shown!r} is {len(course_id)} characters, "
                         f"over the limit of {MAX_COURSE_ID_CHARS}; check the id")
-    if course_id.startswith("course-v1:"):
-        parts, deprecated = course_id[len("course-v1:"):].split("+"), False
-    else:
-        parts, deprecated = course_id.split("/"), True
-    if len(parts) != 3 or not all(_PART.match(p) and p.strip(".") for p in parts):
-        raise InvalidId(f"course id {shown!r} is not of the form course-v1:ORG+COURSE+RUN "
-                        "or ORG/COURSE/RUN with letters, digits and - _ ~ . : in each part")
-    return CourseKey(*parts, deprecated=deprecated)
+    for prefix, what in OTHER_KINDS.items():
+        if course_id.startswith(prefix):
+            raise InvalidId(f"{shown!r} is {what}; give a course id like course-v1:ORG+COURSE+RUN")
+    try:
+        key = OpaqueCourseKey.from_string(course_id)
+    except InvalidKeyError:
+        key = None
+    if not isinstance(key, CourseLocator) or any(not part.strip(".") for part in (key.org, key.course, key.run)):
+        raise InvalidId(f"course id {shown!r} is not a valid course key (course-v1:ORG+COURSE+RUN or "
+                        "ORG/COURSE/RUN, as Open edX writes them); check the id")
+    return CourseKey(key.org, key.course, key.run, deprecated=key.deprecated)
 
 
 def quote_segment(text):

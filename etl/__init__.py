@@ -7,6 +7,7 @@ Each verb is a plain function that takes a ``Config`` first; the CLI
 from etl._version import __version__
 from etl.batch.migrate import migrate
 from etl.extract import extract
+from etl.handoff import handoff
 from etl.model.config import Config, config_from_env
 from etl.model.errors import (
     AlreadyPromoted,
@@ -19,10 +20,12 @@ from etl.model.errors import (
     IllegalTransition,
     InvalidId,
     LeaseExpired,
+    NotCommitted,
     NotStaged,
     NotVerified,
     ReconcileError,
     Refused,
+    Registered,
     SourceChanged,
     StorageError,
     UsageError,
@@ -40,8 +43,8 @@ from etl.verify import verify
 
 
 __all__ = [
-    "Config", "committed", "config_from_env", "diff", "diff_all", "extract", "migrate", "report", "history", "promote", "reconcile", "rollback", "status", "vacuum", "verify",
-    "EtlError", "UsageError", "InvalidId", "Refused", "AlreadyPromoted", "NotStaged", "ConcurrentRun", "LeaseExpired",
+    "Config", "committed", "config_from_env", "diff", "diff_all", "extract", "handoff", "migrate", "report", "history", "promote", "reconcile", "rollback", "status", "vacuum", "verify",
+    "EtlError", "UsageError", "InvalidId", "Refused", "AlreadyPromoted", "NotStaged", "NotCommitted", "Registered", "ConcurrentRun", "LeaseExpired",
     "SourceChanged", "Conflict", "IllegalTransition", "Failed", "CorruptSource", "ReconcileError",
     "StorageError", "BatchFailed", "NotVerified", "__version__",
 ]

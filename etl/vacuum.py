@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 from etl.model import logs
 from etl.model.errors import UsageError
 from etl.model.layout import Layout, parse_course_id
-from etl.protocol import claims, state
+from etl.protocol import claims, receipts, state
 from etl.protocol.cleanup import remove_tool_objects
 from etl.store import s3
 
@@ -67,8 +67,8 @@ def vacuum(cfg, course_id, *, retain_days=RETAIN_DAYS, dry_run=False):
         kept[looked.seen.committed_epoch] = "committed"
     if looked.state in (state.STAGED, state.PROMOTING) and looked.record.get("staged_epoch"):
         kept[int(looked.record["staged_epoch"])] = "staged, awaiting promote"
-    for epoch in registered_epochs(cfg, course):
-        kept[epoch] = "registered in Phase II"
+    for epoch in receipts.registered_epochs(cfg, course):
+        kept[epoch] = f"registered in Open edX (undo: {receipts.how_to_undo(course)})"
     cutoff = datetime.now(timezone.utc) - timedelta(days=retain_days)
     listed = [o for prefix in (layout.staging_root, layout.live_root) for o in s3.list_objects(cfg, prefix)]
     young = {o["Key"] for o in listed if o.get("LastModified") and o["LastModified"] > cutoff}
@@ -83,8 +83,3 @@ def vacuum(cfg, course_id, *, retain_days=RETAIN_DAYS, dry_run=False):
     if result.deleted:
         logs.event("debug", course, "vacuumed", None, deleted=result.deleted, epochs=result.epochs)
     return result
-
-
-def registered_epochs(cfg, course):
-    """Return the epochs a Phase II registration receipt names for the course (none before a hand-off exists)."""
-    return set()

@@ -28,6 +28,7 @@ INDEXES = {
     "fs.chunks": [("files_id", "n")],
     "modulestore.active_versions": [("org", "course", "run")],
     "modulestore": [("_id.tag", "_id.org", "_id.course", "_id.category")],
+    "modulestore.structures": [("_id",)],  # split reads a structure by the id its course's index names
 }
 
 
@@ -108,6 +109,8 @@ def test_every_query_of_every_verb_is_served_by_an_index(recorded, contentstore,
     etl.diff(cfg, COURSE)
     etl.report(cfg)
     etl.diff_all(cfg, str(tmp_path / "pack"))
+    etl.handoff(cfg, COURSE)
+    etl.handoff(cfg, OLD)
     etl.rollback(cfg, COURSE, force=True)
     etl.migrate(cfg, [COURSE, OLD], dry_run=True)
     collections = {c for c, _, _, _ in log}

@@ -19,7 +19,10 @@ import pandas as pd
 from etl._version import __version__
 from etl.batch.migrate import migrate as migrate_courses
 from etl.extract import extract
-from etl.model.errors import UsageError
+from etl.handoff import COLUMNS as HANDOFF_COLUMNS
+from etl.handoff import handoff as hand_off
+from etl.handoff import summary as handoff_summary
+from etl.model.errors import NotCommitted, UsageError
 from etl.model.layout import new_run_id
 from etl.promote import promote
 from etl.protocol.known import table_ids
@@ -121,11 +124,13 @@ def _one_of_courses(args, flags):
         raise UsageError("migrate: no courses given; name course ids, or use --courses FILE or --all")
 
 
-def _courses_or_all(args, flags):
-    if flags.get("all") and args:
-        raise UsageError("vacuum: --all is every course in the status table: give it alone, without course ids")
-    if not flags.get("all") and not args:
-        raise UsageError("vacuum: no courses given; name course ids, or use --all")
+def _courses_or_all(name):
+    def check(args, flags):
+        if flags.get("all") and args:
+            raise UsageError(f"{name}: --all is every course in the status table: give it alone, without course ids")
+        if not flags.get("all") and not args:
+            raise UsageError(f"{name}: no courses given; name course ids, or use --all")
+    return check
 
 
 def _diff_targets(args, flags):
@@ -198,7 +203,7 @@ def migrate(cfg, *course, courses="", all=False, workers=4, retries=1, dry_run=F
     return Frame(summary.courses, "", summary.exit_code, summary.failure) if format == "csv" else summary
 
 
-@command(writes=True, contentstore=False, check=_courses_or_all, formats=TABLE, empty="no courses to vacuum")
+@command(writes=True, contentstore=False, check=_courses_or_all("vacuum"), formats=TABLE, empty="no courses to vacuum")
 def vacuum(cfg, *course, all=False, retain_days=7, dry_run=False):
     """Delete the objects of dead epochs older than the retention period: never a commit, a staged run or a live claim.
 
@@ -217,6 +222,39 @@ def vacuum(cfg, *course, all=False, retain_days=7, dry_run=False):
                      "kept": " ".join(f"e{e}:{why}" for e, why in sorted(result.kept.items())),
                      "dry_run": dry_run})
     return pd.DataFrame(rows, columns=["course_id", "deleted", "epochs", "kept", "dry_run"])
+
+
+@command(writes=True, check=_courses_or_all("handoff"))
+def handoff(cfg, *course, all=False, storage_location="", output=""):
+    """Show which transcripts of committed courses edx-val can serve in place, and write each course's hand-off.
+
+    Args:
+        course: course ids.
+        all: every course in the status table that is committed.
+        storage_location: the location of edx-val's S3 storage, which its names are relative to; '' is the bucket's root.
+        output: also write every row to this file: .json for JSON, anything else CSV; '-' for standard output.
+    """
+    ids = list(course) if not all else sorted(table_ids(cfg))
+    frames, lines = [], []
+    for course_id in ids:
+        try:
+            df = hand_off(cfg, course_id, storage_location=storage_location)
+        except NotCommitted:
+            if not all:
+                raise
+            lines.append(f"{course_id}: not committed; skipped")
+            continue
+        frames.append(df)
+        lines.append(handoff_summary(df))
+    if output:
+        rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=HANDOFF_COLUMNS)
+        content = rows.to_json(orient="records", indent=1) if output.endswith(".json") else rows.to_csv(index=False)
+        if output == "-":
+            lines.append(content.rstrip("\n"))
+        else:
+            reports.write(output, content)
+            lines.append(f"wrote {output}: {len(rows)} rows")
+    return "\n".join(lines) or "no courses to hand off"
 
 
 @command(formats=TABLE, empty="no courses found")

@@ -76,6 +76,14 @@ class Conflict(Refused):
     """Objects the tool did not write sit where it would write."""
 
 
+class NotCommitted(Refused):
+    """The verb needs a committed course (the hand-off to Open edX), and the course is not one."""
+
+
+class Registered(Refused):
+    """Open edX serves rows registered from this epoch: undo the registration before removing its objects."""
+
+
 class IllegalTransition(Refused):
     """A state change the course state machine does not allow."""
 

@@ -134,6 +134,8 @@ class Layout:
         self.legacy_manifest = f"{self.live_root}_manifest.parquet"
         self.record = f"{cfg.state_prefix}/courses/{seg}.json"
         self.events = f"{cfg.state_prefix}/events/{seg}/"
+        self.handoff = f"{cfg.state_prefix}/handoff/{seg}.parquet"  # what Open edX may register (etl.handoff)
+        self.receipts = f"{cfg.state_prefix}/receipts/{seg}/"  # what it did register, one object per register
 
     def staging_epoch(self, epoch):
         """Return the prefix of the staging run an epoch wrote."""

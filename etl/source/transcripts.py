@@ -86,3 +86,14 @@ def check(name, data):
     fmt = transcript_format(name)
     error = check_sjson(data) if fmt == "sjson" else check_srt(data) if fmt == "srt" else None
     return error is None, error
+
+
+def sniff(data):
+    """Return (format, error): 'sjson' or 'srt' by what the bytes parse as, whatever the name says."""
+    sjson_error = check_sjson(data)
+    if sjson_error is None:
+        return "sjson", None
+    srt_error = check_srt(data)
+    if srt_error is None:
+        return "srt", None
+    return None, f"neither SJSON ({sjson_error}) nor SRT ({srt_error})"

@@ -1,0 +1,145 @@
+"""Hand a committed course over to Open edX: which transcripts edx-val can serve from the live copy, in place.
+
+For each video block of the course, in both branches, and each language it
+offers, the asset edx-platform would serve (``etl.source.resolve``) is found in
+the committed epoch's manifest, and its live object is read back: its MD5 must
+be the manifest's, and its format is what its bytes parse as, never what its
+name says. The rows are written beside the course's state as Parquet, for the
+Open edX plugin (``etl.openedx``) to register; nothing else is written.
+"""
+
+import hashlib
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from etl._version import __version__
+from etl.model import manifest
+from etl.model.errors import NotCommitted, StorageError
+from etl.model.layout import Layout, parse_course_id
+from etl.protocol import marker
+from etl.protocol.state import iso, now
+from etl.source import modulestore, resolve, transcripts
+from etl.store import pool, s3
+
+COLUMNS = ["course_id", "usage_key", "branch", "edx_video_id", "language", "asset_name", "live_key", "storage_name",
+           "file_format", "md5", "status"]
+STATUSES = ("ok", "no_edx_video_id", "asset_missing", "name_too_long", "parse_error")
+MAX_NAME = 255  # edx-val's VideoTranscript.transcript FileField: max_length 255
+META = ("course_id", "epoch", "run_id", "manifest_key", "manifest_sha256", "storage_location", "created_at",
+        "tool_version")
+
+
+def storage_name(live_key, location):
+    """Return ``live_key`` as a name in a storage rooted at ``location``, or None when it lies outside it."""
+    location = (location or "").strip("/")
+    if not location:
+        return live_key
+    return live_key[len(location) + 1:] if live_key.startswith(location + "/") else None
+
+
+def handoff(cfg, course_id, storage_location=""):
+    """Show which of a committed course's transcripts edx-val can serve in place, and write that hand-off.
+
+    One row per (usage key, branch, language), with the asset edx-platform
+    would serve, its live key, its name under edx-val's storage ``location``
+    (``storage_location``), its format as parsed, its MD5 and a status: ok,
+    no_edx_video_id, asset_missing, name_too_long or parse_error. A course that
+    is not committed is refused. The rows go to ``{state}/handoff/{course}.parquet``.
+
+    Args:
+        course_id: course id, course-v1:ORG+COURSE+RUN or ORG/COURSE/RUN.
+    """
+    course = parse_course_id(course_id)
+    cfg.require_contentstore()
+    layout = Layout(cfg, course)
+    seen, videos = pool.together(lambda: marker.read(cfg, course), lambda: modulestore.videos(cfg, course))
+    commit = seen.commit
+    if commit is None:
+        raise NotCommitted(f"course {course} is not committed, so there is nothing to hand over; run "
+                           f"`python -m etl migrate {course}` first")
+    key = marker.manifest_key(cfg, course, commit)
+    data, _ = s3.get(cfg, key)
+    if data is None:
+        raise StorageError(f"course {course}: its committed manifest {key} is missing; run `python -m etl verify "
+                           f"{course}`")
+    assets = manifest.from_bytes(data, key)[0].set_index("asset_name")
+    rows = [_row(course, video, language, claimed, assets, storage_location)
+            for video in videos for language, claimed in resolve.languages(video.fields)]
+    rows = pool.run_all(cfg, lambda r: _check(cfg, r) if r["live_key"] else r, [r for r in rows if r is not None])
+    df = pd.DataFrame(rows, columns=COLUMNS)
+    df["status"] = [_status(r) for r in rows]
+    meta = {"course_id": str(course), "epoch": str(int(commit.get("epoch", 0))), "run_id": commit.get("run_id"),
+            "manifest_key": key, "manifest_sha256": commit.get("manifest_sha256") or manifest.checksum(data),
+            "storage_location": storage_location or "", "created_at": iso(now()), "tool_version": __version__}
+    _write(cfg, course, layout.handoff, df, meta)
+    df.attrs.update(meta)
+    return df
+
+
+def _row(course, video, language, claimed, assets, location):
+    names = resolve.candidates(video.fields, language)
+    asset = next((n for n in names if n in assets.index), None)
+    if asset is None and not claimed:
+        return None  # English the video never named, with no asset behind it: nothing to serve, nothing missing
+    live_key = assets.loc[asset, "live_key"] if asset else None
+    return {"course_id": str(course), "usage_key": video.usage_key, "branch": video.branch,
+            "edx_video_id": (video.fields.get("edx_video_id") or "").strip(), "language": language,
+            "asset_name": asset or (names[0] if names else None), "live_key": live_key,
+            "storage_name": storage_name(live_key, location) if live_key else None, "file_format": None,
+            "md5": assets.loc[asset, "md5"] if asset else None, "_error": None}
+
+
+def _check(cfg, row):
+    """Read the live object back: its MD5 must be the manifest's; its format is what its bytes parse as."""
+    data, _ = s3.get(cfg, row["live_key"])
+    row = dict(row)
+    if data is None or hashlib.md5(data).hexdigest() != row["md5"]:
+        row["_error"] = "the live object is missing or differs from the manifest"
+        return row
+    row["file_format"], row["_error"] = transcripts.sniff(data)
+    return row
+
+
+def _status(row):
+    if not row["edx_video_id"]:
+        return "no_edx_video_id"
+    if not row["live_key"]:
+        return "asset_missing"
+    if row["_error"] or not row["file_format"]:
+        return "parse_error"
+    if not row["storage_name"] or len(row["storage_name"]) > MAX_NAME:
+        return "name_too_long"
+    return "ok"
+
+
+def _write(cfg, course, key, df, meta):
+    """Write the hand-off, replacing the course's previous one only if it is still the one read (If-Match)."""
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    table = table.replace_schema_metadata({f"etl.{k}": str(v) for k, v in meta.items()})
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    head = s3.head(cfg, key)
+    s3.put(cfg, key, sink.getvalue().to_pybytes(), metadata=s3.tool_metadata(course, meta["run_id"] or ""),
+           if_none_match=head is None, if_match=f'"{s3.etag(head["ETag"])}"' if head else None,
+           content_type=manifest.CONTENT_TYPE)
+
+
+def read(cfg, course):
+    """Return (DataFrame, metadata) of the course's hand-off, or (None, None) when it has none."""
+    key = Layout(cfg, course).handoff
+    data, _ = s3.get(cfg, key)
+    if data is None:
+        return None, None
+    table = pq.read_table(pa.BufferReader(data))
+    meta = {k.decode()[4:]: v.decode() for k, v in (table.schema.metadata or {}).items() if k.startswith(b"etl.")}
+    return table.to_pandas(), meta
+
+
+def summary(df):
+    """Return one line for a course's hand-off: its rows by status."""
+    counts = df["status"].value_counts()
+    said = ", ".join(f"{int(counts[s])} {s}" for s in STATUSES if s in counts) or "no transcripts"
+    return f"{df.attrs.get('course_id')}: epoch {df.attrs.get('epoch')}, {len(df)} rows: {said}"
+

@@ -1,0 +1,84 @@
+"""Read a course's video blocks from the modulestore, published and draft, through its indexes only.
+
+Split (``course-v1:`` courses): the course's row in ``modulestore.active_versions``
+names its published and draft structures; each is one document of
+``modulestore.structures`` (read by ``_id``) whose ``blocks`` hold every block's
+settings in ``fields``, only those set. The old Mongo modulestore (``ORG/COURSE/RUN``
+courses): one document per block in ``modulestore`` (read by its
+``_id.tag, _id.org, _id.course, _id.category`` index), its settings in
+``metadata``; a draft is a second document whose ``_id.revision`` is ``draft``.
+Nothing is ever written.
+"""
+
+from dataclasses import dataclass
+
+from etl.model.errors import StorageError
+from etl.source.limits import read_limiter
+
+VIDEO_TYPES = ("video", "videoalpha")
+# The VideoBlock's defaults for the fields transcripts are resolved from: a field left at its default is not stored.
+DEFAULTS = {"youtube_id_1_0": "3_yD_cEKoCk", "sub": "", "transcripts": {}, "html5_sources": [], "edx_video_id": ""}
+BRANCHES = ("published", "draft")
+
+
+@dataclass(frozen=True)
+class Video:
+    """One video block as one branch stores it: its usage key and its settings, defaults filled in."""
+
+    usage_key: str
+    branch: str
+    fields: dict
+
+
+def database(cfg):
+    """Return the database the modulestore lives in: ``--modulestore-db``, else the contentstore's."""
+    db = cfg.require_contentstore()
+    return db.client[cfg.modulestore_db] if cfg.modulestore_db else db
+
+
+def videos(cfg, course):
+    """Return the course's video blocks in both branches, in a stable order."""
+    db = database(cfg)
+    try:
+        found = _old_mongo(cfg, db, course) if course.deprecated else _split(cfg, db, course)
+    except Exception as exc:  # pymongo's errors: connection, auth, timeouts
+        raise StorageError(f"course {course}: reading the modulestore failed: {type(exc).__name__}: "
+                           f"{str(exc).splitlines()[0][:200] if str(exc) else ''}; check ETL_MONGO_URI and "
+                           "--modulestore-db, then re-run") from exc
+    return sorted(found, key=lambda v: (v.usage_key, BRANCHES.index(v.branch)))
+
+
+def _video(course, block_type, block_id, branch, fields):
+    usage = course.locator().make_usage_key(block_type, block_id)
+    return Video(str(usage), branch, {**DEFAULTS, **{k: v for k, v in (fields or {}).items() if k in DEFAULTS}})
+
+
+def _split(cfg, db, course):
+    read_limiter(cfg).acquire()
+    index = db["modulestore.active_versions"].find_one({"org": course.org, "course": course.course,
+                                                        "run": course.run}, {"versions": 1})
+    if not index:
+        return []
+    versions = index.get("versions") or {}
+    wanted = {branch: versions.get(f"{branch}-branch") for branch in BRANCHES}
+    read_limiter(cfg).acquire()
+    structures = {doc["_id"]: doc for doc in db["modulestore.structures"].find(
+        {"_id": {"$in": [v for v in wanted.values() if v is not None]}}, {"blocks": 1})}
+    return [_video(course, block["block_type"], block["block_id"], branch, block.get("fields"))
+            for branch, structure_id in wanted.items()
+            for block in (structures.get(structure_id) or {}).get("blocks") or []
+            if block.get("block_type") in VIDEO_TYPES]
+
+
+def _old_mongo(cfg, db, course):
+    docs = []
+    for category in VIDEO_TYPES:  # one equality query each, on the index's four fields
+        read_limiter(cfg).acquire()
+        docs += db["modulestore"].find({"_id.tag": "i4x", "_id.org": course.org, "_id.course": course.course,
+                                        "_id.category": category}, {"metadata": 1})
+    published = {(d["_id"]["category"], d["_id"]["name"]): d for d in docs if d["_id"].get("revision") != "draft"}
+    drafts = {(d["_id"]["category"], d["_id"]["name"]): d for d in docs if d["_id"].get("revision") == "draft"}
+    # The draft branch is what Studio shows: a block's draft where it has one, else its published version.
+    branches = {"published": published, "draft": {**published, **drafts}}
+    return [_video(course, category, name, branch, doc.get("metadata"))
+            for branch, blocks in branches.items() for (category, name), doc in blocks.items()]

@@ -39,3 +39,9 @@ def test_importing_the_package_loads_neither_celery_nor_the_demo():
     run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == "[]"
+
+
+def test_the_readme_stays_the_operators_manual_under_45000_characters():
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as fh:
+        size = len(fh.read())
+    assert size < 45_000, f"README.md is {size} characters; move measurements or arguments to docs/"

@@ -258,3 +258,33 @@ def test_undo_removes_exactly_the_receipts_rows_and_leaves_every_object(val, con
     assert VideoTranscript.objects.count() == 0 and receipts.live(val, course) == []
     assert {k: v for k, v in listing(val).items() if "/receipts/" not in k} == objects  # no object deleted
     assert etl.rollback(val, DEMO_ID, force=True).was_promoted  # the guard lifts with the registration
+
+
+def test_the_2015_course_registers_nothing_its_videos_have_no_edx_video_id(val, contentstore, monkeypatch):
+    from edxval.models import VideoTranscript
+
+    import_static(contentstore, "edx-demox-2015-export", OLD_ID)
+    register_course(contentstore, OLD_ID)
+    load_videos(contentstore, os.path.join(DATA, "edx-demox-2015-export"), OLD_ID)
+    etl.migrate(val, [OLD_ID])
+    etl.handoff(val, OLD_ID)
+    ok, out, _ = manage(val, monkeypatch, OLD_ID, "--commit")
+    assert ok and "no_edx_video_id" in out and f"{OLD_ID}: 0 registered" in out
+    assert VideoTranscript.objects.count() == 0 and receipts.live(val, parse_course_id(OLD_ID)) == []
+
+
+def test_a_missing_or_changed_live_object_refuses_the_course(val, contentstore, monkeypatch):
+    from edxval.models import VideoTranscript
+
+    demo(val, contentstore)
+    from etl.handoff import read
+
+    rows = read(val, parse_course_id(DEMO_ID))[0]
+    key = rows.loc[rows["status"] == "ok", "live_key"].iloc[0]
+    val.s3.put_object(Bucket=BUCKET, Key=key, Body=b"1\n00:00:00,000 --> 00:00:01,000\nchanged\n")
+    ok, _, err = manage(val, monkeypatch, DEMO_ID, "--commit")
+    assert not ok and "missing or differ" in err and "python -m etl verify" in err
+    assert VideoTranscript.objects.count() == 0
+    val.s3.delete_object(Bucket=BUCKET, Key=key)
+    ok, _, err = manage(val, monkeypatch, DEMO_ID, "--commit")
+    assert not ok and "missing or differ" in err and VideoTranscript.objects.count() == 0

@@ -192,7 +192,7 @@ def pytest_terminal_summary(terminalreporter):
     missing = {}
     for report in terminalreporter.stats.get("skipped", []):
         reason = str(report.longrepr[2]) if isinstance(report.longrepr, tuple) else str(report.longrepr)
-        for what in ("redis-server", "Chromium", "../shared/data"):
+        for what in ("redis-server", "Chromium", "../shared/data", "edxval"):
             if what in reason:
                 missing[what] = missing.get(what, 0) + 1
     if missing:
@@ -200,13 +200,14 @@ def pytest_terminal_summary(terminalreporter):
         for what, count in missing.items():
             terminalreporter.write_line(f"{count} tests skipped: {what} is missing", red=True)
         terminalreporter.write_line("`bash .ci/run` installs redis-server and Chromium and then runs the suite, "
-                                    "as CI does; the real exports come from ../shared/data beside the checkout.")
+                                    "as CI does; edxval comes with pip install -e '.[test]' (the [openedx] extra); "
+                                    "the real exports come from ../shared/data beside the checkout.")
 
 
 SERVERS = {"s3_endpoint", "cfg", "make_cfg", "redis_server", "broker", "workers", "s3rver", "front"}
 SLOW = {"test_crash", "test_freeze_sweep"}
 SUBPROCESSES = {"test_celery", "test_concurrency", "test_operator_view", "test_hostile", "test_bench",
-                "test_secrets", "test_front_door", "test_cli"}
+                "test_secrets", "test_front_door", "test_cli", "test_architecture", "test_memory"}
 
 
 def pytest_collection_modifyitems(items):

@@ -60,12 +60,13 @@ def plan(cfg, course_id):
         raise Refused(f"course {course}: its hand-off is stale (epoch {meta.get('epoch')}, the commit is epoch "
                       f"{epoch}); nothing was registered; run `python -m etl handoff {course}` again")
     result, where = Plan(str(course), epoch), location()
-    rows = df.sort_values(["edx_video_id", "language", "branch"], ascending=[True, True, False])  # published first
-    for row in rows.drop_duplicates(["edx_video_id", "language"]).to_dict("records"):
-        name = storage_name(row["live_key"], where) if row["live_key"] else None
-        if row["status"] != "ok":
-            result.skip.append((row, row["status"]))
-        elif name is None:
+    # edx-val keeps one row per video and language: the published branch's, where both branches resolve one.
+    ok = df[df["status"] == "ok"].sort_values(["edx_video_id", "language", "branch"], ascending=[True, True, False])
+    for row in df[df["status"] != "ok"].drop_duplicates(["usage_key", "language", "status"]).to_dict("records"):
+        result.skip.append((row, row["status"]))
+    for row in ok.drop_duplicates(["edx_video_id", "language"]).to_dict("records"):
+        name = storage_name(row["live_key"], where)
+        if name is None:
             result.skip.append((row, f"outside edx-val's storage location {where!r}"))
         elif len(name) > MAX_NAME:
             result.skip.append((row, "name_too_long"))

@@ -35,7 +35,8 @@ class Command(BaseCommand):
             self.stdout.write(f"{verb} {result.course_id} {row['edx_video_id']} {row['language']}: "
                               f"{row['storage_name']} ({row['file_format']})")
         for row, reason in result.skip:
-            self.stdout.write(f"skip {result.course_id} {row['edx_video_id'] or '-'} {row['language']}: {reason}")
+            where = f" {row['usage_key']} ({row['branch']})" if row.get("usage_key") else ""
+            self.stdout.write(f"skip {result.course_id} {row['edx_video_id'] or '-'} {row['language']}{where}: {reason}")
         if commit:
             (register.commit_undo if undo else register.commit)(cfg, result)
         done = "removed" if undo else "registered"

@@ -27,16 +27,18 @@ COLUMNS = ["course_id", "usage_key", "branch", "edx_video_id", "language", "asse
            "file_format", "md5", "status"]
 STATUSES = ("ok", "no_edx_video_id", "asset_missing", "name_too_long", "parse_error")
 MAX_NAME = 255  # edx-val's VideoTranscript.transcript FileField: max_length 255
-META = ("course_id", "epoch", "run_id", "manifest_key", "manifest_sha256", "storage_location", "created_at",
-        "tool_version")
-
-
 def storage_name(live_key, location):
     """Return ``live_key`` as a name in a storage rooted at ``location``, or None when it lies outside it."""
     location = (location or "").strip("/")
     if not location:
         return live_key
     return live_key[len(location) + 1:] if live_key.startswith(location + "/") else None
+
+
+def commit_identity(cfg, course, commit):
+    """Return what a hand-off was made from: (epoch, manifest key, manifest sha256) of the commit, as text."""
+    return (str(int(commit.get("epoch", 0))), marker.manifest_key(cfg, course, commit),
+            commit.get("manifest_sha256") or "")
 
 
 def handoff(cfg, course_id, storage_location=""):
@@ -59,7 +61,7 @@ def handoff(cfg, course_id, storage_location=""):
     if commit is None:
         raise NotCommitted(f"course {course} is not committed, so there is nothing to hand over; run "
                            f"`python -m etl migrate {course}` first")
-    key = marker.manifest_key(cfg, course, commit)
+    epoch, key, sha256 = commit_identity(cfg, course, commit)
     data, _ = s3.get(cfg, key)
     if data is None:
         raise StorageError(f"course {course}: its committed manifest {key} is missing; run `python -m etl verify "
@@ -67,11 +69,18 @@ def handoff(cfg, course_id, storage_location=""):
     assets = manifest.from_bytes(data, key)[0].set_index("asset_name")
     rows = [_row(course, video, language, claimed, assets, storage_location)
             for video in videos for language, claimed in resolve.languages(video.fields)]
-    rows = pool.run_all(cfg, lambda r: _check(cfg, r) if r["live_key"] else r, [r for r in rows if r is not None])
+    rows = [r for r in rows if r is not None]
+    keys = sorted({r["live_key"] for r in rows if r["live_key"]})  # both branches, and reused videos, share objects
+    found = dict(zip(keys, pool.run_all(cfg, lambda key: _read_back(cfg, key), keys)))
+    for r in rows:
+        if r["live_key"]:
+            digest, (r["file_format"], r["_error"]) = found[r["live_key"]]
+            if digest != r["md5"]:
+                r["file_format"], r["_error"] = None, "the live object is missing or differs from the manifest"
     df = pd.DataFrame(rows, columns=COLUMNS)
     df["status"] = [_status(r) for r in rows]
-    meta = {"course_id": str(course), "epoch": str(int(commit.get("epoch", 0))), "run_id": commit.get("run_id"),
-            "manifest_key": key, "manifest_sha256": commit.get("manifest_sha256") or manifest.checksum(data),
+    meta = {"course_id": str(course), "epoch": epoch, "run_id": commit.get("run_id"),
+            "manifest_key": key, "manifest_sha256": sha256,
             "storage_location": storage_location or "", "created_at": iso(now()), "tool_version": __version__}
     _write(cfg, course, layout.handoff, df, meta)
     df.attrs.update(meta)
@@ -91,15 +100,12 @@ def _row(course, video, language, claimed, assets, location):
             "md5": assets.loc[asset, "md5"] if asset else None, "_error": None}
 
 
-def _check(cfg, row):
-    """Read the live object back: its MD5 must be the manifest's; its format is what its bytes parse as."""
-    data, _ = s3.get(cfg, row["live_key"])
-    row = dict(row)
-    if data is None or hashlib.md5(data).hexdigest() != row["md5"]:
-        row["_error"] = "the live object is missing or differs from the manifest"
-        return row
-    row["file_format"], row["_error"] = transcripts.sniff(data)
-    return row
+def _read_back(cfg, key):
+    """Read a live object back; return (its MD5 or None when gone, (format, error) by what its bytes parse as)."""
+    data, _ = s3.get(cfg, key)
+    if data is None:
+        return None, (None, None)
+    return hashlib.md5(data).hexdigest(), transcripts.sniff(data)
 
 
 def _status(row):
@@ -132,9 +138,7 @@ def read(cfg, course):
     data, _ = s3.get(cfg, key)
     if data is None:
         return None, None
-    table = pq.read_table(pa.BufferReader(data))
-    meta = {k.decode()[4:]: v.decode() for k, v in (table.schema.metadata or {}).items() if k.startswith(b"etl.")}
-    return table.to_pandas(), meta
+    return manifest.read_parquet(data)
 
 
 def summary(df):

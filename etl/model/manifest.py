@@ -69,10 +69,15 @@ def relocate(data, live_keys):
 def from_bytes(data, where=""):
     """Return (DataFrame, metadata dict) from Parquet bytes."""
     try:
-        table = pq.read_table(pa.BufferReader(data), use_threads=False)  # a manifest is small: no thread pool
+        return read_parquet(data)
     except (pa.ArrowException, OSError) as exc:
         raise ReconcileError(f"manifest {where} is not readable Parquet ({exc}); "
                              "roll the course back and extract it again") from exc
+
+
+def read_parquet(data):
+    """Return (DataFrame, its ``etl.`` metadata without the prefix) from a Parquet file the tool wrote."""
+    table = pq.read_table(pa.BufferReader(data), use_threads=False)  # small files: no thread pool
     meta = {k.decode()[4:]: v.decode() for k, v in (table.schema.metadata or {}).items()
             if k.decode().startswith("etl.")}
     return table.to_pandas(use_threads=False), meta

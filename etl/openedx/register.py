@@ -15,7 +15,7 @@ from django.db import transaction
 from edxval import api
 from edxval.models import Video, VideoTranscript
 
-from etl.handoff import MAX_NAME, read as read_handoff, storage_name
+from etl.handoff import MAX_NAME, commit_identity, read as read_handoff, storage_name
 from etl.model.errors import NotCommitted, Refused, UsageError
 from etl.model.layout import parse_course_id
 from etl.protocol import marker, receipts
@@ -54,8 +54,8 @@ def plan(cfg, course_id):
     if df is None:
         raise UsageError(f"course {course} has no hand-off; nothing was registered; run `python -m etl handoff "
                          f"{course}` first")
-    epoch = int(commit.get("epoch", 0))
-    current = (str(epoch), marker.manifest_key(cfg, course, commit), commit.get("manifest_sha256") or "")
+    current = commit_identity(cfg, course, commit)
+    epoch = int(current[0])
     if (meta.get("epoch"), meta.get("manifest_key"), meta.get("manifest_sha256")) != current:
         raise Refused(f"course {course}: its hand-off is stale (epoch {meta.get('epoch')}, the commit is epoch "
                       f"{epoch}); nothing was registered; run `python -m etl handoff {course}` again")

@@ -45,13 +45,13 @@ def languages(fields):
 def candidates(fields, language):
     """Return the asset names to try for ``language``, in order, without repeats."""
     others = named(fields)
+    if language != DEFAULT_LANGUAGE and language not in others:
+        return []  # edx-platform stops at its KeyError: a language the video does not name has no fallback
     names = [others[language]] if language in others else []
     ids = [fields.get("sub"), fields.get("youtube_id_1_0")] + html5_ids(fields.get("html5_sources"))
     for subs_id in ids:
         if not isinstance(subs_id, str) or not subs_id:
             continue
-        if language != DEFAULT_LANGUAGE and language not in others:
-            break  # edx-platform stops at its KeyError: a language the video does not name has no fallback
         names.append(subs_filename(subs_id, language))
         names.append(subs_id if language == DEFAULT_LANGUAGE else others[language])
     return list(dict.fromkeys(names))

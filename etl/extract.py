@@ -86,15 +86,14 @@ def extract_course(cfg, course_id, looked=None, hold=False):
     # The leftovers are listed while the claim is made; only a run that holds the claim acts on the listing.
     tx, listed = pool.together(lambda: Transaction.begin(cfg, course, run_id, state.EXTRACTING, looked),
                                lambda: _list_leftovers(cfg, layout, staging=looked.record is not None))
-    with tx.running():
-        with tx.claim.guarded():
-            _clear_leftovers(tx, listed)
-            fingerprint = contentstore.fingerprint(a.identity() for a in assets)
-            rows = stage.stage(cfg, course, tx, assets)
-            data = manifest.to_bytes(rows, course=course, run_id=run_id, source_fingerprint=fingerprint,
-                                     tool_version=__version__, created_at=state.iso(state.now()))
-            key = layout.staging_manifest(tx.epoch)
-            tx.put(key, data, content_type=manifest.CONTENT_TYPE)
+    with tx.running():  # every write of the block checks the lease first
+        _clear_leftovers(tx, listed)
+        fingerprint = contentstore.fingerprint(a.identity() for a in assets)
+        rows = stage.stage(cfg, course, tx, assets)
+        data = manifest.to_bytes(rows, course=course, run_id=run_id, source_fingerprint=fingerprint,
+                                 tool_version=__version__, created_at=state.iso(state.now()))
+        key = layout.staging_manifest(tx.epoch)
+        tx.put(key, data, content_type=manifest.CONTENT_TYPE)
         local = manifest.save_local(cfg, course, run_id, data)
         total = sum(r.length for r in rows)
         problems = sum(1 for r in rows if r.parse_ok is False)

@@ -132,7 +132,7 @@ def _publish(tx, staged_epoch, prepare, started, drop=None, alongside=None):
     move). Return (PromoteResult, Published).
     """
     cfg, course, layout, epoch = tx.cfg, tx.course, tx.layout, tx.epoch
-    with tx.running(drop=drop), tx.claim.guarded():
+    with tx.running(drop=drop):
         df, meta, data = prepare()
         live_keys = [layout.live_key(epoch, name) for name in df["asset_name"]]
         if list(df["live_key"]) != live_keys:  # rolled forward from an earlier epoch's staging

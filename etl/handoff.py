@@ -19,6 +19,7 @@ from etl.model import manifest
 from etl.model.errors import NotCommitted, StorageError
 from etl.model.layout import Layout, parse_course_id
 from etl.protocol import marker
+from etl.protocol.known import refuse_unknown
 from etl.protocol.state import iso, now
 from etl.source import modulestore, resolve, transcripts
 from etl.store import pool, s3
@@ -59,6 +60,7 @@ def handoff(cfg, course_id, storage_location=""):
     seen, videos = pool.together(lambda: marker.read(cfg, course), lambda: modulestore.videos(cfg, course))
     commit = seen.commit
     if commit is None:
+        refuse_unknown(cfg, [course_id])  # a misspelled id says so, with the closest one, rather than "migrate it"
         raise NotCommitted(f"course {course} is not committed, so there is nothing to hand over; run "
                            f"`python -m etl migrate {course}` first")
     epoch, key, sha256 = commit_identity(cfg, course, commit)

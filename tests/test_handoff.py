@@ -105,5 +105,7 @@ def test_the_cli_hands_off_prints_a_summary_and_writes_every_row(cfg, contentsto
     assert rows and set(rows[0]) == set(COLUMNS)
     code, out, err = run_cli(cfg, contentstore, capsys, tmp_path, "handoff", "course-v1:Not+Yet+2026")
     assert code == 3 and "not committed" in err and "python -m etl migrate" in err
+    code, out, err = run_cli(cfg, contentstore, capsys, tmp_path, "handoff", "course-v1:OpenedX+DemoX+DemoCorse")
+    assert code == 2 and "unknown" in err and f"did you mean {DEMO_ID}" in err and len(err.splitlines()) == 1
     code, out, err = run_cli(cfg, contentstore, capsys, tmp_path, "handoff", DEMO_ID, "--all")
     assert code == 2 and "--all is every course" in err

@@ -17,7 +17,9 @@ from etl.model.errors import (
     CorruptSource,
     EtlError,
     Failed,
+    ForeignObject,
     IllegalTransition,
+    InDoubt,
     InvalidId,
     LeaseExpired,
     NotCommitted,
@@ -45,6 +47,6 @@ from etl.verify import verify
 __all__ = [
     "Config", "committed", "config_from_env", "diff", "diff_all", "extract", "handoff", "migrate", "report", "history", "promote", "reconcile", "rollback", "status", "vacuum", "verify",
     "EtlError", "UsageError", "InvalidId", "Refused", "AlreadyPromoted", "NotStaged", "NotCommitted", "Registered", "ConcurrentRun", "LeaseExpired",
-    "SourceChanged", "Conflict", "IllegalTransition", "Failed", "CorruptSource", "ReconcileError",
+    "SourceChanged", "Conflict", "ForeignObject", "InDoubt", "IllegalTransition", "Failed", "CorruptSource", "ReconcileError",
     "StorageError", "BatchFailed", "NotVerified", "__version__",
 ]

@@ -76,7 +76,7 @@ def extract_course(cfg, course_id, looked=None, hold=False):
     layout = Layout(cfg, course)
     looked = looked or claims.look(cfg, course)
     if looked.seen.committed:
-        claims.refuse_promoted(cfg, course, looked.seen.commit)
+        claims.refuse_promoted(cfg, course, looked.seen)
     assets = contentstore.find_transcripts(cfg, course)
     if not looked.record and not assets and not contentstore.course_known(cfg, course):
         raise unknown_course(cfg, course)

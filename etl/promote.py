@@ -60,7 +60,7 @@ def promote(cfg, course_id):
     layout = Layout(cfg, course)
     looked = claims.look(cfg, course)
     if looked.seen.committed:
-        claims.refuse_promoted(cfg, course, looked.seen.commit)
+        claims.refuse_promoted(cfg, course, looked.seen)
     run_id, staged_epoch = state.staged_run(course, looked.record)
     tx = Transaction.begin(cfg, course, run_id, state.PROMOTING, looked)
 

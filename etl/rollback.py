@@ -35,14 +35,16 @@ class RollbackResult:
 
     def __str__(self):
         if self.dry_run:
-            lines = [f"rollback {self.course_id} (dry run, nothing changed) would delete "
-                     f"{len(self.would_delete)} objects" + (", the commit marker first" if self.was_promoted else "")]
+            lines = [f"rollback {self.course_id} (dry run, nothing changed) would "
+                     + ("replace the commit with a release first (--force), then " if self.was_promoted else "")
+                     + f"delete {len(self.would_delete)} objects"]
             lines += [f"  {key}" for key in self.would_delete]
         elif self.run_id is None:
             lines = [f"nothing to roll back for {self.course_id}: the tool has written nothing for it"]
         else:
-            lines = [f"rolled back {self.course_id}: {self.deleted} objects deleted"
-                     + (", including the commit marker" if self.was_promoted else "")]
+            lines = [f"rolled back {self.course_id}: "
+                     + ("the commit replaced with a release, " if self.was_promoted else "")
+                     + f"{self.deleted} objects deleted"]
         if self.kept_foreign:
             lines.append(f"  kept {len(self.kept_foreign)} objects the tool did not write, e.g. {self.kept_foreign[0]}")
         if self.purged:
@@ -80,7 +82,7 @@ def rollback(cfg, course_id, *, force=False, dry_run=False, purge_versions=False
     looked = claims.look(cfg, course)
     committed = looked.seen.committed
     commit_meta = looked.seen.meta if looked.seen.doc is not None else (looked.seen.legacy or looked.seen).meta
-    if committed and not force:
+    if committed and not force and not dry_run:
         raise Refused(f"course {course} is promoted and may be live in Phase II; nothing was deleted. "
                       f"To remove its transcripts from S3 anyway, re-run with --force")
     if committed and not s3.written_by_tool({"Metadata": commit_meta}, course):
@@ -96,8 +98,7 @@ def rollback(cfg, course_id, *, force=False, dry_run=False, purge_versions=False
         (live, kept_live), (staged, kept_staged) = pool.together(
             lambda: remove_tool_objects(cfg, course, layout.live_root, dry_run=True, epochs=upto),
             lambda: remove_tool_objects(cfg, course, layout.staging_root, dry_run=True, epochs=upto))
-        fence = [layout.marker] if looked.seen.doc is not None else []
-        return RollbackResult(str(course), None, 0, committed, kept_live + kept_staged, True, fence + live + staged)
+        return RollbackResult(str(course), None, 0, committed, kept_live + kept_staged, True, live + staged)
     if looked.record is None and looked.seen.doc is None and looked.seen.legacy is None and not any(
             next(iter(s3.list_objects(cfg, prefix)), None) for prefix in (layout.live_root, layout.staging_root)):
         return RollbackResult(str(course), None, 0, False)  # never touched: nothing to record either
@@ -112,12 +113,12 @@ def rollback(cfg, course_id, *, force=False, dry_run=False, purge_versions=False
                 lambda: remove_tool_objects(cfg, course, layout.live_root, epochs=claim.earlier),
                 lambda: remove_tool_objects(cfg, course, layout.staging_root, epochs=claim.earlier))
             kept = kept_live + kept_staged
-            deleted = len(live) + len(staged) + (committed and looked.seen.doc is not None)
+            deleted = len(live) + len(staged)
             claim.move(state.ROLLED_BACK, deleted=deleted, kept_foreign=len(kept))
     except BaseException as exc:
         claims.record_failure(claim, exc)
         claims.reraise(claim, exc)
-    marker.unfence(cfg, course, claim.token)
+    marker.release(cfg, course, run_id, claim.epoch, claim.token, "rolled_back")
     for key in kept:
         logs.event("warning", course, "kept_foreign", run_id, key=key, reason="not written by this tool")
     result = RollbackResult(str(course), run_id, deleted, committed, kept)

@@ -14,9 +14,14 @@ from etl.store import pool, probe, s3
 
 def _not_committed(layout, seen):
     """Say what is at the commit key of a course that is not committed: nothing, or whose fence since when."""
+    if seen.foreign:
+        return f"not committed: {seen.foreign} is an object the tool did not write; move it away, then migrate"
     doc = seen.doc if seen.doc is not None else (seen.legacy.doc if seen.legacy is not None else None)
     if doc is None:
         return f"not committed: nothing at {layout.marker}; the course is not promoted"
+    if doc.get("status") == markers.RELEASED:
+        return (f"not committed: run {doc.get('run_id')} (epoch {doc.get('epoch', 0)}) ended without a commit "
+                f"({doc.get('reason')}) at {doc.get('released_at')}; the course is not promoted")
     return (f"not committed: run {doc.get('run_id')} (epoch {doc.get('epoch', 0)}) fenced the course at "
             f"{doc.get('fenced_at')}; it is staged or a runner is at work on it, awaiting promote")
 

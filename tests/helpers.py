@@ -15,6 +15,20 @@ def listing(cfg, prefix=""):
     return {o["Key"]: o["ETag"] for o in s3mod.list_objects(cfg, prefix)}
 
 
+def live_objects(cfg, layout):
+    """Return {key: bytes} under a course's live prefix but its commit key, which must then hold no commit.
+
+    The commit key is never deleted: after a failed or rolled-back run it holds
+    that run's fence or release, which readers read as not committed.
+    """
+    import json
+
+    found = objects(cfg, layout.live_root)
+    held = found.pop(layout.marker, None)
+    assert held is None or json.loads(held)["status"] in ("fenced", "released"), held
+    return found
+
+
 def snapshot(db):
     """Return every document of fs.files and fs.chunks, to prove the tool never writes to them."""
     return {name: sorted((copy.deepcopy(d) for d in db[name].find({})), key=lambda d: repr(d.get("_id")))

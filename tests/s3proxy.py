@@ -2,8 +2,9 @@
 
 Rules fail matching requests with an error status, reset the connection (before
 or after forwarding, so the server may have acted on a request whose answer is
-lost), or delay them. A rule matches a method and a substring of the unquoted
-path, for its next ``times`` requests or at random with probability ``rate``.
+lost), or delay them. A rule matches a method, a substring of the unquoted
+path and, if given, a substring of the body, for its next ``times`` requests or
+at random with probability ``rate``.
 """
 
 import http.client
@@ -55,7 +56,7 @@ class FaultProxy:
                     body, headers, answer = quirk
                     if answer is not None:
                         return self._answer(*answer)
-                rule = proxy._match(self.command, unquote(self.path))
+                rule = proxy._match(self.command, unquote(self.path), body)
                 kind = rule["kind"] if rule else None
                 if kind == "delay":
                     time.sleep(rule["seconds"])
@@ -100,33 +101,38 @@ class FaultProxy:
     def url(self):
         return f"http://127.0.0.1:{self.server.server_address[1]}"
 
-    def _add(self, kind, method, path_contains, times, rate, **extra):
+    def _add(self, kind, method, path_contains, times, rate, body_contains=None, **extra):
         with self.lock:
-            self.rules.append(dict(kind=kind, method=method, path=path_contains, times=times, rate=rate, **extra))
+            self.rules.append(dict(kind=kind, method=method, path=path_contains, times=times, rate=rate,
+                                   body=body_contains.encode() if body_contains else None, **extra))
 
-    def fail(self, method, path_contains="", status=403, code="AccessDenied", times=None, rate=None):
+    def fail(self, method, path_contains="", status=403, code="AccessDenied", times=None, rate=None,
+             body_contains=None):
         """Answer matching requests with an S3 error (every one when neither times nor rate is given)."""
-        self._add("error", method, path_contains, times, rate, status=status, code=code)
+        self._add("error", method, path_contains, times, rate, body_contains, status=status, code=code)
 
-    def reset(self, method, path_contains="", after_forward=False, times=None, rate=None):
+    def reset(self, method, path_contains="", after_forward=False, times=None, rate=None, body_contains=None):
         """Drop the connection of matching requests, before or after the server acted on them."""
-        self._add("reset_after" if after_forward else "reset", method, path_contains, times, rate)
+        self._add("reset_after" if after_forward else "reset", method, path_contains, times, rate, body_contains)
 
     def delay(self, seconds, method=None, path_contains="", times=None, rate=None):
         """Hold matching requests (any method when None) for ``seconds`` before forwarding them."""
         self._add("delay", method, path_contains, times, rate, seconds=seconds)
 
-    def behave(self, strip=(), not_implemented=(), delete_needs_md5=False, flip_bit_in=None):
+    def behave(self, strip=(), not_implemented=(), delete_needs_md5=False, flip_bit_in=None, strip_on_delete=()):
         """Act as an S3-compatible store with quirks, for every request from now on.
 
         ``strip`` drops request headers (``If-None-Match``, ``If-Match``) as a
         store that ignores them would; ``not_implemented`` answers 501 to any
         request carrying one of those headers; ``delete_needs_md5`` refuses a
         DeleteObjects without Content-MD5, as MinIO does; ``flip_bit_in`` flips
-        one bit of the body of the next PUT whose path contains it, in transit.
+        one bit of the body of the next PUT whose path contains it, in transit;
+        ``strip_on_delete`` drops headers from DELETE requests only, as a store
+        that parses ``If-Match`` on DeleteObject and ignores it would.
         """
         self.quirks = dict(strip={h.lower() for h in strip}, not_implemented={h.lower() for h in not_implemented},
-                           delete_needs_md5=delete_needs_md5, flip=flip_bit_in)
+                           delete_needs_md5=delete_needs_md5, flip=flip_bit_in,
+                           strip_on_delete={h.lower() for h in strip_on_delete})
 
     def _quirk(self, method, path, headers, body):
         quirks = getattr(self, "quirks", None)
@@ -143,6 +149,10 @@ class FaultProxy:
             if missing:
                 return body, headers, (400, "MissingContentMD5")
         headers = {k: v for k, v in headers.items() if k.lower() not in quirks["strip"]}
+        if method == "DELETE" and lower & quirks["strip_on_delete"]:
+            headers = {k: v for k, v in headers.items() if k.lower() not in quirks["strip_on_delete"]}
+            with self.lock:
+                self.injected["stripped_on_delete"] = self.injected.get("stripped_on_delete", 0) + 1
         with self.lock:
             flip = quirks["flip"] and method == "PUT" and quirks["flip"] in path and body
             if flip:
@@ -152,11 +162,13 @@ class FaultProxy:
             body = body[:-1] + bytes([body[-1] ^ 1])
         return body, headers, None
 
-    def _match(self, method, path):
+    def _match(self, method, path, body=b""):
         with self.lock:
             self.requests += 1
             for rule in self.rules:
                 if rule["method"] not in (None, method) or rule["path"] not in path or rule["times"] == 0:
+                    continue
+                if rule["body"] is not None and rule["body"] not in body:
                     continue
                 if rule["rate"] is not None and self.random.random() >= rule["rate"]:
                     continue

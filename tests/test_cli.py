@@ -47,7 +47,7 @@ def test_refusals_and_failures_exit_with_documented_codes_and_one_line(run, cont
     code, _, err = run("rollback", COURSE)
     assert code == 3 and "--force" in err
     code, out, _ = run("rollback", COURSE, "--force")
-    assert code == 0 and "including the commit marker" in out
+    assert code == 0 and "the commit replaced with a release" in out
 
 
 def cli(*args, env=None):

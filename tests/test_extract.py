@@ -10,7 +10,7 @@ from etl.protocol import state as st
 from etl.model.layout import Layout, parse_course_id
 from etl.demo.sample import save_asset
 from tests.conftest import COURSE, OLD, fill
-from tests.helpers import md5, objects, snapshot, staging_prefix
+from tests.helpers import md5, objects, snapshot, staging_prefix, live_objects
 
 
 @pytest.mark.parametrize("course_id", [COURSE, OLD])
@@ -57,7 +57,7 @@ def test_corrupt_source_fails_the_course_and_leaves_nothing_in_s3(cfg, contentst
     with pytest.raises(etl.CorruptSource, match="subs_zz_corrupt.srt.sjson"):
         etl.extract(cfg, COURSE)
     layout = Layout(cfg, parse_course_id(COURSE))
-    assert objects(cfg, layout.staging_root) == {} and objects(cfg, layout.live_root) == {}
+    assert objects(cfg, layout.staging_root) == {} and live_objects(cfg, layout) == {}
     record = st.read(cfg, parse_course_id(COURSE))[0]
     assert record["state"] == "failed" and "subs_zz_corrupt.srt.sjson" in record["error"]
 
@@ -85,7 +85,7 @@ def test_foreign_objects_under_the_live_prefix_are_refused_before_any_work(cfg, 
     cfg.s3.put_object(Bucket=cfg.bucket, Key=layout.live_key(1, "subs_abc.srt.sjson"), Body=b"someone else's")
     with pytest.raises(etl.Conflict, match="did not write"):
         etl.extract(cfg, COURSE)
-    assert objects(cfg, layout.live_root) == {layout.live_key(1, "subs_abc.srt.sjson"): b"someone else's"}
+    assert live_objects(cfg, layout) == {layout.live_key(1, "subs_abc.srt.sjson"): b"someone else's"}
     assert objects(cfg, layout.staging_root) == {}
 
 

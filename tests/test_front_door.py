@@ -202,12 +202,14 @@ def test_diff_to_standard_output_with_o_dash(front):
 
 def test_rollback_dry_run_lists_exactly_what_would_go_and_changes_nothing(front, cfg):
     front("promote", COURSE)
-    live = sorted(k for k in listing(cfg, cfg.live_prefix + "/"))
+    live = sorted(k for k in listing(cfg, cfg.live_prefix + "/") if not k.endswith("/_COMMIT.json"))
     code, out, _, unchanged = front("rollback", COURSE, "--force", "--dry-run", "--format", "json")
     assert code == 0 and unchanged
     result = json.loads(out)
-    assert result["dry_run"] and sorted(result["would_delete"]) == live
-    assert result["would_delete"][0].endswith("_COMMIT.json")  # the commit goes first
+    assert result["dry_run"] and result["was_promoted"] and sorted(result["would_delete"]) == live
+    code, out, _, unchanged = front("rollback", COURSE, "--dry-run")  # without --force: listed, not refused
+    assert code == 0 and unchanged and out.startswith(f"rollback {COURSE} (dry run, nothing changed) would replace "
+                                                      "the commit with a release first (--force)")
     code, out, _, unchanged = front("rollback", "course-v1:Never+Touched+2026")
     assert code == 0 and unchanged and "nothing to roll back" in out
 

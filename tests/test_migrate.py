@@ -13,7 +13,7 @@ from etl.store import s3
 from etl.model.layout import Layout, parse_course_id
 from etl.demo.sample import register_course, save_asset, sjson, cues
 from tests.batch import WHEN, build_batch, source_transcripts
-from tests.helpers import commit_doc, listing, live_prefix, objects
+from tests.helpers import commit_doc, listing, live_prefix, objects, live_objects
 from tests.s3proxy import FaultProxy
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -61,7 +61,7 @@ def child(cfg, n, workers):
 def commits(cfg):
     """Return the marker keys that hold a commit (not a runner's fence)."""
     return {k for k in listing(cfg, cfg.live_prefix + "/")
-            if k.endswith("_COMMIT.json") and marker.head_committed(s3.head(cfg, k))}
+            if k.endswith("_COMMIT.json") and s3.head(cfg, k)["Metadata"].get(marker.META_STATUS) == marker.COMMITTED}
 
 
 def test_a_batch_killed_mid_way_and_rerun_promotes_every_course_exactly_once(cfg, contentstore):
@@ -119,7 +119,7 @@ def test_a_course_that_fails_twice_succeeds_on_retry_and_one_that_keeps_failing_
     assert not summary.ok and summary.count("promoted") == 5
     cfg = make_cfg()
     layout = Layout(cfg, parse_course_id(broken))
-    assert objects(cfg, layout.live_root) == {} and objects(cfg, layout.staging_root) == {}
+    assert live_objects(cfg, layout) == {} and objects(cfg, layout.staging_root) == {}
     assert etl.status(cfg, broken).loc[0, "state"] == "failed"
 
 

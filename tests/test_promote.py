@@ -8,7 +8,7 @@ from etl.protocol import claims, state as st
 from etl.store import s3
 from etl.model.layout import Layout, parse_course_id, quote_segment
 from etl.demo.sample import cues, save_asset, sjson, srt
-from tests.helpers import commit_doc, listing, live_key, live_prefix, objects, snapshot, staged_epoch
+from tests.helpers import commit_doc, listing, live_key, live_prefix, objects, snapshot, staged_epoch, live_objects
 from tests.conftest import COURSE, OLD, fill
 
 
@@ -85,7 +85,7 @@ def test_source_changed_between_extract_and_promote_is_refused_and_nothing_goes_
         etl.promote(cfg, COURSE)
     assert "\n" not in str(err.value) and COURSE in str(err.value)
     layout = layout_of(cfg)
-    assert objects(cfg, layout.live_root) == {} and objects(cfg, layout.staging_root) == {}
+    assert live_objects(cfg, layout) == {} and objects(cfg, layout.staging_root) == {}
     record = st.read(cfg, parse_course_id(COURSE))[0]
     assert record["state"] == "failed" and name in record["error"]
     etl.extract(cfg, COURSE)  # the operator's next step works
@@ -110,7 +110,7 @@ def test_foreign_object_at_a_live_key_is_a_conflict_and_is_never_deleted(cfg, co
     cfg.s3.put_object(Bucket=cfg.bucket, Key=foreign, Body=b"hand-uploaded")
     with pytest.raises(etl.Conflict, match="subs_abc.srt.sjson"):
         etl.promote(cfg, COURSE)
-    assert objects(cfg, layout.live_root) == {foreign: b"hand-uploaded"}
+    assert live_objects(cfg, layout) == {foreign: b"hand-uploaded"}
     assert st.read(cfg, parse_course_id(COURSE))[0]["state"] == "failed"
 
 
@@ -183,7 +183,7 @@ def test_failure_during_promote_rolls_live_back(make_cfg, contentstore):
     cfg.s3.delete_object(Bucket=cfg.bucket, Key=victim)
     with pytest.raises(etl.ReconcileError, match="subs_abc.srt.sjson"):
         etl.promote(cfg, COURSE)
-    assert objects(cfg, layout.live_root) == {} and objects(cfg, layout.staging_root) == {}
+    assert live_objects(cfg, layout) == {} and objects(cfg, layout.staging_root) == {}
     assert st.read(cfg, parse_course_id(COURSE))[0]["state"] == "failed"
 
 

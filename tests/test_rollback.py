@@ -1,6 +1,7 @@
 import pytest
 
 import etl
+from etl.protocol import marker
 from etl.protocol import state as st
 from etl.model.layout import Layout, parse_course_id
 from tests.helpers import listing, objects
@@ -30,8 +31,9 @@ def test_promoted_course_needs_force_then_marker_and_live_objects_go(cfg, conten
     assert "\n" not in str(err.value)
     assert objects(cfg, layout.live_root) == live_before
     result = etl.rollback(cfg, COURSE, force=True)
-    assert result.was_promoted and result.deleted == 11  # marker, manifest, nine transcripts
-    assert objects(cfg, layout.live_root) == {}
+    assert result.was_promoted and result.deleted == 10  # manifest, nine transcripts; the commit key is replaced
+    assert set(objects(cfg, layout.live_root)) == {layout.marker}
+    assert marker.read(cfg, parse_course_id(COURSE)).holds == "released"
     assert etl.status(cfg, COURSE)["state"].tolist() == ["rolled_back"]
     assert not etl.verify(cfg, COURSE).ok
     etl.extract(cfg, COURSE)  # and the course can be migrated again
@@ -51,7 +53,8 @@ def test_rollback_never_deletes_objects_the_tool_did_not_write(cfg, contentstore
         cfg.s3.put_object(Bucket=cfg.bucket, Key=key, Body=body)
     result = etl.rollback(cfg, COURSE, force=True)
     assert sorted(result.kept_foreign) == sorted(foreign)
-    assert objects(cfg, layout.live_root) | objects(cfg, layout.staging_root) == foreign
+    left = objects(cfg, layout.live_root) | objects(cfg, layout.staging_root)
+    assert left.pop(layout.marker) and left == foreign  # the commit key holds the rollback's release
 
 
 def test_rollback_of_a_course_never_migrated_writes_nothing(cfg, contentstore):

@@ -4,7 +4,7 @@ and persistent ones fail one course cleanly while the batch goes on."""
 import etl
 from etl.model.layout import Layout, parse_course_id
 from tests.batch import build_batch
-from tests.helpers import objects
+from tests.helpers import objects, live_objects
 from tests.s3proxy import FaultProxy
 from tests.test_migrate import assert_promoted_exactly_once
 
@@ -35,7 +35,7 @@ def test_a_persistent_fault_fails_one_course_cleanly_and_the_batch_goes_on(make_
     assert summary.count("promoted") == 4 and not summary.ok
     cfg = make_cfg()
     layout = Layout(cfg, parse_course_id(doomed))
-    assert objects(cfg, layout.live_root) == {} and objects(cfg, layout.staging_root) == {}
+    assert live_objects(cfg, layout) == {} and objects(cfg, layout.staging_root) == {}
     assert_promoted_exactly_once(cfg, contentstore, [c for c in ids if c != doomed])
 
 

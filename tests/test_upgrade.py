@@ -10,7 +10,7 @@ from etl.protocol import state as st
 from etl.store import s3
 from etl.model.layout import Layout, parse_course_id
 from tests.conftest import COURSE, OLD, fill
-from tests.helpers import listing, objects
+from tests.helpers import listing, live_objects, objects
 
 
 def as_0_3_0(cfg, course_id):
@@ -65,7 +65,7 @@ def test_a_0_3_0_course_rolled_back_with_force_then_migrates_again_under_an_epoc
     plan = etl.rollback(cfg, COURSE, force=True, dry_run=True)
     assert layout.legacy_marker in plan.would_delete and len(plan.would_delete) == 11
     result = etl.rollback(cfg, COURSE, force=True)
-    assert result.was_promoted and listing(cfg, layout.live_root) == {} and etl.committed(cfg, COURSE) is None
+    assert result.was_promoted and live_objects(cfg, layout) == {} and etl.committed(cfg, COURSE) is None
     summary = etl.migrate(cfg, [COURSE], workers=1)
     assert summary.count("promoted") == 1
     doc = etl.committed(cfg, COURSE)

@@ -20,7 +20,11 @@ def plan_one(cfg, course_id):
     try:
         course = parse_course_id(course_id)
         layout = Layout(cfg, course)
-        if marker.is_committed(cfg, course):
+        seen = marker.read(cfg, course)
+        if seen.foreign:
+            return finish_row(outcome_row(course_id, "refused", error=f"its commit key holds an object the tool did "
+                                          f"not write, {seen.foreign}"), started)
+        if seen.committed:
             return finish_row(outcome_row(course_id, "skipped"), started)
         record, _ = state.read(cfg, course)
         if state.lease_alive(record, cfg.clock):

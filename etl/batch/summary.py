@@ -39,10 +39,13 @@ class Summary:
 
     @property
     def exit_code(self):
-        """4 if any course failed; else 3 if any was held or in conflict; else 5 if any is not verified; else 0."""
+        """4 if any course failed; else 2 if any was refused; else 3 if any was held, in conflict or in doubt;
+        else 5 if any is not verified; else 0."""
         if not self.ok:
             return 4
-        if not self.dry_run and (self.count("claimed") or self.count("conflict")):
+        if not self.dry_run and self.count("refused"):
+            return 2
+        if not self.dry_run and (self.count("claimed") or self.count("conflict") or self.count("in_doubt")):
             return 3
         if not self.dry_run and len(self.not_ready):
             return 5
@@ -54,11 +57,15 @@ class Summary:
         if not self.ok:
             return (f"{self.count('failed')} of {len(self.courses)} courses failed; fix the causes above, "
                     "then re-run the same command to resume")
-        undone = self.count("claimed") + self.count("conflict")
+        undone = self.count("claimed") + self.count("conflict") + self.count("in_doubt")
+        if self.exit_code == 2:
+            return (f"{self.count('refused')} of {len(self.courses)} courses were refused: an object the tool did not "
+                    "write holds their commit key; move the objects named above away, then re-run")
         if self.exit_code == 3:
             return (f"{undone} of {len(self.courses)} courses were left undone ({self.count('claimed')} held by "
                     f"another runner: re-run once it is done; {self.count('conflict')} in conflict: move the "
-                    "objects named above away, then re-run)")
+                    f"objects named above away, then re-run; {self.count('in_doubt')} in doubt: their commit could "
+                    "not be read back, and everything was kept; re-run once S3 answers)")
         if self.exit_code == 5:
             return (f"{len(self.not_ready)} of {len(self.courses)} courses are promoted but not ready for Phase II; "
                     "see `python -m etl report` for why and what to do")
@@ -117,12 +124,14 @@ class Summary:
             n = len(self.courses)
             lines.append(f"{n} course{'' if n == 1 else 's'} in {self.seconds:.1f} s: {self.count('promoted')} "
                          f"promoted, {self.count('skipped')} skipped (already promoted), {self.count('failed')} failed, "
-                         f"{self.count('claimed')} held by another runner, {self.count('conflict')} in conflict")
+                         f"{self.count('claimed')} held by another runner, {self.count('conflict')} in conflict"
+                         + (f", {self.count('refused')} refused" if self.count("refused") else "")
+                         + (f", {self.count('in_doubt')} in doubt" if self.count("in_doubt") else ""))
             lines.append(f"  {self.transcripts} transcripts, {self.bytes} bytes, {rate} transcripts/s")
             if self.count("queued"):
                 lines.append(f"  {self.count('queued')} courses queued for the Celery workers; follow them with "
                              "`python -m etl report` or `status`, or re-run this command without --no-wait")
-        for outcome in ("failed", "conflict", "claimed"):
+        for outcome in ("failed", "refused", "conflict", "in_doubt", "claimed"):
             for row in self.courses[self.courses["outcome"] == outcome].itertuples():
                 lines.append(f"  {outcome}: {row.course_id}: {row.error}")
         if not self.dry_run:
@@ -143,7 +152,7 @@ class Interrupted(KeyboardInterrupt):
 
 def partial(rows, total):
     counts = {o: sum(1 for r in rows if r["outcome"] == o) for o in ("promoted", "skipped", "failed", "claimed",
-                                                                     "conflict")}
+                                                                     "conflict", "refused", "in_doubt")}
     said = ", ".join(f"{n} {o}" for o, n in counts.items() if n) or "none finished"
     return f"before the stop: {said}; {total - len(rows)} of {total} courses left undone"
 
@@ -159,7 +168,7 @@ def finish_row(row, started):
 
 def log_row(row):
     """Log one course's outcome as the batch's line for it; return the row."""
-    level = "warning" if row["outcome"] in ("failed", "conflict") else "info"
+    level = "warning" if row["outcome"] in ("failed", "conflict", "refused", "in_doubt") else "info"
     logs.event(level, row["course_id"], f"course_{row['outcome']}", row.get("run_id"),
                **{k: row.get(k) for k in ("transcripts", "bytes", "attempts", "seconds", "error")})
     return row

@@ -108,7 +108,7 @@ def worker_config():
     """Return this worker process's Config, built once from its own ``ETL_*`` environment."""
     with _config_lock:
         if _config["cfg"] is None:
-            _config["cfg"] = config_from_env(manifest_dir=os.environ.get("ETL_MANIFEST_DIR") or None, progress=False)
+            _config["cfg"] = config_from_env(progress=False)  # ETL_MANIFEST_DIR included
         return _config["cfg"]
 
 

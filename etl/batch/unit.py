@@ -5,7 +5,7 @@ import time
 from etl.batch.summary import finish_row, outcome_row
 from etl.extract import extract_course
 from etl.model import logs
-from etl.model.errors import AlreadyPromoted, ConcurrentRun, Conflict, EtlError, NotStaged, describe
+from etl.model.errors import AlreadyPromoted, ConcurrentRun, Conflict, EtlError, ForeignObject, InDoubt, NotStaged, describe
 from etl.model.layout import parse_course_id
 from etl.promote import promote, promote_staged
 from etl.protocol import claims, marker, state
@@ -34,9 +34,10 @@ def _migrate_course(cfg, course_id, retries):
             course = parse_course_id(course_id)
             looked = claims.look(cfg, course)
             if looked.seen.committed:
-                claims.refuse_promoted(cfg, course, looked.seen.commit)
+                claims.refuse_promoted(cfg, course, looked.seen)
             record = looked.record
-            if (record and record.get("state") in (state.STAGED, state.PROMOTING) and record.get("staged_epoch")
+            if (record and record.get("state") in (state.STAGED, state.PROMOTING, state.IN_DOUBT)
+                    and record.get("staged_epoch")
                     and not state.lease_alive(record, cfg.clock)):
                 logs.event("debug", course, "resume", record.get("run_id"), state=record.get("state"),
                            staged_epoch=record.get("staged_epoch"))
@@ -67,8 +68,12 @@ def _migrate_course(cfg, course_id, retries):
             if _committed(cfg, course_id):
                 return finish_row(outcome_row(course_id, "skipped", attempts=attempt), started)
             return finish_row(outcome_row(course_id, "claimed", attempts=attempt, error=str(err)), started)
+        except ForeignObject as err:  # nothing can be decided until someone moves it: not a retry's to fix
+            return finish_row(outcome_row(course_id, "refused", attempts=attempt, error=str(err)), started)
         except Conflict as err:
             return finish_row(outcome_row(course_id, "conflict", attempts=attempt, error=str(err)), started)
+        except InDoubt as err:  # every object is in place; the next run reads the commit key and finishes
+            return finish_row(outcome_row(course_id, "in_doubt", attempts=attempt, error=str(err)), started)
         except Exception as err:  # the course was rolled back; retry only what a retry can fix
             error = describe(err)
             if _committed(cfg, course_id):  # another runner won the race to promote it

@@ -76,6 +76,18 @@ class Conflict(Refused):
     """Objects the tool did not write sit where it would write."""
 
 
+class ForeignObject(Conflict):
+    """The commit key holds an object the tool did not write: nothing can be decided until someone moves it."""
+
+    exit_code = 2
+
+
+class InDoubt(Refused):
+    """The commit request was sent and the commit key could not be read back: every object was left in place."""
+
+    transient = True  # the next run reads the key and finishes or rolls forward
+
+
 class NotCommitted(Refused):
     """The verb needs a committed course (the hand-off to Open edX), and the course is not one."""
 

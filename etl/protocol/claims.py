@@ -15,7 +15,7 @@ from datetime import timedelta
 from typing import Any, Optional
 
 from etl.model import client, lease, logs
-from etl.model.errors import AlreadyPromoted, ConcurrentRun, IllegalTransition, LeaseExpired, describe
+from etl.model.errors import AlreadyPromoted, ConcurrentRun, ForeignObject, IllegalTransition, LeaseExpired, describe
 from etl.model.layout import Layout
 from etl.protocol import marker
 from etl.protocol.cleanup import remove_tool_objects
@@ -195,21 +195,26 @@ class Look:
 
 
 def look(cfg, course):
-    """Read the course's status record and its marker key at once."""
+    """Read the course's status record and its marker key at once; refuse an object the tool did not write there."""
     (record, etag), seen = pool.together(lambda: read(cfg, course), lambda: marker.read(cfg, course))
+    if seen.foreign:
+        raise ForeignObject(f"course {course}: its commit key holds an object the tool did not write, "
+                            f"{seen.foreign}; nothing was changed; move that object away (the tool never deletes "
+                            "it), then re-run")
     return Look(record, etag, seen)
 
 
-def refuse_promoted(cfg, course, doc):
-    """Raise AlreadyPromoted for a committed course, first catching its record and staging up.
+def refuse_promoted(cfg, course, seen):
+    """Raise AlreadyPromoted for the course committed as ``seen``, first catching its record and staging up.
 
     A run stopped between its marker and its last steps leaves the record behind
     and its staging run in place; the marker is the truth, so both catch up here.
     Only staging of the committed epoch and below goes: a staging run is never
     read once a commit stands, and any later epoch belongs to a later claim.
     """
+    doc = seen.commit
     run_id, committed_epoch = doc.get("run_id"), int(doc.get("epoch", 0))
-    lagged = repair_promoted(cfg, course, doc)
+    lagged = repair_promoted(cfg, course, seen)
     removed = []
     if committed_epoch:
         removed = remove_tool_objects(cfg, course, Layout(cfg, course).staging_root,
@@ -232,7 +237,7 @@ def claim(cfg, course, run_id, target, looked=None, uncommit=False):
     probe.probe(cfg)  # once per process and store: a store that cannot hold the protocol is refused here
     looked = looked or look(cfg, course)
     if looked.seen.committed and not uncommit:
-        refuse_promoted(cfg, course, looked.seen.commit)
+        refuse_promoted(cfg, course, looked.seen)
     if lease_alive(looked.record, cfg.clock):
         raise ConcurrentRun(f"course {course}: held by {holder(looked.record)}; wait for it, "
                             f"or after that runner is gone and its lease expires, re-run")
@@ -241,31 +246,54 @@ def claim(cfg, course, run_id, target, looked=None, uncommit=False):
         result.allowed(target)
     except IllegalTransition:
         if looked.state == PROMOTED:
-            committed = marker.committed(cfg, course)
-            if committed:  # promoted since we looked
-                refuse_promoted(cfg, course, committed)
+            now_seen = marker.read(cfg, course)
+            if now_seen.committed:  # promoted since we looked
+                refuse_promoted(cfg, course, now_seen)
         raise
+    if looked.state == PROMOTED and not looked.seen.committed:
+        result.note("marker_missing", holds=looked.seen.holds)
     result.move(target)
     try:
-        result.token = marker.fence(cfg, course, run_id, result.epoch, looked.seen,
-                                    uncommit=uncommit and looked.seen.committed)
-    except s3.PreconditionFailed:
-        result.release()
-        now_seen = marker.read(cfg, course)
-        if now_seen.committed:  # committed after we looked: hand our record back to the commit
-            repair_promoted(cfg, course, now_seen.commit, held=(result.record, result.etag))
-            if not uncommit:
-                refuse_promoted(cfg, course, now_seen.commit)
-            raise ConcurrentRun(f"course {course}: its commit marker changed while run {run_id} started the "
-                                "rollback; nothing was deleted; check `python -m etl status`, then re-run") from None
-        err = ConcurrentRun(f"course {course}: another runner fenced it after run {run_id} looked; "
-                            "this run stops and changes nothing; check `python -m etl status`")
-        record_failure(result, err)
-        raise err from None
+        result.token = _fence(result, looked.seen, uncommit and looked.seen.committed)
     except BaseException as exc:
         record_failure(result, exc)
         raise
     return result
+
+
+def _fence(claim, seen, uncommit):
+    """Install the claim's fence over what it read; return the fence's ETag (the claim's token).
+
+    The claim's record write has landed, so it holds the course. A fence of an
+    earlier epoch that landed since the look is a claim this one took over:
+    replaced, so that claim can never commit. A commit that landed since the
+    look gives the record back to it. A fence or commit of a later epoch is a
+    later claim's: this one lost.
+    """
+    cfg, course, run_id = claim.cfg, claim.course, claim.run_id
+    for _ in range(8):
+        try:
+            return marker.fence(cfg, course, run_id, claim.epoch, seen, uncommit=uncommit)
+        except s3.PreconditionFailed:
+            pass
+        claim.release()
+        seen = marker.read(cfg, course)
+        if seen.committed:  # committed after we looked: hand our record back to the commit
+            claim.lost = ConcurrentRun(f"course {course}: its commit marker changed while run {run_id} started; "
+                                       "nothing was deleted; check `python -m etl status`, then re-run")
+            repair_promoted(cfg, course, seen, held=(claim.record, claim.etag))
+            if not uncommit:
+                refuse_promoted(cfg, course, seen)
+            raise claim.lost
+        if seen.foreign or (seen.epoch is not None and seen.epoch >= claim.epoch):
+            claim.lost = ConcurrentRun(f"course {course}: another runner fenced it after run {run_id} looked "
+                                       f"(the commit key holds {seen.holds} of epoch {seen.epoch}); this run stops "
+                                       "and changes nothing; check `python -m etl status`")
+            raise claim.lost
+        claim.note("fence_replaced", epoch_replaced=seen.epoch, holds=seen.holds)
+        uncommit = False
+    raise ConcurrentRun(f"course {course}: its commit key kept changing while run {run_id} fenced it; "
+                        "nothing was deleted; check `python -m etl status`, then re-run")
 
 
 def reraise(claim, exc):
@@ -294,7 +322,7 @@ def verb(fn):
 
 
 def record_failure(claim, exc):
-    """Move a claimed course to failed for ``exc`` and remove the run's fence; never mask ``exc``.
+    """Move a claimed course to failed for ``exc`` and release the run's fence; never mask ``exc``.
 
     Called once the run's own writes are undone, so S3 is as it was before the run.
     """
@@ -304,7 +332,7 @@ def record_failure(claim, exc):
         with client.unguarded():  # conditional on this claim's own record and fence: safe whatever the lease
             claim.move(FAILED, error=describe(exc))
             if claim.token:
-                marker.unfence(claim.cfg, claim.course, claim.token)
+                marker.release(claim.cfg, claim.course, claim.run_id, claim.epoch, claim.token, "failed")
     except ConcurrentRun:  # another runner has the course now: its record is not this run's to write
         claim.release()
     except Exception as err:  # S3 may be the thing that failed; the original error matters more

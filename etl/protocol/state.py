@@ -26,16 +26,20 @@ from etl.store import s3
 
 EXTRACTING, STAGED, PROMOTING, PROMOTED = "extracting", "staged", "promoting", "promoted"
 FAILED, ROLLING_BACK, ROLLED_BACK = "failed", "rolling_back", "rolled_back"
+IN_DOUBT = "in_doubt"  # the commit was sent and could not be read back: the commit key decides, on the next run
 IN_PROGRESS = {EXTRACTING, PROMOTING, ROLLING_BACK}
 TRANSITIONS = {
     None: {EXTRACTING, ROLLING_BACK},
     EXTRACTING: {STAGED, PROMOTING, FAILED},  # straight to promoting: the runner that staged it promotes it
     STAGED: {EXTRACTING, PROMOTING, ROLLING_BACK},
-    PROMOTING: {PROMOTED, FAILED},
-    PROMOTED: {ROLLING_BACK},
+    PROMOTING: {PROMOTED, FAILED, IN_DOUBT},
+    # A claim never starts over a commit (claims.claim refuses it): a record that says promoted while the commit
+    # key holds no commit is behind the key, and the course is extracted again.
+    PROMOTED: {ROLLING_BACK, EXTRACTING},
     FAILED: {EXTRACTING, ROLLING_BACK},
     ROLLING_BACK: {ROLLED_BACK, FAILED},
     ROLLED_BACK: {EXTRACTING, ROLLING_BACK},
+    IN_DOUBT: {EXTRACTING, PROMOTING, ROLLING_BACK},
 }
 # A runner that finds a course in progress under an expired lease takes it over:
 # it rolls the leftovers back, or finishes a promote of the same run.
@@ -141,7 +145,7 @@ def archive(cfg, course, run_id, record):
 
 def staged_run(course, record):
     """Return (run id, epoch) of the course's staged (or promoting) run from its record; refuse when there is none."""
-    if not record or record.get("state") not in (STAGED, PROMOTING):
+    if not record or record.get("state") not in (STAGED, PROMOTING, IN_DOUBT):
         current = record.get("state") if record else "never extracted"
         raise NotStaged(f"course {course} has no staged run ({current}); "
                         f"run `python -m etl extract {course}` first")

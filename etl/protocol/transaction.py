@@ -7,19 +7,34 @@ A verb drives a course through a ``Transaction``::
         tx.put(key, data)           # each key registered before its request is sent
         tx.commit(doc)              # the commit marker: the one place "committed" is decided
 
-Before the commit, any error (an interrupt included) deletes the transaction's
-own writes (keys of its epoch, which no other runner can name), calls ``drop``
-for what the caller staged earlier, records the course as failed and removes
-the fence; the error raised is that the course was lost, when it was. After
-the commit the course is committed whatever happens next.
+Before the commit request is sent, any error (an interrupt included) deletes
+the transaction's own writes (keys of its epoch, which no other runner can
+name), calls ``drop`` for what the caller staged earlier, records the course as
+failed and releases the fence; the error raised is that the course was lost,
+when it was.
+
+Once the commit request is sent the transaction is *in doubt* until the commit
+key is read back, and an in-doubt transaction is never undone:
+
+- the key holds this run's commit: committed (its answer was lost); finish;
+- it holds this run's fence: the commit has not landed; the fence is released
+  first (If-Match on it), so the request can never land later, then the
+  transaction is undone as before;
+- it holds anything else: another runner's; the course was lost, and nothing
+  of what is committed there is touched;
+- it cannot be read: every object stays, the course is recorded ``in_doubt``,
+  and ``InDoubt`` (exit 3) names the next step. The next run, on any machine,
+  reads the key and finishes or rolls forward from S3 alone.
+
+After the commit the course is committed whatever happens next.
 """
 
 import threading
 from contextlib import contextmanager
 
-from etl.model import logs
-from etl.model.errors import ConcurrentRun, describe
-from etl.protocol import claims, marker
+from etl.model import client, logs
+from etl.model.errors import ConcurrentRun, InDoubt, LeaseExpired, describe
+from etl.protocol import claims, marker, state
 from etl.protocol.cleanup import discard
 from etl.store import s3
 
@@ -33,6 +48,7 @@ class Transaction:
         self.layout = claim.layout
         self.written = []  # every key a request was sent for, registered before it was sent
         self.commit_doc = self.commit_etag = None
+        self.in_doubt = False  # the commit request was sent and its outcome is not known
         self._lock = threading.Lock()
 
     @classmethod
@@ -68,7 +84,9 @@ class Transaction:
             with self.claim.guarded():
                 yield self
         except BaseException as exc:
-            if self.commit_doc is None:
+            if isinstance(exc, InDoubt):
+                self._record_in_doubt(exc)
+            elif self.commit_doc is None:
                 self.undo(exc, drop)
             claims.reraise(self.claim, exc)
 
@@ -77,17 +95,66 @@ class Transaction:
         return self.commit_doc is not None
 
     def commit(self, doc):
-        """Replace this transaction's fence with the commit marker ``doc`` (If-Match); return (doc, ETag)."""
+        """Replace this transaction's fence with the commit marker ``doc`` (If-Match); return (doc, ETag).
+
+        The one place "committed" is decided. A commit whose answer is lost is
+        settled by reading the key back (``_settle``), never undone blindly.
+        """
         self.claim.check()
         try:
             self.commit_doc, self.commit_etag = marker.commit(self.cfg, self.course, self.run_id, self.claim.token,
                                                               doc)
+        except LeaseExpired as exc:  # the guard stopped a retry (or the first attempt): it may have landed
+            self._settle(exc)
         except ConcurrentRun as lost:
-            # Another runner claimed the course while this one was paused: what is in S3 is its now.
-            self.claim.lost = lost
-            self.claim.release()
+            # 412: another runner claimed the course while this one was paused: what is in S3 is its now.
+            self._lose(lost)
             raise
+        except BaseException as exc:
+            self._settle(exc)
         return self.commit_doc, self.commit_etag
+
+    def _settle(self, exc):
+        """Learn from the commit key whether the commit request that failed with ``exc`` landed; return if it did."""
+        self.in_doubt = True
+        try:
+            with client.unguarded():  # conditional on this run's own fence: safe whatever the lease
+                seen = marker.read(self.cfg, self.course)
+                if seen.etag == self.claim.token:  # still this run's fence: not landed; make sure it never will
+                    released = marker.release(self.cfg, self.course, self.run_id, self.epoch, self.claim.token,
+                                              "failed")
+                    seen = released or marker.read(self.cfg, self.course)  # or it landed just now
+        except Exception as err:
+            raise InDoubt(f"course {self.course}: run {self.run_id} sent its commit but cannot read "
+                          f"{self.layout.marker} back ({describe(err)}); nothing was deleted, and the course is "
+                          f"in doubt until a run reads that key: when S3 answers, re-run `python -m etl migrate "
+                          f"{self.course}`, which finishes or rolls it forward") from exc
+        self.in_doubt = False
+        if seen.holds == "commit" and seen.is_run(self.run_id, self.epoch):
+            self.commit_doc, self.commit_etag = seen.doc, seen.etag
+            logs.event("warning", self.course, "commit_confirmed", self.run_id, epoch=self.epoch, error=describe(exc),
+                       note="the commit's answer was lost; reading the commit key back shows it landed")
+            return
+        if seen.holds == marker.RELEASED and seen.is_run(self.run_id, self.epoch):
+            self.claim.token = None  # released: the undo has no fence left to release
+            raise exc
+        self._lose(ConcurrentRun(f"course {self.course}: run {self.run_id} sent its commit, and the commit key "
+                                 f"now holds another run's {seen.holds}; this run stops and changes nothing "
+                                 "of it; check `python -m etl status`"))
+        raise self.claim.lost from exc
+
+    def _lose(self, lost):
+        self.claim.lost = lost
+        self.claim.release()
+
+    def _record_in_doubt(self, exc):
+        """Move the course to in_doubt, so status says so and no lease keeps the next run waiting; never mask ``exc``."""
+        try:
+            with client.unguarded():
+                self.claim.move(state.IN_DOUBT, error=describe(exc))
+        except Exception as err:  # S3 is what failed: the record stays promoting until its lease runs out
+            logs.event("error", self.course, "status_write_failed", self.run_id, error=describe(err))
+            self.claim.release()
 
     def undo(self, exc, drop=None):
         """Delete this transaction's writes (and, with ``drop``, its staging), then record ``exc`` as the failure."""

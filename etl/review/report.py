@@ -61,8 +61,10 @@ def why_not_ready(course_id, current, record, problems):
     if current == state.STAGED:
         return "staged, not promoted", f"run `{resume}`"
     if current == "marker_missing":
-        return ("the status record says promoted but there is no commit marker",
-                f"run `python -m etl rollback {course_id} --force`, then `{again}`")
+        return ("the status record says promoted but the commit key holds no commit", f"run `{resume}`")
+    if current == state.IN_DOUBT:
+        return ("in doubt: a run sent its commit and could not read it back; every object was kept",
+                f"run `{resume}`, which reads the commit key and finishes")
     if current.endswith("_stale"):
         return f"left {current[:-6]} by a runner that stopped", f"run `{resume}`"
     return f"{current} by a runner at work on it now", "wait for it to finish, then run report again"

@@ -6,11 +6,14 @@ lets a runner that lost its lease commit over another's work. Such a store is
 refused, with no override: the guarantees are the product. The probe also
 learns what it can rely on for integrity: whether ETags are MD5s, whether the
 store refuses bytes that match neither their ``Content-MD5`` nor their SHA-256,
-whether it keeps SHA-256 checksums, whether the bucket is versioned and how it
-is encrypted.
+whether it keeps SHA-256 checksums, whether it honours ``If-Match`` on DELETE,
+whether the bucket is versioned and how it is encrypted. No guarantee rests on a
+conditional DELETE (the commit key is only ever replaced by conditional PUTs):
+where one is honoured it also keeps an object someone wrote over a tool key
+between a check and a delete, and the tool sends it only there.
 
 It runs once per endpoint and bucket in a process (the CLI, an API program,
-each Celery worker process), before that process's first claim, in at most ten
+each Celery worker process), before that process's first claim, in at most eleven
 requests on a scratch key under the state prefix, and leaves nothing behind:
 on a versioned bucket it deletes the versions it made by their ids.
 """
@@ -39,6 +42,7 @@ class Store:
     md5_etags: bool  # a plain put's ETag is the MD5 of its bytes
     checks_arrival: bool  # a put whose bytes match neither its Content-MD5 nor its SHA-256 is refused
     keeps_checksums: bool  # a put's SHA-256 checksum is kept and returned
+    conditional_delete: bool  # DeleteObject with a wrong If-Match is refused
     versioned: bool
     encryption: Optional[str]  # the put answer's x-amz-server-side-encryption, if any
 
@@ -46,7 +50,8 @@ class Store:
         """Return one line for the operator: what integrity checks rest on, on this store."""
         etags = "ETags are MD5s" if self.md5_etags else "ETags are opaque (not MD5s)"
         return (f"{etags}; damaged bytes {'refused' if self.checks_arrival else 'not refused'} on arrival; SHA-256 checksums "
-                f"{'kept' if self.keeps_checksums else 'not kept'}; versioning {'on' if self.versioned else 'off'}; "
+                f"{'kept' if self.keeps_checksums else 'not kept'}; If-Match on DELETE "
+                f"{'honoured' if self.conditional_delete else 'ignored'}; versioning {'on' if self.versioned else 'off'}; "
                 f"encryption {self.encryption or 'none'}")
 
 
@@ -151,7 +156,16 @@ def _probe(cfg):
             except ClientError:
                 pass  # completed (and refused above) or already gone
         etag = made["ETag"].strip('"')
+        try:  # last: a store that ignores the condition deletes the scratch object
+            gone = client.delete_object(Bucket=bucket, Key=first, IfMatch=WRONG_ETAG)
+            versions.append((first, gone.get("VersionId")))
+            conditional_delete = False
+        except ClientError as err:
+            if _status(err) not in (412, 501) and _code(err) not in ("PreconditionFailed", "NotImplemented"):
+                raise
+            conditional_delete = _status(err) == 412 or _code(err) == "PreconditionFailed"
         return Store(md5_etags=etag == hashlib.md5(body).hexdigest(), checks_arrival=checks_arrival,
+                     conditional_delete=conditional_delete,
                      keeps_checksums=made.get("ChecksumSHA256") == sha, versioned=bool(made.get("VersionId")),
                      encryption=made.get("ServerSideEncryption"))
     except (ClientError, BotoCoreError) as err:

@@ -16,7 +16,7 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, 
 
 from etl.model.client import content_md5
 from etl.model.errors import StorageError
-from etl.model.lease import s3_age
+from etl.model.lease import s3_age, s3_now
 from etl.store.pool import run_all
 from etl.store.preflight import no_credentials, partial_credentials
 from etl.store.probe import known
@@ -209,6 +209,26 @@ def list_objects(cfg, prefix):
                        "LastModified": obj.get("LastModified")}
 
 
+def list_aged(cfg, prefix):
+    """Return every object under ``prefix`` as ``list_objects`` does, each with its ``Age`` by S3's clock.
+
+    The age is the listing answer's ``Date`` minus the object's ``LastModified``,
+    both S3's: the host's clock is never read. An answer without a ``Date``
+    gives its objects no age (None).
+    """
+    paginator = cfg.s3.get_paginator("list_objects_v2")
+    found = []
+    with storage("ListObjectsV2", cfg, prefix):
+        for page in paginator.paginate(Bucket=cfg.bucket, Prefix=prefix):
+            now = s3_now(page)
+            for obj in page.get("Contents", []):
+                modified = obj.get("LastModified")
+                age = (now - modified).total_seconds() if now is not None and modified is not None else None
+                found.append({"Key": obj["Key"], "ETag": etag(obj["ETag"]), "Size": obj["Size"],
+                              "LastModified": modified, "Age": age})
+    return found
+
+
 def delete_many(cfg, keys):
     """Delete keys in batches of 1,000; raise naming the first key S3 would not delete.
 
@@ -238,13 +258,18 @@ def _delete_one(cfg, key):
 
 
 def delete_if_match(cfg, key, tag):
-    """Delete one object only if its ETag is still ``tag``; return False if it is already gone.
+    """Delete one object, only if its ETag is still ``tag`` where the store honours that; return False if gone.
 
-    A changed object raises PreconditionFailed: it is no longer what was checked.
+    A changed object raises PreconditionFailed: it is no longer what was
+    checked. The condition is sent only to a store the probe proved honours it;
+    no guarantee rests on it (the tool deletes only keys of epochs no other
+    runner writes), it only keeps an object someone wrote over such a key by hand.
     """
+    store = known(cfg)
+    condition = {"IfMatch": f'"{tag}"'} if store is None or store.conditional_delete else {}
     try:
         with storage("DeleteObject", cfg, key):
-            cfg.s3.delete_object(Bucket=cfg.bucket, Key=key, IfMatch=f'"{tag}"')
+            cfg.s3.delete_object(Bucket=cfg.bucket, Key=key, **condition)
     except StorageError as err:
         if _status(err.__cause__) == 404:
             return False

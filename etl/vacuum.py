@@ -1,7 +1,6 @@
 """Vacuum a course: delete the objects of dead epochs once they are older than a retention period."""
 
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta, timezone
 
 from etl.model import logs
 from etl.model.errors import UsageError
@@ -69,10 +68,10 @@ def vacuum(cfg, course_id, *, retain_days=RETAIN_DAYS, dry_run=False):
         kept[int(looked.record["staged_epoch"])] = "staged, awaiting promote"
     for epoch in receipts.registered_epochs(cfg, course):
         kept[epoch] = f"registered in Open edX (undo: {receipts.how_to_undo(course)})"
-    cutoff = datetime.now(timezone.utc) - timedelta(days=retain_days)
-    listed = [o for prefix in (layout.staging_root, layout.live_root) for o in s3.list_objects(cfg, prefix)]
-    young = {o["Key"] for o in listed if o.get("LastModified") and o["LastModified"] > cutoff}
-    old = [o for o in listed if o["Key"] not in young]
+    # Ages by S3's clock (the listing's Date minus LastModified): a host whose clock runs fast deletes nothing early.
+    retain = retain_days * 86400
+    listed = [o for prefix in (layout.staging_root, layout.live_root) for o in s3.list_aged(cfg, prefix)]
+    old = [o for o in listed if retain == 0 or (o["Age"] is not None and o["Age"] >= retain)]
     dead = lambda epoch: epoch is not None and epoch < below and epoch not in kept  # noqa: E731
     found, _ = remove_tool_objects(cfg, course, "", dry_run=dry_run, listed=old, epochs=dead)
     result.epochs = sorted({layout.epoch_of(k) for k in found})

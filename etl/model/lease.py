@@ -40,6 +40,15 @@ class LeaseClock:
         self.ahead += seconds
 
 
+def s3_now(response):
+    """Return the time an S3 answer was sent, by S3's own clock (its ``Date`` header), or None."""
+    try:
+        date = parsedate_to_datetime(response["ResponseMetadata"]["HTTPHeaders"]["date"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    return date if date.tzinfo else date.replace(tzinfo=timezone.utc)
+
+
 def s3_age(response):
     """Return a GET answer's object age in seconds by S3's own clock (``Date`` minus ``Last-Modified``), or None."""
     try:

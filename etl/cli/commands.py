@@ -63,7 +63,8 @@ SETTINGS = [
     Setting("staging_prefix", None, "key prefix of staging runs (ETL_STAGING_PREFIX, default staging)."),
     Setting("live_prefix", None, "key prefix that Phase II reads (ETL_LIVE_PREFIX, default video-transcripts)."),
     Setting("state_prefix", None, "key prefix of the status table (ETL_STATE_PREFIX, default _etl)."),
-    Setting("manifest_dir", "manifests", "folder for local manifest copies and reports; '' keeps none."),
+    Setting("manifest_dir", None, "folder for local manifest copies and reports (ETL_MANIFEST_DIR, default "
+            "manifests); '' keeps no local copies."),
     Setting("s3_concurrency", 16, "parallel S3 requests."),
     Setting("max_reads_per_second", 0, "cap on contentstore queries per second across the process; 0 for none."),
     Setting("quiet", False, "log only warnings and errors, and show no progress bar."),

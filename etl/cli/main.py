@@ -72,7 +72,7 @@ def _config(settings, inject):
     inject = dict(inject)
     contentstore = inject.pop("contentstore", None)
     flags = {k: v for k, v in settings.items() if k in ENV_BACKED}
-    cfg = config_from_env(flags, manifest_dir=settings["manifest_dir"] or None, s3_concurrency=settings["s3_concurrency"],
+    cfg = config_from_env(flags, manifest_dir=settings["manifest_dir"], s3_concurrency=settings["s3_concurrency"],
                           progress=False if settings["quiet"] else None,
                           modulestore_db=settings["modulestore_db"],
                           max_reads_per_second=settings["max_reads_per_second"], **inject)

@@ -197,5 +197,7 @@ def config_from_env(overrides=None, environ=None, **settings):
         settings.setdefault("reconnect", connect)
     known = {f.name for f in fields(Config)}
     kwargs = {k: v for k, v in values.items() if v}
+    if settings.get("manifest_dir") is None and environ.get("ETL_MANIFEST_DIR") is not None:
+        settings["manifest_dir"] = environ["ETL_MANIFEST_DIR"]  # '' keeps no local copies, as on the command line
     kwargs.update({k: v for k, v in settings.items() if k in known and v is not None})
     return Config(contentstore=contentstore, **kwargs)

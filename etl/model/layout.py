@@ -5,6 +5,7 @@ old-style course id never adds a key level and ``unquote`` gives the id back.
 A segment that would read ``.`` or ``..`` has its dots encoded as ``%2E``.
 """
 
+import hashlib
 import re
 import secrets
 import unicodedata
@@ -85,6 +86,19 @@ def quote_segment(text):
     if quoted in (".", ".."):
         quoted = quoted.replace(".", "%2E")
     return quoted
+
+
+def local_name(segment, limit=120):
+    """Return a file name for a key segment that fits any file system: at most ``limit`` bytes.
+
+    A segment is ASCII (``quote_segment``); a longer one (a course id of
+    many non-Latin letters, say) keeps a readable prefix and ends in a hash of
+    the whole, so two ids never share a name.
+    """
+    if len(segment) <= limit:
+        return segment
+    digest = hashlib.sha256(segment.encode()).hexdigest()[:16]
+    return f"{segment[:limit - 17]}-{digest}"
 
 
 def check_asset_name(course, name):

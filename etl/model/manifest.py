@@ -9,6 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from etl.model.errors import ReconcileError
+from etl.model.layout import local_name
 
 
 SCHEMA = pa.schema([
@@ -89,10 +90,14 @@ def checksum(data):
 
 
 def save_local(cfg, course, run_id, data):
-    """Keep a local copy under ``cfg.manifest_dir``; return its path, or None when disabled."""
+    """Keep a local copy under ``cfg.manifest_dir``; return its path, or None when disabled ('').
+
+    The copy is at ``{manifest_dir}/{bucket}/{course}/{run_id}.parquet``, so two
+    buckets' manifests never mix, with the course's folder name bounded in bytes.
+    """
     if not cfg.manifest_dir:
         return None
-    folder = os.path.join(cfg.manifest_dir, course.segment)
+    folder = os.path.join(cfg.manifest_dir, cfg.bucket, local_name(course.segment))
     os.makedirs(folder, exist_ok=True)
     path = os.path.join(folder, f"{run_id}.parquet")
     with open(path, "wb") as fh:

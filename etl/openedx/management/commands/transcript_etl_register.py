@@ -17,7 +17,7 @@ class Command(BaseCommand):
         parser.add_argument("--undo", action="store_true", help="remove exactly the rows the receipts list")
 
     def handle(self, *args, **options):
-        cfg = config_from_env(manifest_dir=None, progress=False)  # the same ETL_* environment as the tool
+        cfg = config_from_env(manifest_dir="", progress=False)  # the same ETL_* environment as the tool
         failed = []
         for course_id in options["courses"]:
             try:

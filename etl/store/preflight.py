@@ -43,12 +43,36 @@ def check_bucket(cfg):
             raise UsageError(f"bucket {_where(cfg)} does not exist; check --bucket (ETL_BUCKET) and "
                              "--s3-endpoint-url, or create the bucket first") from None
         if status in (401, 403):
-            raise UsageError(f"access to bucket {_where(cfg)} was denied; check the AWS credentials and their "
-                             "IAM policy (s3:ListBucket on the bucket)") from None
+            raise _denied(cfg) from None
         raise UsageError(f"bucket {_where(cfg)} answered {status}; check --bucket and --s3-endpoint-url") from None
     except BotoCoreError as err:
         raise UsageError(f"cannot reach the S3 endpoint for {_where(cfg)}: {type(err).__name__}; check "
                          "--s3-endpoint-url (ETL_S3_ENDPOINT_URL) and the network") from None
+
+
+BAD_CREDENTIALS = {
+    "InvalidAccessKeyId": "the access key id is not known to the store",
+    "SignatureDoesNotMatch": "the secret access key does not match the access key id",
+    "ExpiredToken": "the session token has expired",
+    "InvalidToken": "the session token is not valid",
+}
+
+
+def _denied(cfg):
+    """Tell bad credentials from a missing permission: a HEAD answers 403 alone, a listing names the error code."""
+    try:
+        cfg.s3.list_objects_v2(Bucket=cfg.bucket, MaxKeys=1, Prefix=f"{cfg.state_prefix}/")
+        code = "AccessDenied"  # the listing is allowed where the HEAD was not: still a permission
+    except ClientError as err:
+        code = err.response.get("Error", {}).get("Code", "AccessDenied")
+    except BotoCoreError:
+        code = "AccessDenied"
+    if code in BAD_CREDENTIALS:
+        return UsageError(f"the AWS credentials were refused by {_where(cfg)} ({code}: {BAD_CREDENTIALS[code]}); "
+                          "check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE); retrying will not help")
+    return UsageError(f"access to bucket {_where(cfg)} was denied ({code}): the credentials are valid but lack a "
+                      "permission; check their IAM policy (s3:ListBucket on the bucket, and the object actions "
+                      "on the three prefixes)")
 
 
 def check_contentstore(cfg):

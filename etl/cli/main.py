@@ -20,6 +20,7 @@ import pandas as pd
 from etl.cli import memory
 from etl.cli.commands import ENV_BACKED, Frame
 from etl.cli.front import HelpWanted, help_text, parse
+from etl.cli.paths import check_local_paths
 from etl.model import logs, redact
 from etl.model.config import config_from_env
 from etl.model.errors import EtlError
@@ -68,11 +69,22 @@ def emit(cmd, result, fmt, log_format="text"):
     return code
 
 
-def _config(settings, inject):
+def _needs_contentstore(parsed):
+    """Tell whether the command will read the contentstore: ``diff A B`` of two manifests does not."""
+    if parsed.cmd.name == "diff":
+        return len(parsed.args) == 1 or bool(parsed.values.get("all"))
+    return parsed.cmd.contentstore
+
+
+def _config(settings, inject, contentstore_needed=True):
     inject = dict(inject)
     contentstore = inject.pop("contentstore", None)
     flags = {k: v for k, v in settings.items() if k in ENV_BACKED}
-    cfg = config_from_env(flags, manifest_dir=settings["manifest_dir"], s3_concurrency=settings["s3_concurrency"],
+    environ = None
+    if not contentstore_needed:  # connect only when the command reads the database: no wait for nothing
+        flags["mongo_uri"] = None
+        environ = {k: v for k, v in os.environ.items() if k != "ETL_MONGO_URI"}
+    cfg = config_from_env(flags, environ, manifest_dir=settings["manifest_dir"], s3_concurrency=settings["s3_concurrency"],
                           progress=False if settings["quiet"] else None,
                           modulestore_db=settings["modulestore_db"],
                           max_reads_per_second=settings["max_reads_per_second"], **inject)
@@ -86,9 +98,11 @@ def run(argv, inject):
     parsed = parse(argv)
     cmd, values, settings = parsed.cmd, parsed.values, parsed.settings
     logs.setup(settings["log_format"], settings["quiet"], settings["debug"])
-    if cmd.s3 or cmd.contentstore:
-        cfg = _config(settings, inject)
-        preflight(cfg, write=cmd.writes and not values.get("dry_run", False), contentstore=cmd.contentstore)
+    check_local_paths(cmd, values, settings)  # before any request: a path found unwritable mid-course fails it
+    needed = _needs_contentstore(parsed)
+    if cmd.s3 or needed:
+        cfg = _config(settings, inject, needed)
+        preflight(cfg, write=cmd.writes and not values.get("dry_run", False), contentstore=needed)
     else:
         cfg = None
     with logs.around_progress():
@@ -105,6 +119,7 @@ def main(argv=None, **inject):
     if argv in (["--version"], ["-V"]):  # as aws, rclone, celery and alembic accept it
         argv = ["version"]
     batch = bool(argv) and argv[0] == "migrate"
+    plan = batch and "--dry-run" in argv
     celery = batch and any(a in ("--engine=celery", "celery") for a in argv)
     try:
         try:
@@ -127,7 +142,8 @@ def main(argv=None, **inject):
             partial = f"{stop.partial}; " if getattr(stop, "partial", None) else ""
             print(logs.final_line(
                 "the queued courses carry on in the Celery workers; re-run the same command to "
-                "attach to them or resume them (see `python -m etl report` or `status`)" if celery else
+                "attach to them or resume them (see `python -m etl report` or `status`)" if celery and not plan else
+                "the plan was stopped before it finished; nothing was written; re-run it" if plan else
                 f"courses already running were finished or rolled back, no new one started; {partial}"
                 "re-run the same command to resume (see `python -m etl status`)" if batch else
                 "the course was rolled back where possible (see `python -m etl status`)", 130, log_format,

@@ -11,6 +11,7 @@ from etl.model.errors import Conflict, UsageError
 from etl.model.layout import Layout, new_run_id, parse_course_id
 from etl.protocol import claims, state
 from etl.protocol.cleanup import remove_tool_objects
+from etl.protocol.known import refuse_unknown
 from etl.protocol.transaction import Transaction
 from etl.source import contentstore
 from etl.store import pool, s3
@@ -79,6 +80,7 @@ def extract_course(cfg, course_id, looked=None, hold=False):
         claims.refuse_promoted(cfg, course, looked.seen)
     assets = contentstore.find_transcripts(cfg, course)
     if not looked.record and not assets and not contentstore.course_known(cfg, course):
+        refuse_unknown(cfg, [course_id])  # names the closest id
         raise unknown_course(cfg, course)
     run_id = new_run_id()
     for asset in assets:  # refuse names that cannot become keys before anything is written

@@ -10,6 +10,7 @@ from etl.model import logs
 from etl.model.errors import Conflict, Refused, Registered
 from etl.model.layout import Layout, new_run_id, parse_course_id
 from etl.protocol import claims, marker, receipts, state
+from etl.protocol.known import refuse_unknown
 from etl.protocol.cleanup import remove_tool_objects
 from etl.store import pool, probe, s3, versions
 
@@ -101,6 +102,7 @@ def rollback(cfg, course_id, *, force=False, dry_run=False, purge_versions=False
         return RollbackResult(str(course), None, 0, committed, kept_live + kept_staged, True, live + staged)
     if looked.record is None and looked.seen.doc is None and looked.seen.legacy is None and not any(
             next(iter(s3.list_objects(cfg, prefix)), None) for prefix in (layout.live_root, layout.staging_root)):
+        refuse_unknown(cfg, [course_id])  # a typo during an incident is not "nothing to roll back"
         return RollbackResult(str(course), None, 0, False)  # never touched: nothing to record either
     run_id = new_run_id()
     claim = claims.claim(cfg, course, run_id, state.ROLLING_BACK, looked, uncommit=force)

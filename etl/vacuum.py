@@ -7,6 +7,7 @@ from etl.model.errors import UsageError
 from etl.model.layout import Layout, parse_course_id
 from etl.protocol import claims, receipts, state
 from etl.protocol.cleanup import remove_tool_objects
+from etl.protocol.known import refuse_unknown
 from etl.store import s3
 
 
@@ -59,6 +60,8 @@ def vacuum(cfg, course_id, *, retain_days=RETAIN_DAYS, dry_run=False):
     course = parse_course_id(course_id)
     layout = Layout(cfg, course)
     looked = claims.look(cfg, course)
+    if looked.record is None:
+        refuse_unknown(cfg, [course_id])
     result = VacuumResult(str(course), dry_run=dry_run)
     below = state.epoch_of(looked.record)
     kept = result.kept
@@ -66,6 +69,13 @@ def vacuum(cfg, course_id, *, retain_days=RETAIN_DAYS, dry_run=False):
         kept[looked.seen.committed_epoch] = "committed"
     if looked.state in (state.STAGED, state.PROMOTING) and looked.record.get("staged_epoch"):
         kept[int(looked.record["staged_epoch"])] = "staged, awaiting promote"
+    if looked.state in state.IN_PROGRESS or looked.state in (state.FAILED, state.IN_DOUBT):
+        # The latest claim's own epoch is never dead: its run may be at work, and if it stopped, the next
+        # claim (migrate, or rollback) removes what it left, as the delete rule allows.
+        alive = state.lease_alive(looked.record, cfg.clock)
+        kept.setdefault(below, f"{looked.state} by run {looked.record.get('run_id')}"
+                        + (", at work now" if alive else f"; `python -m etl migrate {course}` or "
+                           f"`python -m etl rollback {course}` removes what it left"))
     for epoch in receipts.registered_epochs(cfg, course):
         kept[epoch] = f"registered in Open edX (undo: {receipts.how_to_undo(course)})"
     # Ages by S3's clock (the listing's Date minus LastModified): a host whose clock runs fast deletes nothing early.

@@ -35,7 +35,9 @@ def test_a_typo_of_a_course_id_is_an_unknown_course_everywhere(cfg):
     typo = real.replace("Course1", "Cuorse1")
     code, out, err = cli(cfg, "migrate", real)
     assert code == 0, err
-    for argv in (["migrate", typo], ["migrate", typo, "--dry-run"], ["verify", typo], ["status", typo]):
+    for argv in (["migrate", typo], ["migrate", typo, "--dry-run"], ["verify", typo], ["status", typo],
+                 ["rollback", typo, "--force"], ["rollback", typo, "--dry-run"], ["history", typo], ["vacuum", typo],
+                 ["extract", typo]):
         code, out, err = cli(cfg, *argv)
         last = err.strip().splitlines()[-1]
         assert code == 2 and out == "" and "Traceback" not in err, (argv, out, err)

@@ -44,7 +44,7 @@ def refuse_unknown(cfg, course_ids):
         return
     candidates = table_ids(cfg) + (all_courses(cfg)[0] if cfg.contentstore is not None else [])
     where = ("neither the modulestore, the contentstore nor the status table has it" if cfg.contentstore is not None
-             else "the status table has no record of it (give --mongo-uri to look in the contentstore too)")
+             else "the status table has no record of it, so the tool has never worked on it")
     err = unknown(missing[0], candidates, where)
     if len(missing) > 1:
         err = UsageError(f"{err} ({len(missing) - 1} more unknown: {', '.join(missing[1:4])}"

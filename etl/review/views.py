@@ -5,10 +5,11 @@ from urllib.parse import unquote
 
 import pandas as pd
 
+from etl.model.errors import UsageError
 from etl.model.layout import Layout, parse_course_id
 from etl.protocol import marker
 from etl.protocol.known import refuse_unknown
-from etl.protocol.state import effective_state, read, read_record
+from etl.protocol.state import IN_PROGRESS, TRANSITIONS, effective_state, read, read_record
 from etl.store import pool, s3
 
 
@@ -41,6 +42,8 @@ def history(cfg, course_id):
     entries = [e for doc, _ in old if doc for e in doc.get("history", [doc] if "event" in doc else [])]
     entries += (record or {}).get("history") or []
     known = set(HISTORY_COLUMNS) - {"details"}
+    if record is None and not entries:
+        refuse_unknown(cfg, [course_id])  # known but never migrated: an empty log says so
     rows = [{**{c: e.get(c) for c in known},
              "details": json.dumps({k: v for k, v in e.items() if k not in known}, sort_keys=True)
              if set(e) - known else None} for e in sorted(entries, key=lambda e: e["at"])]
@@ -50,7 +53,7 @@ def history(cfg, course_id):
     return df
 
 
-def status(cfg, course_id=None):
+def status(cfg, course_id=None, *, state=""):
     """Show the migration status table, one row per course.
 
     The commit marker decides "promoted": a course whose record lags its marker
@@ -58,7 +61,11 @@ def status(cfg, course_id=None):
 
     Args:
         course_id: only this course.
+        state: only courses in this state (failed, in_doubt, promoted, extracting_stale, marker_missing, ...).
     """
+    states = sorted(set(TRANSITIONS) - {None} | {f"{s}_stale" for s in IN_PROGRESS} | {"marker_missing"})
+    if state and state not in states:
+        raise UsageError(f"--state {state!r} is not a state; choose one of {', '.join(states)}")
     if course_id is not None:
         keys = [Layout(cfg, parse_course_id(course_id)).record]
         if s3.head(cfg, keys[0]) is None:
@@ -79,4 +86,4 @@ def status(cfg, course_id=None):
     df = pd.DataFrame(rows, columns=COLUMNS).sort_values("course_id", ignore_index=True)
     for column in ("transcripts", "bytes", "pid"):
         df[column] = pd.to_numeric(df[column]).astype("Int64")
-    return df
+    return df[df["state"] == state].reset_index(drop=True) if state else df

@@ -3,7 +3,7 @@
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
-from etl.batch.summary import Interrupted, finish_row, log_row, outcome_row, partial
+from etl.batch.summary import WAITING, Interrupted, finish_row, log_row, outcome_row, partial
 from etl.model import logs
 from etl.model.layout import parse_course_id
 from etl.model.progress import bar
@@ -41,14 +41,22 @@ def wait_for_held(cfg, rows, workers, work):
     if not held:
         return rows
     done = [r for r in rows if r["outcome"] != "claimed"]
+    ids = [r["course_id"] for r in held]
     logs.event("info", "*", "waiting_for_held", courses=len(held),
                note="another runner holds them; this batch finishes them if it stops")
     give_up = time.monotonic() + 2 * cfg.lease_seconds + 60
-    while held and time.monotonic() < give_up:
-        time.sleep(HELD_POLL_SECONDS)
-        again = on_threads(cfg, [r["course_id"] for r in held], workers, work, bar_label="held courses")
-        done += [r for r in again if r["outcome"] != "claimed"]
-        held = [r for r in again if r["outcome"] == "claimed"]
+    WAITING.update(ids)
+    try:
+        while held and time.monotonic() < give_up:
+            time.sleep(HELD_POLL_SECONDS)
+            again = on_threads(cfg, [r["course_id"] for r in held], workers, work, bar_label="held courses")
+            done += [r for r in again if r["outcome"] != "claimed"]
+            held = [r for r in again if r["outcome"] == "claimed"]
+    finally:
+        WAITING.difference_update(ids)
+    for row in held:
+        log_row(dict(row, error=f"still held after {round(2 * cfg.lease_seconds + 60)} s: {row.get('error')}"))
+    logs.event("info", "*", "waited_for_held", courses=len(ids), finished=len(ids) - len(held), still_held=len(held))
     return done + held
 
 

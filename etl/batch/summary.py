@@ -9,7 +9,9 @@ from etl.model import logs
 from etl.model.errors import BatchFailed
 
 
-OUTCOMES = ["promoted", "skipped", "failed", "claimed", "conflict", "migrate", "queued", "unresolved"]
+OUTCOMES = ["promoted", "skipped", "failed", "claimed", "conflict", "refused", "in_doubt", "migrate", "queued",
+            "unresolved"]
+WAITING = set()  # courses a batch is polling while another runner holds them: their "still held" rows are DEBUG
 COLUMNS = ["course_id", "outcome", "transcripts", "bytes", "parse_problems", "attempts", "seconds", "run_id",
            "ready", "error"]
 
@@ -43,9 +45,9 @@ class Summary:
         else 5 if any is not verified; else 0."""
         if not self.ok:
             return 4
-        if not self.dry_run and self.count("refused"):
+        if self.count("refused"):  # a plan's exit code predicts the run's
             return 2
-        if not self.dry_run and (self.count("claimed") or self.count("conflict") or self.count("in_doubt")):
+        if self.count("claimed") or self.count("conflict") or self.count("in_doubt"):
             return 3
         if not self.dry_run and len(self.not_ready):
             return 5
@@ -54,6 +56,10 @@ class Summary:
     @property
     def failure(self):
         """Return the one line that explains a non-zero exit code, or None."""
+        if self.dry_run and self.exit_code:
+            return (f"the plan predicts exit {self.exit_code} for the run: {self.count('failed')} would fail, "
+                    f"{self.count('refused')} refused, {self.count('conflict')} in conflict, {self.count('claimed')} "
+                    "held by another runner; nothing was written")
         if not self.ok:
             return (f"{self.count('failed')} of {len(self.courses)} courses failed; fix the causes above, "
                     "then re-run the same command to resume")
@@ -169,6 +175,8 @@ def finish_row(row, started):
 def log_row(row):
     """Log one course's outcome as the batch's line for it; return the row."""
     level = "warning" if row["outcome"] in ("failed", "conflict", "refused", "in_doubt") else "info"
+    if row["outcome"] == "claimed" and row["course_id"] in WAITING:
+        level = "debug"  # one line when the wait starts and one when it ends, not one per poll
     logs.event(level, row["course_id"], f"course_{row['outcome']}", row.get("run_id"),
                **{k: row.get(k) for k in ("transcripts", "bytes", "attempts", "seconds", "error")})
     return row

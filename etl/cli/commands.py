@@ -163,7 +163,7 @@ class Frame:
             return json.dumps(df.to_dict("records"), indent=1, default=str)
         if self.df.empty:
             return self.empty
-        return df.fillna("").to_string(index=False, max_colwidth=80)  # a terminal's width; csv and json keep all
+        return df.fillna("").to_string(index=False)  # whole cells: a cut next step is no step at all
 
 
 # The commands: the verbs themselves where their signature is the command line, else a thin function.

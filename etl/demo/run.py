@@ -12,6 +12,7 @@ from etl import extract, promote, verify
 from etl.demo.sample import DEMO_COURSE, load_demo_course
 from etl.model.config import Config
 from etl.model.errors import AlreadyPromoted
+from etl.protocol.marker import committed
 from etl.review.views import status
 
 
@@ -44,9 +45,13 @@ def demo_contentstore():
 
 def run():
     """Run the demo and print what happened and where the files went."""
+    import tempfile
+
     server, endpoint = start_s3()
+    local = tempfile.mkdtemp(prefix="etl-demo-")  # nothing real is touched: not even ./manifests/
     try:
-        cfg = Config(bucket="demo-transcripts", s3_endpoint_url=endpoint, contentstore=demo_contentstore())
+        cfg = Config(bucket="demo-transcripts", s3_endpoint_url=endpoint, contentstore=demo_contentstore(),
+                     manifest_dir=local)
         cfg.s3.create_bucket(Bucket=cfg.bucket)
         print(f"local S3 endpoint {endpoint}, bucket {cfg.bucket}; sample course {DEMO_COURSE}\n")
         e = extract(cfg, DEMO_COURSE)
@@ -67,7 +72,10 @@ def run():
         for page in cfg.s3.get_paginator("list_objects_v2").paginate(Bucket=cfg.bucket):
             for obj in page.get("Contents", []):
                 print(f"  {obj['Size']:>8}  {obj['Key']}")
-        print(f"\nlocal manifest copy: {e.local_manifest}")
+        print(f"\nlocal manifest copy, in a temporary folder: {e.local_manifest}")
+        epoch = committed(cfg, DEMO_COURSE)["epoch"]
+        print(f"(the live copies are under e{epoch}: extract staged epoch e{epoch - 1}, and promote's own claim "
+              "took the next epoch, as every claim does)")
         if not v.ok:
             raise SystemExit(5)
     finally:

@@ -13,7 +13,7 @@ EXIT_CODES = {
     0: "done",
     1: "unexpected error (a bug: re-run with --debug)",
     2: "usage or configuration error, nothing done",
-    3: "refused to protect data, nothing changed",
+    3: "refused or stopped to protect data, nothing published (in doubt: re-run once S3 answers)",
     4: "failed and rolled back",
     5: "not verified",
     130: "interrupted",

@@ -48,6 +48,7 @@ class Claim:
         self.layout = Layout(cfg, course)
         self.record, self.etag = record, etag
         self.token = None  # the ETag of this run's fence at the commit key, once installed
+        self.released = False  # True once this run replaced its fence with a release
         self.lost = None
         self.owned = False  # True once this runner's own conditional write has landed
         self.notes = []  # events to append to the history with the next move
@@ -331,7 +332,7 @@ def record_failure(claim, exc):
     try:
         with client.unguarded():  # conditional on this claim's own record and fence: safe whatever the lease
             claim.move(FAILED, error=describe(exc))
-            if claim.token:
+            if claim.token and not claim.released:
                 marker.release(claim.cfg, claim.course, claim.run_id, claim.epoch, claim.token, "failed")
     except ConcurrentRun:  # another runner has the course now: its record is not this run's to write
         claim.release()

@@ -136,7 +136,7 @@ class Transaction:
                        note="the commit's answer was lost; reading the commit key back shows it landed")
             return
         if seen.holds == marker.RELEASED and seen.is_run(self.run_id, self.epoch):
-            self.claim.token = None  # released: the undo has no fence left to release
+            self.claim.released = True  # the undo has no fence left to release
             raise exc
         self._lose(ConcurrentRun(f"course {self.course}: run {self.run_id} sent its commit, and the commit key "
                                  f"now holds another run's {seen.holds}; this run stops and changes nothing "

@@ -81,7 +81,8 @@ def handoff(cfg, course_id, storage_location=""):
                 r["file_format"], r["_error"] = None, "the live object is missing or differs from the manifest"
     df = pd.DataFrame(rows, columns=COLUMNS)
     df["status"] = [_status(r) for r in rows]
-    meta = {"course_id": str(course), "epoch": epoch, "run_id": commit.get("run_id"),
+    meta = {"course_id": str(course), "epoch": epoch, "run_id": commit.get("run_id"), "videos": len(videos),
+            "transcripts": len(assets),
             "manifest_key": key, "manifest_sha256": sha256,
             "storage_location": storage_location or "", "created_at": iso(now()), "tool_version": __version__}
     _write(cfg, course, layout.handoff, df, meta)
@@ -146,6 +147,11 @@ def read(cfg, course):
 def summary(df):
     """Return one line for a course's hand-off: its rows by status."""
     counts = df["status"].value_counts()
-    said = ", ".join(f"{int(counts[s])} {s}" for s in STATUSES if s in counts) or "no transcripts"
+    said = ", ".join(f"{int(counts[s])} {s}" for s in STATUSES if s in counts)
+    if not said:  # say which is missing: the transcripts, or the video blocks that would name them
+        said = (f"no video blocks name its {df.attrs['transcripts']} committed transcripts"
+                if df.attrs.get("transcripts") else "no transcripts committed")
+        if df.attrs.get("transcripts") and df.attrs.get("videos"):
+            said = f"its {df.attrs['videos']} video blocks name none of its {df.attrs['transcripts']} transcripts"
     return f"{df.attrs.get('course_id')}: epoch {df.attrs.get('epoch')}, {len(df)} rows: {said}"
 

@@ -123,6 +123,8 @@ def test_a_pool_process_killed_mid_course_has_its_course_redelivered(cfg, conten
     rows = list(tasks.collect(results, progress=_Count()))
     assert {r["outcome"] for r in rows} == {"promoted"}, rows
     assert_promoted_exactly_once(cfg, contentstore, ids)
+    killed = [line for line in workers[0].lines if "SIGKILL" in line]  # billiard's own line, in the tool's format
+    assert killed and all(line.startswith("20") and " source=" in line for line in killed), killed
 
 
 def test_a_whole_worker_killed_has_its_course_redelivered_to_another(cfg, contentstore, broker, queue, workers,
@@ -221,6 +223,12 @@ def test_a_worker_for_another_target_refuses_and_writes_nothing(make_cfg, conten
     told = [line for line in worker.lines if "not to the enqueuer's target" in line]
     assert told and "Traceback" not in "\n".join(worker.lines)  # an expected refusal: one line, no traceback
     assert all(line.startswith("20") and " source=celery message=" in line for line in told), told
+    from etl.batch.tasks import task_rows  # what --no-wait's operator reads back from the result backend
+
+    rows = task_rows(cfg, ids)
+    assert [r["outcome"] for r in rows] == ["refused", "refused"] and all(
+        r["task"] == "failure" and "not to the enqueuer's target" in r["error"] for r in rows), rows
+    assert task_rows(cfg, ["course-v1:Never+Sent+2026"])[0]["task"] == "unknown"
 
 
 def test_no_secret_ever_enters_redis(cfg, contentstore, broker, queue, workers, monkeypatch):

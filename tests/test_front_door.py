@@ -47,6 +47,7 @@ CASES = {
     "worker": ([], ["--concurency", "3"], ["--concurrency", "0"], ["extra"]),
     "vacuum": ([COURSE], ["--retain-dyas", "0"], ["--retain-days", "-1"], ["--all"]),
     "handoff": ([COURSE], ["--storage-locaton", "x"], ["--all=yes"], ["--all"]),
+    "tasks": ([COURSE], ["--courss", "ids.txt"], ["--format", "yaml"], ["--format"]),
 }
 
 

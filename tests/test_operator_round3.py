@@ -97,8 +97,23 @@ def test_vacuum_names_a_stopped_run_s_epoch_and_the_command_that_removes_it(cfg)
     assert cli(cfg, "extract", course)[0] == 0
     layout = Layout(cfg, parse_course_id(course))
     record = json.loads(cfg.s3.get_object(Bucket=cfg.bucket, Key=layout.record)["Body"].read())
-    record.update(state=state.EXTRACTING, lease_seconds=300, holder={"host": "gone-host", "pid": 1})
+    record.update(state=state.EXTRACTING, lease_seconds=0, holder={"host": "gone-host", "pid": 1})  # expired
     cfg.s3.put_object(Bucket=cfg.bucket, Key=layout.record, Body=json.dumps(record).encode())
     code, out, err = cli(cfg, "vacuum", course, "--retain-days", "0")
     assert code == 0, err
-    assert f"e{record['epoch']} (extracting by run {record['run_id']}" in out, out
+    assert f"e{record['epoch']}:extracting by run {record['run_id']}; `python -m etl migrate {course}`" in out, out
+
+
+def test_the_plan_costs_what_the_run_then_sends(make_cfg, contentstore):
+    from tests.batch import build_course
+
+    ids = [build_course(contentstore, f"course-v1:Cost+C{i}+R", n=n) for i, n in enumerate([1, 3, 8])]
+    cfg = make_cfg(manifest_dir="")
+    plan = etl.migrate(cfg, ids, workers=1, dry_run=True)
+    assert plan.cost["bytes"] == plan.bytes > 0 and plan.cost["seconds"] > 0
+    assert f"cost: about {plan.cost['requests']} S3 requests" in plan.text()
+    sent = []
+    for client in (cfg.s3, cfg.lease_s3):
+        client.meta.events.register("after-call.s3.*", lambda **_: sent.append(1))
+    assert etl.migrate(cfg, ids, workers=1).count("promoted") == 3
+    assert plan.cost["requests"] == len(sent)  # the README's formula, and the store probe once

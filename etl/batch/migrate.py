@@ -12,13 +12,13 @@ import pandas as pd
 
 from etl.batch.engines import on_celery, on_threads, wait_for_held
 from etl.batch.plan import plan_one
-from etl.batch.summary import COLUMNS, Summary
+from etl.batch.summary import COLUMNS, Summary, estimate
 from etl.batch.unit import migrate_course
 from etl.model import logs
 from etl.model.errors import UsageError
 from etl.protocol.known import refuse_unknown
 from etl.source.discover import all_courses
-from etl.store import probe
+from etl.store import probe, s3
 
 
 def select(cfg, courses, modulestore_db=None):
@@ -32,6 +32,16 @@ def select(cfg, courses, modulestore_db=None):
         raise UsageError("no courses given; name course ids, or use --courses FILE or --all")
     refuse_unknown(cfg, ids)
     return ids, []
+
+
+def round_trip(cfg, tries=3):
+    """Return the median seconds of a few HEAD requests to the bucket: what one S3 request costs from here."""
+    times = []
+    for _ in range(tries):
+        started = time.monotonic()
+        s3.head(cfg, f"{cfg.state_prefix}/courses/")
+        times.append(time.monotonic() - started)
+    return sorted(times)[len(times) // 2]
 
 
 def migrate(cfg, courses, workers=4, dry_run=False, retries=1, modulestore_db=None, engine="threads", wait=True,
@@ -68,7 +78,8 @@ def migrate(cfg, courses, workers=4, dry_run=False, retries=1, modulestore_db=No
     df = pd.DataFrame(rows, columns=COLUMNS).sort_values("course_id", ignore_index=True)
     for column in ("transcripts", "bytes", "parse_problems", "attempts"):
         df[column] = pd.to_numeric(df[column]).astype("Int64")
-    summary = Summary(dry_run, df, unresolved, time.monotonic() - started)
+    summary = Summary(dry_run, df, unresolved, time.monotonic() - started,
+                      estimate(rows, workers, cfg.s3_concurrency, round_trip(cfg)) if dry_run else {})
     logs.event("info", "*", "batch_done" if not dry_run else "plan_done",
                **{k: v for k, v in summary.to_dict().items() if k not in ("rows", "unresolved")})
     return summary

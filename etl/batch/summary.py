@@ -11,6 +11,7 @@ from etl.model.errors import BatchFailed
 
 OUTCOMES = ["promoted", "skipped", "failed", "claimed", "conflict", "refused", "in_doubt", "migrate", "queued",
             "unresolved"]
+FIXED_REQUESTS, PER_TRANSCRIPT, CHAINED, PROBE_REQUESTS = 13, 2, 9, 11  # README "Performance"; the plan test counts them
 WAITING = set()  # courses a batch is polling while another runner holds them: their "still held" rows are DEBUG
 COLUMNS = ["course_id", "outcome", "transcripts", "bytes", "parse_problems", "attempts", "seconds", "run_id",
            "ready", "error"]
@@ -24,6 +25,7 @@ class Summary:
     courses: pd.DataFrame
     unresolved: list = field(default_factory=list)
     seconds: float = 0.0
+    cost: dict = field(default_factory=dict)  # a plan's estimate: S3 requests, bytes, seconds (``estimate``)
 
     def count(self, outcome):
         return int((self.courses["outcome"] == outcome).sum()) if len(self.courses) else 0
@@ -109,7 +111,7 @@ class Summary:
         counts = {o: self.count(o) for o in OUTCOMES if o != "unresolved"}
         return {"dry_run": self.dry_run, "courses": len(self.courses), **counts,
                 "unresolved": self.unresolved, "transcripts": self.transcripts, "bytes": self.bytes,
-                "seconds": round(self.seconds, 3),
+                "seconds": round(self.seconds, 3), **({"cost": self.cost} if self.cost else {}),
                 "transcripts_per_second": round(self.transcripts / self.seconds, 1) if self.seconds else None,
                 "rows": self.courses.astype(object).where(self.courses.notna(), None).to_dict("records")}
 
@@ -120,6 +122,14 @@ class Summary:
             lines.append(f"plan for {len(self.courses)} courses (dry run: nothing was written):")
             lines.append(f"  to migrate: {self.count('migrate')} courses, {self.transcripts} transcripts, "
                          f"{self.bytes} bytes, {int(self.courses['parse_problems'].fillna(0).sum())} parse problems")
+            if self.cost:
+                c = self.cost
+                lines.append(f"  cost: about {c['requests']} S3 requests ({FIXED_REQUESTS} per course, "
+                             f"{PER_TRANSCRIPT} per transcript, {PROBE_REQUESTS} for the store probe) and "
+                             f"{c['bytes']} bytes read and put (copied again inside S3); at least {c['seconds']} s "
+                             f"at --workers {c['workers']} and --s3-concurrency {c['s3_concurrency']}, from a "
+                             f"round trip of {c['round_trip_ms']} ms to S3 measured now (contentstore reads not "
+                             "counted)")
             lines.append(f"  to skip (already promoted): {self.count('skipped')}")
             lines.append(f"  in conflict (live objects without a marker): {self.count('conflict')}")
             lines.append(f"  held by another runner: {self.count('claimed')}")
@@ -135,8 +145,9 @@ class Summary:
                          + (f", {self.count('in_doubt')} in doubt" if self.count("in_doubt") else ""))
             lines.append(f"  {self.transcripts} transcripts, {self.bytes} bytes, {rate} transcripts/s")
             if self.count("queued"):
-                lines.append(f"  {self.count('queued')} courses queued for the Celery workers; follow them with "
-                             "`python -m etl report` or `status`, or re-run this command without --no-wait")
+                lines.append(f"  {self.count('queued')} courses queued for the Celery workers; `python -m etl tasks` "
+                             "with the same courses shows what the workers did and refused, and why; or re-run "
+                             "this command without --no-wait")
         for outcome in ("failed", "refused", "conflict", "in_doubt", "claimed"):
             for row in self.courses[self.courses["outcome"] == outcome].itertuples():
                 lines.append(f"  {outcome}: {row.course_id}: {row.error}")
@@ -146,6 +157,22 @@ class Summary:
         for entry in self.unresolved:
             lines.append(f"  unresolved: {entry['what']}: {entry['reason']}")
         return "\n".join(lines)
+
+
+def estimate(rows, workers, s3_concurrency, round_trip):
+    """Return a plan's cost from the README's formula: requests, bytes, and a lower bound on the time.
+
+    Each course waits for its chained requests one after another, and puts and
+    copies its transcripts ``s3_concurrency`` at a time; ``workers`` courses run
+    at once. ``round_trip`` is seconds per S3 request, measured by the caller.
+    """
+    todo = [r for r in rows if r["outcome"] == "migrate"]
+    transcripts = [int(r.get("transcripts") or 0) for r in todo]
+    requests = sum(FIXED_REQUESTS + PER_TRANSCRIPT * n for n in transcripts) + (PROBE_REQUESTS if todo else 0)
+    per_course = [(CHAINED + PER_TRANSCRIPT * -(-n // s3_concurrency)) * round_trip for n in transcripts]
+    return {"requests": requests, "bytes": sum(int(r.get("bytes") or 0) for r in todo),
+            "seconds": round(sum(per_course) / workers, 1), "workers": workers, "s3_concurrency": s3_concurrency,
+            "round_trip_ms": round(round_trip * 1000, 1)}
 
 
 class Interrupted(KeyboardInterrupt):
@@ -158,8 +185,8 @@ class Interrupted(KeyboardInterrupt):
 
 def partial(rows, total):
     counts = {o: sum(1 for r in rows if r["outcome"] == o) for o in ("promoted", "skipped", "failed", "claimed",
-                                                                     "conflict", "refused", "in_doubt")}
-    said = ", ".join(f"{n} {o}" for o, n in counts.items() if n) or "none finished"
+                                                                     "conflict", "refused", "in_doubt", "migrate")}
+    said = ", ".join(f"{n} {'to migrate' if o == 'migrate' else o}" for o, n in counts.items() if n) or "none finished"
     return f"before the stop: {said}; {total - len(rows)} of {total} courses left undone"
 
 

@@ -91,9 +91,16 @@ def configure(cfg):
 @signals.after_setup_logger.connect
 @signals.after_setup_task_logger.connect
 def _one_log_format(logger, **_):
-    """Write Celery's own lines in the tool's format, so a worker's log is one format to grep."""
-    for handler in logger.handlers:
-        handler.setFormatter(logs.OtherFormatter(logs.FORMAT))
+    """Write Celery's own lines in the tool's format, so a worker's log is one format to grep.
+
+    The pool's own logger (billiard's ``multiprocessing``, which says when a
+    pool process was killed) does not propagate to the root: it is set too.
+    """
+    from billiard.util import get_logger as pool_logger
+
+    for each in (logger, pool_logger()):
+        for handler in each.handlers:
+            handler.setFormatter(logs.OtherFormatter(logs.FORMAT))
 
 
 @signals.worker_process_init.connect
@@ -239,6 +246,34 @@ def collect(results, progress, patience=120):
                                    f"({type(exc).__name__}); the queued courses are safe; re-run the same "
                                    "command to attach to them") from None
             time.sleep(1)
+
+
+def task_rows(cfg, ids):
+    """Return, for each course, its task as the result backend has it: state, and outcome or why it was refused.
+
+    The tasks of a batch sent with ``--no-wait`` are read back by their ids
+    (``task_id``: this Config's target and the course), so an operator sees what
+    the workers did and refused, and why, without waiting on the batch.
+    """
+    check_broker()
+    target = target_of(cfg)
+    backend, rows = app.backend, []
+    for start in range(0, len(ids), STATE_BATCH):
+        chunk = ids[start:start + STATE_BATCH]
+        values = backend.mget([backend.get_key_for_task(task_id(target, c)) for c in chunk])
+        for course_id, value in zip(chunk, values):
+            meta = backend.decode_result(value) if value else {"status": "UNKNOWN"}
+            status = meta.get("status")
+            row = {"course_id": course_id, "task": status.lower() if status != QUEUED else "queued",
+                   "outcome": None, "error": None}
+            if status in ("SUCCESS", "FAILURE"):
+                done = row_of(course_id, meta)
+                refused = status == "FAILURE" and "not to the enqueuer's target" in (done.get("error") or "")
+                row.update(outcome="refused" if refused else done.get("outcome"), error=done.get("error"))
+            elif status == "UNKNOWN":
+                row["error"] = f"no task for this course and target ({target}) in the result backend"
+            rows.append(row)
+    return rows
 
 
 def row_of(course_id, meta):

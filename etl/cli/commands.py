@@ -23,7 +23,7 @@ from etl.handoff import COLUMNS as HANDOFF_COLUMNS
 from etl.handoff import handoff as hand_off
 from etl.handoff import summary as handoff_summary
 from etl.model.errors import NotCommitted, UsageError
-from etl.model.layout import new_run_id
+from etl.model.layout import new_run_id, parse_course_id
 from etl.promote import promote
 from etl.protocol.known import table_ids
 from etl.reconcile import reconcile
@@ -318,6 +318,26 @@ def worker(cfg, *, concurrency=2, queues=""):
     queues = queues or tasks.app.conf.task_default_queue
     tasks.app.worker_main(["worker", f"--concurrency={concurrency}", f"--queues={queues}", "--pool=prefork",
                            "--prefetch-multiplier=1", "--loglevel=INFO"])
+
+
+@command(contentstore=False, formats=TABLE, empty="no course ids given")
+def tasks(cfg, *course, courses=""):
+    """Show each course's Celery task from the result backend: queued, started, waiting, or done, and what a worker refused and why.
+
+    Args:
+        course: course ids, as given to migrate --engine celery --no-wait.
+        courses: a file of course ids, one per line; '#' starts a comment.
+    """
+    from etl.batch import tasks as celery_tasks  # Celery is the [celery] extra
+
+    chosen = list(course) + (read_course_file(courses) if courses else [])
+    if not chosen:
+        raise UsageError("tasks: no courses given; name course ids, or use --courses FILE")
+    rows = celery_tasks.task_rows(cfg, [str(parse_course_id(c)) for c in chosen])
+    df = pd.DataFrame(rows, columns=["course_id", "task", "outcome", "error"])
+    bad = df["outcome"].isin(["refused", "failed"]).any()
+    return Frame(df, "", 4 if bad else 0, f"{int(df['outcome'].isin(['refused', 'failed']).sum())} of {len(df)} "
+                 "courses were refused or failed on the workers; see why above" if bad else None)
 
 
 @command(contentstore=False, s3=False)

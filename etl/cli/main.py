@@ -143,7 +143,8 @@ def main(argv=None, **inject):
             print(logs.final_line(
                 "the queued courses carry on in the Celery workers; re-run the same command to "
                 "attach to them or resume them (see `python -m etl report` or `status`)" if celery and not plan else
-                "the plan was stopped before it finished; nothing was written; re-run it" if plan else
+                f"the plan was stopped before it finished; nothing was written; {partial}re-run it for the whole "
+                "plan" if plan else
                 f"courses already running were finished or rolled back, no new one started; {partial}"
                 "re-run the same command to resume (see `python -m etl status`)" if batch else
                 "the course was rolled back where possible (see `python -m etl status`)", 130, log_format,

@@ -95,14 +95,16 @@ def rollback(cfg, course_id, *, force=False, dry_run=False, purge_versions=False
                          f"{', '.join(f'e{e}' for e in sorted(registered))} through edx-val; nothing was deleted; "
                          f"undo the registration first (`{receipts.how_to_undo(course)}`), then roll back")
     upto = lambda epoch: epoch is not None and epoch <= looked.epoch  # noqa: E731 (every epoch it read)
+    untouched = looked.record is None and looked.seen.doc is None and looked.seen.legacy is None and not any(
+        next(iter(s3.list_objects(cfg, prefix)), None) for prefix in (layout.live_root, layout.staging_root))
+    if untouched:
+        refuse_unknown(cfg, [course_id])  # a typo during an incident is not "nothing to roll back"
     if dry_run:
         (live, kept_live), (staged, kept_staged) = pool.together(
             lambda: remove_tool_objects(cfg, course, layout.live_root, dry_run=True, epochs=upto),
             lambda: remove_tool_objects(cfg, course, layout.staging_root, dry_run=True, epochs=upto))
         return RollbackResult(str(course), None, 0, committed, kept_live + kept_staged, True, live + staged)
-    if looked.record is None and looked.seen.doc is None and looked.seen.legacy is None and not any(
-            next(iter(s3.list_objects(cfg, prefix)), None) for prefix in (layout.live_root, layout.staging_root)):
-        refuse_unknown(cfg, [course_id])  # a typo during an incident is not "nothing to roll back"
+    if untouched:
         return RollbackResult(str(course), None, 0, False)  # never touched: nothing to record either
     run_id = new_run_id()
     claim = claims.claim(cfg, course, run_id, state.ROLLING_BACK, looked, uncommit=force)

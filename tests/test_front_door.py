@@ -145,7 +145,8 @@ def test_a_database_without_a_contentstore_is_refused_up_front(front):
 
 def test_an_unknown_course_is_refused_before_anything_is_written(front, cfg):
     code, _, err, unchanged = front("extract", "course-v1:edX+DemoX+2042_T1")
-    assert code == 2 and unchanged and "course-v1:edX+DemoX+2042_T1 is unknown" in err and "--modulestore-db" in err
+    assert code == 2 and unchanged and "unknown course course-v1:edX+DemoX+2042_T1" in err and "--modulestore-db" in err
+    assert "did you mean course-v1:edX+DemoX+2024_T1?" in err
     typo = "course-v1:edX+DemoX+2042_T1"  # of course-v1:edX+DemoX+2024_T1, which the fixture staged
     for args in (["migrate", typo], ["migrate", typo, "--dry-run"], ["verify", typo], ["status", typo]):
         code, out, err, unchanged = front(*args)
@@ -211,8 +212,8 @@ def test_rollback_dry_run_lists_exactly_what_would_go_and_changes_nothing(front,
     code, out, _, unchanged = front("rollback", COURSE, "--dry-run")  # without --force: listed, not refused
     assert code == 0 and unchanged and out.startswith(f"rollback {COURSE} (dry run, nothing changed) would replace "
                                                       "the commit with a release first (--force)")
-    code, out, _, unchanged = front("rollback", "course-v1:Never+Touched+2026")
-    assert code == 0 and unchanged and "nothing to roll back" in out
+    code, out, err, unchanged = front("rollback", "course-v1:Never+Touched+2026")
+    assert code == 2 and unchanged and "unknown course course-v1:Never+Touched+2026" in err
 
 
 def cli(*args, env=None, stdout=subprocess.PIPE):

@@ -47,7 +47,16 @@ def assert_committed_and_whole(cfg, db, course_id):
 
 @pytest.mark.parametrize("course_id", [NEW, OLD])
 def test_a_commit_that_landed_but_whose_answer_and_retries_were_lost_is_committed_not_undone(
-        make_cfg, contentstore, s3_endpoint, course_id, caplog):
+        make_cfg, contentstore, s3_endpoint, course_id):
+    import logging
+
+    said = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = lambda record: said.append(record.getMessage())
+    logger = logging.getLogger("etl")
+    level = logger.level
+    logger.addHandler(handler)  # whatever an earlier CLI run in this process set up
+    logger.setLevel(logging.WARNING)
     build_course(contentstore, course_id, n=3)
     with FaultProxy(s3_endpoint) as proxy:
         proxy.reset("PUT", "/_COMMIT.json", after_forward=True, times=1, body_contains=COMMIT)  # landed, unheard
@@ -56,7 +65,9 @@ def test_a_commit_that_landed_but_whose_answer_and_retries_were_lost_is_committe
                               retries=0)
         assert proxy.injected["reset_after"] == 1 and proxy.injected["503"] >= 2  # every retry refused
     assert outcome(summary)[0] == "promoted", summary.text()
-    assert "event=commit_confirmed" in caplog.text
+    logger.removeHandler(handler)
+    logger.setLevel(level)
+    assert any("event=commit_confirmed" in line for line in said), said
     cfg = make_cfg()
     assert_committed_and_whole(cfg, contentstore, course_id)
     assert_finished_by_rerun(cfg, contentstore, course_id)

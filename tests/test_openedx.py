@@ -173,6 +173,8 @@ def test_a_course_not_committed_and_a_stale_hand_off_are_refused(val, contentsto
     ok, _, err = manage(val, monkeypatch, "course-v1:Not+Yet+2026", "--commit")
     assert not ok and "not committed" in err
     demo(val, contentstore)
+    ok, _, err = manage(val, monkeypatch, DEMO_ID.replace("DemoX", "DemX"), "--commit")  # a typo
+    assert not ok and f"not committed (did you mean {DEMO_ID}?)" in err
     etl.rollback(val, DEMO_ID, force=True)
     etl.migrate(val, [DEMO_ID])  # a new epoch: the hand-off names the old one
     ok, _, err = manage(val, monkeypatch, DEMO_ID, "--commit")

@@ -58,6 +58,9 @@ def test_rollback_never_deletes_objects_the_tool_did_not_write(cfg, contentstore
 
 
 def test_rollback_of_a_course_never_migrated_writes_nothing(cfg, contentstore):
+    fill(contentstore)  # known to the contentstore, never migrated
     result = etl.rollback(cfg, COURSE)
     assert result.deleted == 0 and result.run_id is None
     assert listing(cfg) == {}  # no status record, no event, no fence: nothing for a course the tool never touched
+    with pytest.raises(etl.UsageError, match="did you mean"):  # a typo is refused, not "nothing to roll back"
+        etl.rollback(cfg, COURSE.replace("DemoX", "DemX"), force=True)

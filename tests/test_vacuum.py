@@ -47,4 +47,5 @@ def test_vacuum_never_touches_a_staged_run_or_an_epoch_it_did_not_read(cfg, cont
     s3.put(cfg, layout.live_key(2, "in-flight.srt"), b"x", metadata=s3.tool_metadata(course, claim.run_id))
     before = listing(cfg)
     result = etl.vacuum(cfg, COURSE, retain_days=0)
-    assert result.deleted == 0 and listing(cfg) == before and result.kept == {1: "staged, awaiting promote"}
+    assert result.deleted == 0 and listing(cfg) == before
+    assert result.kept == {1: "staged, awaiting promote", 2: f"promoting by run {claim.run_id}, at work now"}

@@ -19,7 +19,7 @@ from etl.handoff import MAX_NAME, commit_identity, read as read_handoff, storage
 from etl.model.errors import NotCommitted, Refused, UsageError
 from etl.model.layout import parse_course_id
 from etl.protocol import marker, receipts
-from etl.protocol.known import refuse_unknown
+from etl.protocol.known import closest, refuse_unknown, table_ids
 from etl.protocol.state import iso, now
 from etl.store import pool, s3
 
@@ -50,9 +50,11 @@ def plan(cfg, course_id):
     (seen, (df, meta)) = pool.together(lambda: marker.read(cfg, course), lambda: read_handoff(cfg, course))
     commit = seen.commit
     if commit is None:
-        refuse_unknown(cfg, [course_id])  # a misspelled id says so, with the closest one
-        raise NotCommitted(f"course {course} is not committed; nothing was registered; run `python -m etl migrate "
-                           f"{course}`, then `python -m etl handoff {course}`")
+        if cfg.contentstore is not None:  # with the modulestore at hand, a misspelled id is told apart
+            refuse_unknown(cfg, [course_id])
+        hint = closest(str(course), table_ids(cfg))  # else the closest id the status table has, if any is close
+        raise NotCommitted(f"course {course} is not committed{hint}; nothing was registered; run `python -m etl "
+                           f"migrate {course}`, then `python -m etl handoff {course}`")
     if df is None:
         raise UsageError(f"course {course} has no hand-off; nothing was registered; run `python -m etl handoff "
                          f"{course}` first")

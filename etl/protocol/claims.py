@@ -277,9 +277,9 @@ def _fence(claim, seen, uncommit):
             return marker.fence(cfg, course, run_id, claim.epoch, seen, uncommit=uncommit)
         except s3.PreconditionFailed:
             pass
-        claim.release()
         seen = marker.read(cfg, course)
         if seen.committed:  # committed after we looked: hand our record back to the commit
+            claim.release()
             claim.lost = ConcurrentRun(f"course {course}: its commit marker changed while run {run_id} started; "
                                        "nothing was deleted; check `python -m etl status`, then re-run")
             repair_promoted(cfg, course, seen, held=(claim.record, claim.etag))
@@ -287,12 +287,14 @@ def _fence(claim, seen, uncommit):
                 refuse_promoted(cfg, course, seen)
             raise claim.lost
         if seen.foreign or (seen.epoch is not None and seen.epoch >= claim.epoch):
+            claim.release()
             claim.lost = ConcurrentRun(f"course {course}: another runner fenced it after run {run_id} looked "
                                        f"(the commit key holds {seen.holds} of epoch {seen.epoch}); this run stops "
                                        "and changes nothing; check `python -m etl status`")
             raise claim.lost
         claim.note("fence_replaced", epoch_replaced=seen.epoch, holds=seen.holds)
         uncommit = False
+    claim.release()
     raise ConcurrentRun(f"course {course}: its commit key kept changing while run {run_id} fenced it; "
                         "nothing was deleted; check `python -m etl status`, then re-run")
 

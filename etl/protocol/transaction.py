@@ -48,7 +48,6 @@ class Transaction:
         self.layout = claim.layout
         self.written = []  # every key a request was sent for, registered before it was sent
         self.commit_doc = self.commit_etag = None
-        self.in_doubt = False  # the commit request was sent and its outcome is not known
         self._lock = threading.Lock()
 
     @classmethod
@@ -116,7 +115,6 @@ class Transaction:
 
     def _settle(self, exc):
         """Learn from the commit key whether the commit request that failed with ``exc`` landed; return if it did."""
-        self.in_doubt = True
         try:
             with client.unguarded():  # conditional on this run's own fence: safe whatever the lease
                 seen = marker.read(self.cfg, self.course)
@@ -129,7 +127,6 @@ class Transaction:
                           f"{self.layout.marker} back ({describe(err)}); nothing was deleted, and the course is "
                           f"in doubt until a run reads that key: when S3 answers, re-run `python -m etl migrate "
                           f"{self.course}`, which finishes or rolls it forward") from exc
-        self.in_doubt = False
         if seen.holds == "commit" and seen.is_run(self.run_id, self.epoch):
             self.commit_doc, self.commit_etag = seen.doc, seen.etag
             logs.event("warning", self.course, "commit_confirmed", self.run_id, epoch=self.epoch, error=describe(exc),

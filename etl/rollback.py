@@ -10,8 +10,8 @@ from etl.model import logs
 from etl.model.errors import Conflict, Refused, Registered
 from etl.model.layout import Layout, new_run_id, parse_course_id
 from etl.protocol import claims, marker, receipts, state
-from etl.protocol.known import refuse_unknown
 from etl.protocol.cleanup import remove_tool_objects
+from etl.protocol.known import refuse_unknown
 from etl.store import pool, probe, s3, versions
 
 
@@ -30,6 +30,7 @@ class RollbackResult:
     noncurrent: int = 0  # versions a versioned bucket still keeps of the course's objects
     delete_markers: int = 0
     purged: int = 0  # noncurrent versions and delete markers deleted by --purge-versions
+    would_purge: list = field(default_factory=list)  # with --dry-run: "key@version" of each one it would delete
 
     def to_dict(self):
         return asdict(self)
@@ -40,6 +41,10 @@ class RollbackResult:
                      + ("replace the commit with a release first (--force), then " if self.was_promoted else "")
                      + f"delete {len(self.would_delete)} objects"]
             lines += [f"  {key}" for key in self.would_delete]
+            if self.would_purge:
+                lines.append(f"  and purge {len(self.would_purge)} noncurrent versions and delete markers the tool "
+                             "wrote (with those the deletions above leave):")
+                lines += [f"  {version}" for version in self.would_purge]
         elif self.run_id is None:
             lines = [f"nothing to roll back for {self.course_id}: the tool has written nothing for it"]
         else:
@@ -103,7 +108,10 @@ def rollback(cfg, course_id, *, force=False, dry_run=False, purge_versions=False
         (live, kept_live), (staged, kept_staged) = pool.together(
             lambda: remove_tool_objects(cfg, course, layout.live_root, dry_run=True, epochs=upto),
             lambda: remove_tool_objects(cfg, course, layout.staging_root, dry_run=True, epochs=upto))
-        return RollbackResult(str(course), None, 0, committed, kept_live + kept_staged, True, live + staged)
+        result = RollbackResult(str(course), None, 0, committed, kept_live + kept_staged, True, live + staged)
+        if purge_versions:
+            result.would_purge = versions.purge(cfg, course, [layout.staging_root, layout.live_root], dry_run=True)[0]
+        return result
     if untouched:
         return RollbackResult(str(course), None, 0, False)  # never touched: nothing to record either
     run_id = new_run_id()

@@ -109,3 +109,14 @@ def test_the_cli_hands_off_prints_a_summary_and_writes_every_row(cfg, contentsto
     assert code == 2 and "unknown" in err and f"did you mean {DEMO_ID}" in err and len(err.splitlines()) == 1
     code, out, err = run_cli(cfg, contentstore, capsys, tmp_path, "handoff", DEMO_ID, "--all")
     assert code == 2 and "--all is every course" in err
+
+
+def test_a_course_with_transcripts_but_no_video_blocks_says_so(cfg, contentstore):
+    from etl.handoff import summary
+
+    course_id = "course-v1:Hand+NoVideos+2026"
+    register_course(contentstore, course_id)
+    save_asset(contentstore, course_id, "subs_orphan.srt.sjson", sjson(cues(2)))
+    assert etl.migrate(cfg, [course_id]).exit_code == 0
+    df = etl.handoff(cfg, course_id)
+    assert len(df) == 0 and summary(df).endswith("0 rows: no video blocks name its 1 committed transcripts")

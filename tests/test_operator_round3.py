@@ -117,3 +117,47 @@ def test_the_plan_costs_what_the_run_then_sends(make_cfg, contentstore):
         client.meta.events.register("after-call.s3.*", lambda **_: sent.append(1))
     assert etl.migrate(cfg, ids, workers=1).count("promoted") == 3
     assert plan.cost["requests"] == len(sent)  # the README's formula, and the store probe once
+
+
+def test_a_wait_for_a_held_course_logs_once_when_it_starts_and_once_when_it_ends(make_cfg, contentstore,
+                                                                                  monkeypatch):
+    import logging
+    import threading
+
+    from etl.batch import engines
+    from etl.model.layout import new_run_id
+    from etl.protocol import claims
+    from tests.batch import build_course
+
+    monkeypatch.setattr(engines, "HELD_POLL_SECONDS", 0.02)
+    course = build_course(contentstore, "course-v1:Held+Wait+2026", n=2)
+    holder = claims.claim(make_cfg(), parse_course_id(course), new_run_id(), state.EXTRACTING)
+    holder.release()  # its heartbeat stops, as a frozen runner's does: the lease runs out by S3's clock only
+    cfg = make_cfg()
+    said, polled = [], threading.Event()
+
+    def keep(record):
+        said.append((record.levelname, record.getMessage()))
+        if sum(1 for level, m in said if level == "DEBUG" and "event=course_claimed" in m) >= 5:
+            polled.set()
+
+    handler = logging.Handler(logging.DEBUG)
+    handler.emit = keep
+    logger = logging.getLogger("etl")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    try:
+        batch = threading.Thread(target=lambda: said.append(("RESULT", etl.migrate(cfg, [course], workers=1))))
+        batch.start()
+        assert polled.wait(60), said[-5:]  # five polls, each a DEBUG line
+        cfg.clock.advance(cfg.lease_seconds + 1)  # the holder's lease runs out: the next poll takes the course
+        batch.join(60)
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    info = [m for level, m in said if level == "INFO"]
+    assert sum("event=course_claimed" in m for m in info) == 1  # the first look, before the wait
+    assert sum("event=waiting_for_held" in m for m in info) == 1
+    assert sum("event=waited_for_held" in m and "still_held=0" in m for m in info) == 1
+    assert said[-1][0] == "RESULT" and said[-1][1].count("promoted") == 1

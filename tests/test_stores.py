@@ -228,6 +228,12 @@ def test_a_versioned_bucket_says_what_rollback_leaves_and_purges_only_the_tool_s
     other = Layout(cfg, parse_course_id(ids[1]))
     kept = [v for p in (other.live_root, other.staging_root) for v in list_versions(cfg, p)]
     assert [(v["Key"], v["IsLatest"]) for v in kept] == [(other.marker, True)]  # the release, current
+    every = lambda: sorted((v["Key"], v["VersionId"]) for p in (layout.live_root, layout.staging_root)  # noqa: E731
+                           for v in list_versions(cfg, p))
+    before = every()
+    plan = etl.rollback(cfg, ids[0], purge_versions=True, dry_run=True)
+    assert plan.would_purge and every() == before and "and purge " in str(plan)
+    assert {v.split("@")[0] for v in plan.would_purge} <= {k for k, _ in before} - {foreign}
     again = etl.rollback(cfg, ids[0], purge_versions=True)
     left = list(list_versions(cfg, layout.live_root)) + list(list_versions(cfg, layout.staging_root))
     assert {v["Key"] for v in left} == {foreign, layout.marker} and len(left) == 3 and again.purged > 0

@@ -31,6 +31,8 @@ def check_local_paths(cmd, values, settings):
             raise UsageError(f"--manifest-dir {manifest_dir!r} cannot be written ({why}); nothing was done; give "
                              "a writable folder, or --manifest-dir '' to keep no local copies")
     output = values.get("output")
+    if cmd.name == "diff" and not output and (values.get("all") or values.get("format", "table") != "table"):
+        output = os.path.join(manifest_dir or "manifests", "reports", "")  # where the report goes by default
     if output and output != "-":
         folder = output if values.get("all") else (os.path.dirname(os.path.abspath(output)))
         why = _folder_writable(folder)

@@ -302,3 +302,17 @@ def test_vacuum_reads_ages_from_s3_s_clock_never_the_host_s(make_cfg, contentsto
     ahead.s3.meta.events.register("after-call.s3.ListObjectsV2", s3_says_eight_days_on)
     assert etl.vacuum(ahead, NEW).deleted == 1 and dead not in listing(cfg, layout.live_root)
     assert etl.verify(cfg, NEW).ok
+
+
+def test_a_course_id_too_long_for_any_s3_key_is_refused_with_exit_2_and_nothing_written(
+        make_cfg, contentstore, tmp_path, capsys):
+    from tests.helpers import run_cli
+
+    course_id = "course-v1:" + "字" * 240 + "+C+R"  # 254 characters edx-opaque-keys accepts: 2,174 bytes quoted
+    parse_course_id(course_id)
+    build_course(contentstore, NEW, n=1)  # a contentstore the preflight accepts
+    cfg = make_cfg()
+    for verb in (["extract", course_id], ["migrate", course_id], ["rollback", course_id, "--force"]):
+        code, out, err = run_cli(cfg, contentstore, capsys, tmp_path, *verb)
+        assert code == 2 and "over S3's 1024" in err and "internal error" not in err, (verb, err)
+    assert listing(cfg) == {}

@@ -150,6 +150,13 @@ class Layout:
         self.events = f"{cfg.state_prefix}/events/{seg}/"
         self.handoff = f"{cfg.state_prefix}/handoff/{seg}.parquet"  # what Open edX may register (etl.handoff)
         self.receipts = f"{cfg.state_prefix}/receipts/{seg}/"  # what it did register, one object per register
+        longest = max(len(k.encode()) for k in (self.live_manifest(999999), self.staging_manifest(999999),
+                                                f"{self.events}v0000000000-{'20260101T000000.000Z-' * 2}.json"))
+        if longest > MAX_KEY_BYTES:  # before anything is read or written: no key of the course could be
+            raise InvalidId(f"course {course}: its id is a {len(seg.encode())}-byte S3 key segment, which makes "
+                            f"keys of {longest} bytes, over S3's {MAX_KEY_BYTES}; the tool cannot migrate it under "
+                            "these prefixes; shorten --staging-prefix, --live-prefix and --state-prefix if they "
+                            "are long, or leave this course in the contentstore")
 
     def staging_epoch(self, epoch):
         """Return the prefix of the staging run an epoch wrote."""

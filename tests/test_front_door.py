@@ -302,3 +302,21 @@ def test_ctrl_c_in_a_batch_says_the_work_in_flight_finished_and_how_to_resume(cf
     assert "re-run the same command to resume" in err and "the course was rolled back" not in err
     final = err.strip().splitlines()[-1]
     assert "before the stop: " in final and " promoted" in final and f"of {n} courses left undone" in final
+
+
+def test_ctrl_c_in_a_plan_says_nothing_was_written_and_what_was_planned(cfg):
+    n = 30
+    proc = subprocess.Popen([sys.executable, "-m", "tests.children.cli", str(n), "0", "migrate", *batch_ids(n),
+                             "--dry-run", "--bucket", cfg.bucket, "--s3-endpoint-url", cfg.s3_endpoint_url,
+                             "--manifest-dir", "", "--workers", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, cwd=ROOT)
+    for line in proc.stderr:
+        if "event=course_migrate" in line:
+            break
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    final = err.strip().splitlines()[-1]
+    assert proc.returncode == 130 and "courses already running were finished" not in err
+    assert "the plan was stopped before it finished; nothing was written; before the stop: " in final, final
+    assert " to migrate" in final and f"of {n} courses left undone" in final
+    assert listing(cfg) == {}

@@ -161,3 +161,12 @@ def test_a_wait_for_a_held_course_logs_once_when_it_starts_and_once_when_it_ends
     assert sum("event=waiting_for_held" in m for m in info) == 1
     assert sum("event=waited_for_held" in m and "still_held=0" in m for m in info) == 1
     assert said[-1][0] == "RESULT" and said[-1][1].count("promoted") == 1
+
+
+def test_a_table_never_cuts_a_cell():
+    import pandas as pd
+
+    from etl.cli.commands import Frame
+
+    step = "run `python -m etl rollback course-v1:Some+Long+Course_Id_2026 --force`, then " + "x" * 120
+    assert step in Frame(pd.DataFrame({"course_id": ["c"], "next_step": [step]}), "").render("table")

@@ -31,7 +31,7 @@ from etl.review import reports
 from etl.review.diff import diff as course_diff
 from etl.review.report import report as readiness
 from etl.review.signoff import diff_all
-from etl.review.views import history, status
+from etl.review.views import check_state, history, status
 from etl.rollback import rollback
 from etl.source.discover import read_course_file
 from etl.vacuum import vacuum as vacuum_course
@@ -174,7 +174,8 @@ command(formats=TEXT)(reconcile)
 command(writes=True, formats=TEXT)(promote)
 command(formats=TEXT)(verify)
 command(writes=True, contentstore=False, formats=TEXT)(rollback)  # its purge_versions is --purge-versions
-command(contentstore=False, formats=TABLE, empty="no courses in the status table yet")(status)
+command(contentstore=False, formats=TABLE, empty="no courses in the status table yet",
+        check=lambda args, flags: check_state(flags.get("state", "")))(status)
 command(contentstore=False, formats=TABLE, empty="no events for this course yet")(history)
 
 

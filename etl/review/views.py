@@ -53,6 +53,15 @@ def history(cfg, course_id):
     return df
 
 
+STATES = sorted(set(TRANSITIONS) - {None} | {f"{s}_stale" for s in IN_PROGRESS} | {"marker_missing"})
+
+
+def check_state(state):
+    """Refuse a ``--state`` that is not one a course can be shown in."""
+    if state and state not in STATES:
+        raise UsageError(f"--state {state!r} is not a state; choose one of {', '.join(STATES)}")
+
+
 def status(cfg, course_id=None, *, state=""):
     """Show the migration status table, one row per course.
 
@@ -63,9 +72,7 @@ def status(cfg, course_id=None, *, state=""):
         course_id: only this course.
         state: only courses in this state (failed, in_doubt, promoted, extracting_stale, marker_missing, ...).
     """
-    states = sorted(set(TRANSITIONS) - {None} | {f"{s}_stale" for s in IN_PROGRESS} | {"marker_missing"})
-    if state and state not in states:
-        raise UsageError(f"--state {state!r} is not a state; choose one of {', '.join(states)}")
+    check_state(state)
     if course_id is not None:
         keys = [Layout(cfg, parse_course_id(course_id)).record]
         if s3.head(cfg, keys[0]) is None:

@@ -149,9 +149,9 @@ def summary(df):
     counts = df["status"].value_counts()
     said = ", ".join(f"{int(counts[s])} {s}" for s in STATUSES if s in counts)
     if not said:  # say which is missing: the transcripts, or the video blocks that would name them
-        said = (f"no video blocks name its {df.attrs['transcripts']} committed transcripts"
-                if df.attrs.get("transcripts") else "no transcripts committed")
-        if df.attrs.get("transcripts") and df.attrs.get("videos"):
-            said = f"its {df.attrs['videos']} video blocks name none of its {df.attrs['transcripts']} transcripts"
+        transcripts, videos = df.attrs.get("transcripts"), df.attrs.get("videos")
+        said = ("no transcripts committed" if not transcripts
+                else f"its {videos} video blocks name none of its {transcripts} transcripts" if videos
+                else f"no video blocks name its {transcripts} committed transcripts")
     return f"{df.attrs.get('course_id')}: epoch {df.attrs.get('epoch')}, {len(df)} rows: {said}"
 

@@ -336,9 +336,9 @@ def tasks(cfg, *course, courses=""):
         raise UsageError("tasks: no courses given; name course ids, or use --courses FILE")
     rows = celery_tasks.task_rows(cfg, [str(parse_course_id(c)) for c in chosen])
     df = pd.DataFrame(rows, columns=["course_id", "task", "outcome", "error"])
-    bad = df["outcome"].isin(["refused", "failed"]).any()
-    return Frame(df, "", 4 if bad else 0, f"{int(df['outcome'].isin(['refused', 'failed']).sum())} of {len(df)} "
-                 "courses were refused or failed on the workers; see why above" if bad else None)
+    bad = int(df["outcome"].isin(["refused", "failed"]).sum())
+    return Frame(df, "", 4 if bad else 0, f"{bad} of {len(df)} courses were refused or failed on the workers; "
+                 "see why above" if bad else None)
 
 
 @command(contentstore=False, s3=False)

@@ -3,6 +3,7 @@
 import os
 import tempfile
 
+from etl.model.config import manifest_dir as manifest_dir_of
 from etl.model.errors import UsageError
 
 MANIFEST_WRITERS = {"extract", "migrate"}
@@ -22,9 +23,7 @@ def _folder_writable(folder):
 def check_local_paths(cmd, values, settings):
     """Refuse (exit 2, naming the path) a manifest folder or output file the command could not write."""
     dry_run = values.get("dry_run", False)
-    manifest_dir = settings.get("manifest_dir")
-    if manifest_dir is None:
-        manifest_dir = os.environ.get("ETL_MANIFEST_DIR", "manifests")
+    manifest_dir = manifest_dir_of(settings.get("manifest_dir"))
     if cmd.name in MANIFEST_WRITERS and manifest_dir and not dry_run:
         why = _folder_writable(manifest_dir)
         if why:

@@ -165,6 +165,17 @@ class Config:
         return self.contentstore
 
 
+def manifest_dir(given=None, environ=None):
+    """Return the folder for local manifest copies: ``given`` if set, else ETL_MANIFEST_DIR, else manifests/.
+
+    '' (from either) keeps no local copies.
+    """
+    environ = os.environ if environ is None else environ
+    if given is not None:
+        return given
+    return environ.get("ETL_MANIFEST_DIR", Config.manifest_dir)
+
+
 def config_from_env(overrides=None, environ=None, **settings):
     """Build a Config from ``ETL_*`` variables; a non-None override wins over the environment."""
     environ = os.environ if environ is None else environ
@@ -197,7 +208,6 @@ def config_from_env(overrides=None, environ=None, **settings):
         settings.setdefault("reconnect", connect)
     known = {f.name for f in fields(Config)}
     kwargs = {k: v for k, v in values.items() if v}
-    if settings.get("manifest_dir") is None and environ.get("ETL_MANIFEST_DIR") is not None:
-        settings["manifest_dir"] = environ["ETL_MANIFEST_DIR"]  # '' keeps no local copies, as on the command line
+    settings["manifest_dir"] = manifest_dir(settings.get("manifest_dir"), environ)
     kwargs.update({k: v for k, v in settings.items() if k in known and v is not None})
     return Config(contentstore=contentstore, **kwargs)

@@ -1,11 +1,13 @@
-"""Hand a committed course over to Open edX: which transcripts edx-val can serve from the live copy, in place.
+"""Hand a committed course over to Open edX: which transcripts the LMS serves, from which live object.
 
 For each video block of the course, in both branches, and each language it
-offers, the asset edx-platform would serve (``etl.source.resolve``) is found in
-the committed epoch's manifest, and its live object is read back: its MD5 must
-be the manifest's, and its format is what its bytes parse as, never what its
-name says. The rows are written beside the course's state as Parquet, for the
-Open edX plugin (``etl.openedx``) to register; nothing else is written.
+offers, the asset the LMS would serve from the contentstore
+(``etl.source.resolve``) is found in the committed epoch's manifest, and its
+live object is read back: its MD5 must be the manifest's, and its bytes must
+parse as the format the LMS reads it as. The rows are written beside the
+course's state as Parquet, for the Open edX plugin (``etl.openedx``) to
+register; nothing else is written. Two deliberate departures from the LMS are
+flags, off by default, and each row taken through one says so (``difference``).
 """
 
 import hashlib
@@ -18,22 +20,18 @@ from etl._version import __version__
 from etl.model import manifest
 from etl.model.errors import NotCommitted, StorageError
 from etl.model.layout import Layout, parse_course_id
-from etl.protocol import marker
+from etl.protocol import marker, phase2
 from etl.protocol.known import refuse_unknown
 from etl.protocol.state import iso, now
 from etl.source import modulestore, resolve, transcripts
 from etl.store import pool, s3
 
-COLUMNS = ["course_id", "usage_key", "branch", "edx_video_id", "language", "asset_name", "live_key", "storage_name",
-           "file_format", "md5", "status"]
-STATUSES = ("ok", "no_edx_video_id", "asset_missing", "name_too_long", "parse_error")
-MAX_NAME = 255  # edx-val's VideoTranscript.transcript FileField: max_length 255
-def storage_name(live_key, location):
-    """Return ``live_key`` as a name in a storage rooted at ``location``, or None when it lies outside it."""
-    location = (location or "").strip("/")
-    if not location:
-        return live_key
-    return live_key[len(location) + 1:] if live_key.startswith(location + "/") else None
+COLUMNS = ["course_id", "usage_key", "branch", "edx_video_id", "language", "asset_name", "live_key", "file_format",
+           "md5", "status", "difference"]
+STATUSES = ("ok", "no_edx_video_id", "asset_missing", "not_served", "format_differs", "parse_error")
+# The departures: English from the file ``transcripts['en']`` names, which the LMS never reads; and a file
+# registered in the format its bytes parse as, where the LMS would read it as the other one and fail.
+ENGLISH_FROM_TRANSCRIPTS, AS_PARSED = "english_from_transcripts", "as_parsed"
 
 
 def commit_identity(cfg, course, commit):
@@ -42,17 +40,20 @@ def commit_identity(cfg, course, commit):
             commit.get("manifest_sha256") or "")
 
 
-def handoff(cfg, course_id, storage_location=""):
-    """Show which of a committed course's transcripts edx-val can serve in place, and write that hand-off.
+def handoff(cfg, course_id, english_from_transcripts=False, as_parsed=False):
+    """Show which of a committed course's transcripts the LMS serves, from which live object, and write it.
 
-    One row per (usage key, branch, language), with the asset edx-platform
-    would serve, its live key, its name under edx-val's storage ``location``
-    (``storage_location``), its format as parsed, its MD5 and a status: ok,
-    no_edx_video_id, asset_missing, name_too_long or parse_error. A course that
-    is not committed is refused. The rows go to ``{state}/handoff/{course}.parquet``.
+    One row per (usage key, branch, language), with the asset the LMS would
+    serve, its live key, its format, its MD5 and a status: ok, no_edx_video_id,
+    asset_missing, not_served (the LMS never reads the file the video names for
+    English), format_differs (the LMS would read the file as the other format
+    and fail) or parse_error. A course that is not committed is refused. The rows
+    go to ``{state}/handoff/{course}.parquet``.
 
     Args:
         course_id: course id, course-v1:ORG+COURSE+RUN or ORG/COURSE/RUN.
+        english_from_transcripts: serve English from the file ``transcripts['en']`` names when the LMS finds none.
+        as_parsed: take a file whose bytes parse as the other format in that format.
     """
     course = parse_course_id(course_id)
     cfg.require_contentstore()
@@ -69,38 +70,48 @@ def handoff(cfg, course_id, storage_location=""):
         raise StorageError(f"course {course}: its committed manifest {key} is missing; run `python -m etl verify "
                            f"{course}`")
     assets = manifest.from_bytes(data, key)[0].set_index("asset_name")
-    rows = [_row(course, video, language, claimed, assets, storage_location)
+    rows = [_row(course, video, language, claimed, assets, english_from_transcripts)
             for video in videos for language, claimed in resolve.languages(video.fields)]
     rows = [r for r in rows if r is not None]
     keys = sorted({r["live_key"] for r in rows if r["live_key"]})  # both branches, and reused videos, share objects
     found = dict(zip(keys, pool.run_all(cfg, lambda key: _read_back(cfg, key), keys)))
     for r in rows:
         if r["live_key"]:
-            digest, (r["file_format"], r["_error"]) = found[r["live_key"]]
+            digest, (r["_parsed"], r["_error"]) = found[r["live_key"]]
             if digest != r["md5"]:
-                r["file_format"], r["_error"] = None, "the live object is missing or differs from the manifest"
+                r["_parsed"], r["_error"] = None, "the live object is missing or differs from the manifest"
     df = pd.DataFrame(rows, columns=COLUMNS)
-    df["status"] = [_status(r) for r in rows]
+    df["status"] = [_status(r, as_parsed) for r in rows]
+    df["file_format"] = [r["_parsed"] if r["_parsed"] else r["file_format"] for r in rows]
+    df["difference"] = [_difference(r, s) for r, s in zip(rows, df["status"])]
     meta = {"course_id": str(course), "epoch": epoch, "run_id": commit.get("run_id"), "videos": len(videos),
-            "transcripts": len(assets),
-            "manifest_key": key, "manifest_sha256": sha256,
-            "storage_location": storage_location or "", "created_at": iso(now()), "tool_version": __version__}
+            "transcripts": len(assets), "manifest_key": key, "manifest_sha256": sha256,
+            ENGLISH_FROM_TRANSCRIPTS: str(bool(english_from_transcripts)), AS_PARSED: str(bool(as_parsed)),
+            "created_at": iso(now()), "tool_version": __version__}
     _write(cfg, course, layout.handoff, df, meta)
     df.attrs.update(meta)
+    ok = df[df["status"] == "ok"].drop_duplicates(["edx_video_id", "language"])
+    phase2.record(cfg, course, "handoff", {"epoch": int(epoch), "rows": len(df), "ok": len(ok),
+                                           "why": summary(df).split(": ", 1)[-1].split(" rows: ", 1)[-1]})
     return df
 
 
-def _row(course, video, language, claimed, assets, location):
+def _row(course, video, language, claimed, assets, english_from_transcripts):
     names = resolve.candidates(video.fields, language)
-    asset = next((n for n in names if n in assets.index), None)
-    if asset is None and not claimed:
+    found = next(((name, fmt) for name, fmt in names if name in assets.index), None)
+    named = resolve.named(video.fields).get(language) if language == resolve.DEFAULT_LANGUAGE else None
+    named = resolve.asset_name(named) if isinstance(named, str) else None
+    difference = ""
+    if found is None and named:  # a name the LMS never reads: served only with --english-from-transcripts
+        difference, found = ENGLISH_FROM_TRANSCRIPTS, ((named, resolve.SRT) if named in assets.index else None)
+    if found is None and not claimed and not named:
         return None  # English the video never named, with no asset behind it: nothing to serve, nothing missing
-    live_key = assets.loc[asset, "live_key"] if asset else None
+    asset, fmt = found or (named or (names[0][0] if names else None), None)
     return {"course_id": str(course), "usage_key": video.usage_key, "branch": video.branch,
             "edx_video_id": (video.fields.get("edx_video_id") or "").strip(), "language": language,
-            "asset_name": asset or (names[0] if names else None), "live_key": live_key,
-            "storage_name": storage_name(live_key, location) if live_key else None, "file_format": None,
-            "md5": assets.loc[asset, "md5"] if asset else None, "_error": None}
+            "asset_name": asset, "live_key": assets.loc[asset, "live_key"] if found else None, "file_format": fmt,
+            "md5": assets.loc[asset, "md5"] if found else None, "status": None,
+            "difference": difference, "_flag": english_from_transcripts, "_parsed": None, "_error": None}
 
 
 def _read_back(cfg, key):
@@ -111,16 +122,26 @@ def _read_back(cfg, key):
     return hashlib.md5(data).hexdigest(), transcripts.sniff(data)
 
 
-def _status(row):
+def _status(row, as_parsed):
     if not row["edx_video_id"]:
         return "no_edx_video_id"
     if not row["live_key"]:
         return "asset_missing"
-    if row["_error"] or not row["file_format"]:
+    if row["difference"] == ENGLISH_FROM_TRANSCRIPTS and not row["_flag"]:
+        return "not_served"
+    if row["_error"] or not row["_parsed"]:
         return "parse_error"
-    if not row["storage_name"] or len(row["storage_name"]) > MAX_NAME:
-        return "name_too_long"
+    if row["_parsed"] != row["file_format"] and not as_parsed:
+        return "format_differs"
     return "ok"
+
+
+def _difference(row, status):
+    """Return the departures from the LMS an ``ok`` row was taken through, comma-separated ('' for none)."""
+    if status != "ok":
+        return ""
+    said = [row["difference"]] if row["difference"] else []
+    return ",".join(said + ([AS_PARSED] if row["_parsed"] != row["file_format"] else []))
 
 
 def _write(cfg, course, key, df, meta):
@@ -146,6 +167,10 @@ def read(cfg, course):
 
 def summary(df):
     """Return one line for a course's hand-off: its rows by status."""
+    return f"{df.attrs.get('course_id')}: epoch {df.attrs.get('epoch')}, {len(df)} rows: {_said(df)}"
+
+
+def _said(df):
     counts = df["status"].value_counts()
     said = ", ".join(f"{int(counts[s])} {s}" for s in STATUSES if s in counts)
     if not said:  # say which is missing: the transcripts, or the video blocks that would name them
@@ -153,5 +178,4 @@ def summary(df):
         said = ("no transcripts committed" if not transcripts
                 else f"its {videos} video blocks name none of its {transcripts} transcripts" if videos
                 else f"no video blocks name its {transcripts} committed transcripts")
-    return f"{df.attrs.get('course_id')}: epoch {df.attrs.get('epoch')}, {len(df)} rows: {said}"
-
+    return said

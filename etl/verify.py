@@ -37,6 +37,7 @@ class VerifyResult:
     marker_count: int = None
     manifest_rows: int = None
     run_id: str = None
+    epoch: int = None  # the commit's, when committed
     problems: list = field(default_factory=list)
 
     def __getitem__(self, key):
@@ -118,6 +119,7 @@ def verify_course(cfg, course, published=None):
         problems.append(f"no commit at {layout.marker}: the course is not promoted")
         return result
     result.marker_count, result.run_id = marker.get("transcripts"), marker.get("run_id")
+    result.epoch = int(marker.get("epoch", 0))
     if data is None:
         problems.append(f"live manifest {manifest_key} is missing")
         return result

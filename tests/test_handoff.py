@@ -1,4 +1,4 @@
-"""The hand-off: which of a committed course's transcripts edx-val can serve in place, read through indexes only."""
+"""The hand-off: which committed transcripts the LMS serves, resolved as get_transcript_from_contentstore does."""
 
 import os
 
@@ -6,7 +6,7 @@ import pytest
 
 import etl
 from etl.handoff import COLUMNS, STATUSES, read
-from etl.demo.sample import cues, register_course, save_asset, sjson, srt
+from etl.demo.sample import cues, register_course, save_asset, save_upload, sjson, srt
 from etl.model.layout import Layout, parse_course_id
 from tests.olx import load_videos
 from tests.test_real_exports import DATA, import_static
@@ -23,22 +23,31 @@ def migrated_export(cfg, db, export, course_id):
     return blocks
 
 
-def test_the_demo_course_gives_one_ok_row_per_video_and_language_its_olx_names(cfg, contentstore):
+def test_the_demo_course_serves_spanish_and_english_only_with_the_flag_as_the_lms_never_reads_its_name(
+        cfg, contentstore):
     blocks = migrated_export(cfg, contentstore, DEMO, DEMO_ID)
     named = {(f["edx_video_id"], lang) for f in blocks.values() if f.get("edx_video_id")
              for lang, name in (f.get("transcripts") or {}).items() if name}
-    assert len(named) >= 6
+    assert len(named) == 6 and {lang for _, lang in named} == {"en", "es"}
     df = etl.handoff(cfg, DEMO_ID)
     ok = df[df["status"] == "ok"]
+    # sub is '' and the LMS sets transcripts['en'] to each id in turn: the file named for English is never read.
+    assert set(zip(ok["edx_video_id"], ok["language"])) == {p for p in named if p[1] == "es"}
+    english = df[df["language"] == "en"]
+    assert set(english["status"]) == {"not_served"} and english["live_key"].notna().all()
+    assert (df["difference"] == "").all()
+    df = etl.handoff(cfg, DEMO_ID, english_from_transcripts=True)
+    ok = df[df["status"] == "ok"]
     assert set(zip(ok["edx_video_id"], ok["language"])) == named
-    assert set(ok["branch"]) == {"published", "draft"}
-    assert (ok["file_format"] == "srt").all() and ok["storage_name"].equals(ok["live_key"])
+    assert set(ok.loc[ok["language"] == "en", "difference"]) == {"english_from_transcripts"}
+    assert set(ok.loc[ok["language"] == "es", "difference"]) == {""}
+    assert set(ok["branch"]) == {"published", "draft"} and (ok["file_format"] == "srt").all()
     commit = etl.committed(cfg, DEMO_ID)
     assert all(k.startswith(commit["transcripts_prefix"]) for k in ok["live_key"])
     assert set(df["status"]) <= set(STATUSES)
     stored, meta = read(cfg, parse_course_id(DEMO_ID))
     assert len(stored) == len(df) and meta["epoch"] == str(commit["epoch"])
-    assert meta["manifest_key"] == commit["manifest_key"]
+    assert meta["manifest_key"] == commit["manifest_key"] and meta["english_from_transcripts"] == "True"
 
 
 def test_the_2015_courses_videos_have_no_edx_video_id_and_are_reported_never_ok(cfg, contentstore):
@@ -57,37 +66,48 @@ def test_a_course_that_is_not_committed_is_refused(cfg, contentstore):
     assert read(cfg, parse_course_id(DEMO_ID)) == (None, None)
 
 
-def test_missing_unparseable_and_too_long_transcripts_each_say_so(cfg, contentstore):
+def test_each_language_is_resolved_in_the_lms_order_with_studio_cleaned_names(cfg, contentstore):
     course = "course-v1:Hand+Off+2026"
     register_course(contentstore, course)
-    long_name = "v" * 230 + "-en.srt"
-    save_asset(contentstore, course, "good-en.srt", srt(cues(3)))
-    save_asset(contentstore, course, "sjson-named-srt-fr.srt", sjson(cues(2)))  # the bytes say SJSON
-    save_asset(contentstore, course, "broken-de.srt", b"\x00\x01 not a transcript")
-    save_asset(contentstore, course, long_name, srt(cues(2)))
-    save_asset(contentstore, course, "subs_legacy1.srt.sjson", sjson(cues(2)))
+    save_upload(contentstore, course, "Lecture 1 (fr).srt", srt(cues(3, "fr")))  # kept as Lecture_1__fr_.srt
+    save_upload(contentstore, course, "sjson-named-srt-de.srt", sjson(cues(2)))  # the bytes say SJSON
+    save_upload(contentstore, course, "broken-pt.srt", b"\x00\x01 not a transcript")
+    save_upload(contentstore, course, "subs_legacy1.srt.sjson", sjson(cues(2)))
+    save_upload(contentstore, course, "es_subs_legacy1.srt.sjson", sjson(cues(2, "es")))
+    save_upload(contentstore, course, "named-es.srt", srt(cues(2, "es")))
+    save_upload(contentstore, course, "named-en.srt", srt(cues(2, "en")))
+    save_upload(contentstore, course, "subs_3_yD_cEKoCk.srt.sjson", sjson(cues(1)))  # the default youtube id's
     db = contentstore
     index = db["modulestore.active_versions"].find_one({"org": "Hand"})
     blocks = [
         {"block_type": "video", "block_id": "a", "fields": {"edx_video_id": "vid-a", "transcripts": {
-            "en": "good-en.srt", "fr": "sjson-named-srt-fr.srt", "de": "broken-de.srt", "it": "gone-it.srt"}}},
-        {"block_type": "video", "block_id": "b", "fields": {"edx_video_id": "vid-b", "transcripts": {"en": long_name}}},
+            "fr": "Lecture 1 (fr).srt", "de": "sjson-named-srt-de.srt", "pt": "broken-pt.srt", "it": "gone-it.srt"}}},
+        # English from sub's SJSON, never the file named for it; Spanish from its file, tried first (id None).
+        {"block_type": "video", "block_id": "b", "fields": {"edx_video_id": "vid-b", "sub": "legacy1", "transcripts": {
+            "es": "named-es.srt", "en": "named-en.srt"}}},
         {"block_type": "video", "block_id": "c", "fields": {"sub": "legacy1"}},
+        # No sub: English is the default youtube id's SJSON, never transcripts['en'].
+        {"block_type": "video", "block_id": "d", "fields": {"edx_video_id": "vid-d", "transcripts": {
+            "en": "named-en.srt"}}},
     ]
     for branch in ("published", "draft"):
         db["modulestore.structures"].insert_one({"_id": index["versions"][f"{branch}-branch"], "blocks": blocks})
     etl.migrate(cfg, [course])
-    df = etl.handoff(cfg, course, storage_location="").query("branch == 'published'").set_index(
-        ["usage_key", "language"])
-    a, b, c = (f"block-v1:Hand+Off+2026+type@video+block@{x}" for x in "abc")
-    assert df.loc[(a, "en"), "status"] == "ok" and df.loc[(a, "en"), "file_format"] == "srt"
-    assert df.loc[(a, "fr"), "status"] == "ok" and df.loc[(a, "fr"), "file_format"] == "sjson"
-    assert df.loc[(a, "de"), "status"] == "parse_error"
+    df = etl.handoff(cfg, course).query("branch == 'published'").set_index(["usage_key", "language"])
+    a, b, c, d = (f"block-v1:Hand+Off+2026+type@video+block@{x}" for x in "abcd")
+    assert df.loc[(a, "fr"), "status"] == "ok" and df.loc[(a, "fr"), "asset_name"] == "Lecture_1__fr_.srt"
+    assert df.loc[(a, "de"), "status"] == "format_differs" and df.loc[(a, "de"), "file_format"] == "sjson"
+    assert df.loc[(a, "pt"), "status"] == "parse_error"
     assert df.loc[(a, "it"), "status"] == "asset_missing"
-    assert df.loc[(b, "en"), "status"] == "name_too_long"
+    assert (a, "en") not in df.index  # English, never named, nothing behind it
+    assert df.loc[(b, "en"), "asset_name"] == "subs_legacy1.srt.sjson" and df.loc[(b, "en"), "status"] == "ok"
+    assert df.loc[(b, "es"), "asset_name"] == "named-es.srt" and df.loc[(b, "es"), "status"] == "ok"
     assert df.loc[(c, "en"), "status"] == "no_edx_video_id"
-    assert df.loc[(c, "en"), "asset_name"] == "subs_legacy1.srt.sjson"
+    assert df.loc[(d, "en"), "asset_name"] == "subs_3_yD_cEKoCk.srt.sjson" and df.loc[(d, "en"), "status"] == "ok"
     assert Layout(cfg, parse_course_id(course)).handoff.endswith(".parquet")
+    parsed = etl.handoff(cfg, course, as_parsed=True).query("branch == 'published'").set_index(
+        ["usage_key", "language"])
+    assert parsed.loc[(a, "de"), "status"] == "ok" and parsed.loc[(a, "de"), "difference"] == "as_parsed"
 
 
 def test_the_cli_hands_off_prints_a_summary_and_writes_every_row(cfg, contentstore, capsys, tmp_path):

@@ -1,14 +1,20 @@
-"""Open edX's plugin: edxval on Django and sqlite, its S3 storage on the suite's moto, registering in place."""
+"""Open edX's plugin: real edx-val on Django and sqlite, its storage django-storages' S3 on the suite's moto.
 
+edx-val's storage is a bucket of its own, as on a real site: registering uploads
+a copy through edx-val, which then owns it. scripts/check_platform_pins.sh runs
+this file again with edx-val 3.2.0 beside openedx-platform's pins.
+"""
+
+import hashlib
 import io
 import os
 
 import pytest
 
 import etl
-from etl.demo.sample import cues, register_course, save_asset, sjson, srt
+from etl.demo.sample import cues, register_course, save_upload, srt
 from etl.model.layout import parse_course_id
-from etl.protocol import receipts
+from etl.protocol import phase2, receipts
 from tests.helpers import listing
 from tests.olx import load_videos
 from tests.test_real_exports import DATA, import_static
@@ -18,12 +24,19 @@ pytest.importorskip("storages")
 
 DEMO, DEMO_ID = "openedx-demo-course", "course-v1:OpenedX+DemoX+DemoCourse"
 OLD_ID = "edX/DemoX/Demo_Course"
-BUCKET = "etl-openedx"  # edx-val's storage is built once per process, so its bucket is the module's
+BUCKET, VAL_BUCKET = "etl-openedx", "etl-openedx-val"  # edx-val's storage is built once per process
+
+
+def s3_storage(endpoint, bucket, **extra):
+    from storages.backends.s3 import S3Storage
+
+    return S3Storage(bucket_name=bucket, endpoint_url=endpoint, access_key="testing", secret_key="testing",
+                     region_name="us-east-1", addressing_style="path", file_overwrite=False, **extra)
 
 
 @pytest.fixture(scope="module")
 def django(s3_endpoint):
-    """Configure Django once: edxval's tables in sqlite, its transcripts storage on the suite's S3 endpoint."""
+    """Configure Django once: edxval's tables in sqlite, its transcripts storage a bucket of its own on moto."""
     from django.conf import settings
 
     if not settings.configured:
@@ -32,9 +45,10 @@ def django(s3_endpoint):
             DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}},
             STORAGES={"default": {"BACKEND": "django.core.files.storage.InMemoryStorage"},
                       "video_transcripts": {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": {
-                          "bucket_name": BUCKET, "endpoint_url": s3_endpoint, "location": "",
+                          "bucket_name": VAL_BUCKET, "endpoint_url": s3_endpoint, "location": "",
                           "access_key": "testing", "secret_key": "testing", "region_name": "us-east-1",
                           "addressing_style": "path", "file_overwrite": False}}},
+            VIDEO_TRANSCRIPTS_SETTINGS={"DIRECTORY_PREFIX": "video-transcripts/"},
             TRANSCRIPT_LANG_CACHE_TIMEOUT=0, USE_TZ=True, DEFAULT_AUTO_FIELD="django.db.models.AutoField")
         import django as dj
 
@@ -47,17 +61,30 @@ def django(s3_endpoint):
 
 @pytest.fixture
 def val(django, make_cfg):
-    """A Config on the module's bucket (emptied per test), and edx-val's tables emptied."""
-    from edxval.models import Video, VideoTranscript
+    """A Config on the tool's bucket; both buckets and edx-val's tables emptied."""
+    from edxval.models import CourseVideo, Video, VideoTranscript
 
     cfg = make_cfg(bucket=BUCKET)
-    if not any(b["Name"] == BUCKET for b in cfg.s3.list_buckets()["Buckets"]):
-        cfg.s3.create_bucket(Bucket=BUCKET)
-    for key in listing(cfg):
-        cfg.s3.delete_object(Bucket=BUCKET, Key=key)
+    names = {b["Name"] for b in cfg.s3.list_buckets()["Buckets"]}
+    for bucket in (BUCKET, VAL_BUCKET):
+        if bucket not in names:
+            cfg.s3.create_bucket(Bucket=bucket)
+        for key in keys(cfg, bucket):
+            cfg.s3.delete_object(Bucket=bucket, Key=key)
     VideoTranscript.objects.all().delete()
+    CourseVideo.objects.all().delete()
     Video.objects.all().delete()
     return cfg
+
+
+def keys(cfg, bucket):
+    pages = cfg.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+    return [o["Key"] for page in pages for o in page.get("Contents", [])]
+
+
+def val_objects(cfg):
+    """Return {key: bytes} of edx-val's storage."""
+    return {k: cfg.s3.get_object(Bucket=VAL_BUCKET, Key=k)["Body"].read() for k in keys(cfg, VAL_BUCKET)}
 
 
 def env(cfg):
@@ -65,8 +92,8 @@ def env(cfg):
             cfg.staging_prefix, "ETL_LIVE_PREFIX": cfg.live_prefix, "ETL_STATE_PREFIX": cfg.state_prefix}
 
 
-def manage(cfg, monkeypatch, *args):
-    """Run ``./manage.py cms transcript_etl_register ARGS``; return (exit ok, stdout, stderr)."""
+def manage(cfg, monkeypatch, *args, command="transcript_etl_register"):
+    """Run ``./manage.py cms COMMAND ARGS``; return (exit code, stdout, stderr)."""
     from django.core.management import call_command
     from django.core.management.base import CommandError
 
@@ -74,219 +101,362 @@ def manage(cfg, monkeypatch, *args):
         monkeypatch.setenv(k, v)
     out, err = io.StringIO(), io.StringIO()
     try:
-        call_command("transcript_etl_register", *args, stdout=out, stderr=err)
-        return True, out.getvalue(), err.getvalue()
-    except CommandError:
-        return False, out.getvalue(), err.getvalue()
+        call_command(command, *args, stdout=out, stderr=err)
+        return 0, out.getvalue(), err.getvalue()
+    except CommandError as exc:
+        return exc.returncode, out.getvalue(), err.getvalue() + str(exc)
 
 
-def videos_in_val(blocks):
-    """Create the Videos edx-val holds for a course's blocks (Studio creates them; the plugin never does)."""
+def videos_in_val(blocks, skip=()):
+    """Create the Videos edx-val holds for a course's blocks, as Studio's import does."""
     from edxval.models import Video
 
     for fields in blocks.values():
-        if fields.get("edx_video_id"):
+        if fields.get("edx_video_id") and fields["edx_video_id"] not in skip:
             Video.objects.get_or_create(edx_video_id=fields["edx_video_id"], defaults={
-                "client_video_id": f"{fields['edx_video_id']}.mp4", "duration": 0, "status": "external"})
+                "client_video_id": "External Video", "duration": 0, "status": "external"})
 
 
 def served(video_id, language):
     from edxval import api
 
-    return api.get_video_transcript_data(video_id, language)["content"]
+    found = api.get_video_transcript_data(video_id, language)
+    return found and found["content"]
 
 
-def demo(cfg, db):
+def demo(cfg, db, english=True, skip=()):
     saved = import_static(db, DEMO, DEMO_ID)
     register_course(db, DEMO_ID)
     blocks = load_videos(db, os.path.join(DATA, DEMO), DEMO_ID)
     assert etl.migrate(cfg, [DEMO_ID]).exit_code == 0
-    videos_in_val(blocks)
-    etl.handoff(cfg, DEMO_ID)
-    return saved, blocks
-
-
-def test_a_dry_run_writes_no_row_and_commit_registers_rows_edx_val_serves_byte_for_byte(val, contentstore,
-                                                                                          monkeypatch):
-    from edxval.models import VideoTranscript
-
-    storage = VideoTranscript._meta.get_field("transcript").storage
-    assert type(storage).__name__ == "S3Storage" and storage.bucket_name == BUCKET
-    saved, blocks = demo(val, contentstore)
-    before = listing(val)
-    ok, out, _ = manage(val, monkeypatch, DEMO_ID)
-    assert ok and "would register" in out and "dry run" in out and VideoTranscript.objects.count() == 0
-    ok, out, err = manage(val, monkeypatch, DEMO_ID, "--commit")
-    assert ok, err
-    named = {(f["edx_video_id"], lang, name) for f in blocks.values() if f.get("edx_video_id")
+    videos_in_val(blocks, skip)
+    etl.handoff(cfg, DEMO_ID, english_from_transcripts=english)
+    pairs = {(f["edx_video_id"], lang, name) for f in blocks.values() if f.get("edx_video_id")
              for lang, name in (f.get("transcripts") or {}).items() if name}
-    assert VideoTranscript.objects.count() == len(named)
-    for video_id, language, name in named:
-        assert served(video_id, language) == saved[name]  # edx-val reads the live object, in place
-    after = listing(val)
-    assert set(after) - set(before) == {k for k in after if "/receipts/" in k}  # only the receipt is new
-    assert {k: v for k, v in after.items() if "/receipts/" not in k} == before
+    return saved, pairs
 
 
-def test_sjson_an_old_style_key_and_a_unicode_name_are_served_too(val, contentstore, monkeypatch):
-    from edxval.models import Video
-
-    name, data = "Überblick – Vorlesung 1-de.srt", srt(cues(4, "Grüße"))
-    save_asset(contentstore, OLD_ID, name, data)
-    save_asset(contentstore, OLD_ID, "subs_lecture1.srt.sjson", sjson(cues(3)))
-    register_course(contentstore, OLD_ID)
-    contentstore["modulestore"].insert_one({"_id": {"tag": "i4x", "org": "edX", "course": "DemoX",
-                                                    "category": "video", "name": "v1", "revision": None},
-                                            "metadata": {"edx_video_id": "old-vid", "sub": "lecture1",
-                                                         "transcripts": {"de": name}}})
-    etl.migrate(val, [OLD_ID])
-    Video.objects.create(edx_video_id="old-vid", client_video_id="old.mp4", duration=0, status="external")
-    df = etl.handoff(val, OLD_ID)
-    assert set(df["status"]) == {"ok"} and "%2F" in df["live_key"].iloc[0]
-    ok, _, err = manage(val, monkeypatch, OLD_ID, "--commit")
-    assert ok, err
-    assert served("old-vid", "de") == data
-    assert served("old-vid", "en") == sjson(cues(3))
+def tool_objects(cfg):
+    return {k: v for k, v in listing(cfg).items() if "/receipts/" not in k and "/phase2/" not in k}
 
 
-def test_an_existing_row_is_left_untouched(val, contentstore, monkeypatch):
-    from edxval.models import Video, VideoTranscript
+def test_registering_uploads_a_copy_edx_val_owns_and_serves_every_pair_byte_for_byte(val, contentstore,
+                                                                                        monkeypatch):
+    from edxval.models import VideoTranscript
 
-    demo(val, contentstore)
-    video = Video.objects.get(edx_video_id="48c991fb-083c-45e1-adad-930d2b11b11e")
-    mine = VideoTranscript.objects.create(video=video, language_code="en", file_format="srt", provider="Custom")
-    mine.transcript.name = "operator/own-en.srt"
-    mine.save()
-    ok, out, _ = manage(val, monkeypatch, DEMO_ID, "--commit")
-    assert ok and "val_row_exists" in out
-    mine.refresh_from_db()
-    assert mine.transcript.name == "operator/own-en.srt"
+    saved, pairs = demo(val, contentstore)
+    before = tool_objects(val)
+    code, out, _ = manage(val, monkeypatch, DEMO_ID)
+    assert code == 0 and "would register" in out and "dry run" in out
+    assert VideoTranscript.objects.count() == 0 and val_objects(val) == {}
+    code, out, err = manage(val, monkeypatch, DEMO_ID, "--commit")
+    assert code == 0, err
+    assert VideoTranscript.objects.count() == len(pairs) == 6
+    for video_id, language, name in pairs:
+        assert served(video_id, language) == saved[name]
+    copies = val_objects(val)  # edx-val's own copies, named as Studio's uploads are
+    assert len(copies) == 6 and all(k.startswith("video-transcripts/") and len(k) == 18 + 32 + 4 for k in copies)
+    assert sorted(copies.values()) == sorted(saved[name] for _, _, name in pairs)
+    assert tool_objects(val) == before  # not one of the tool's objects changed
     receipt = receipts.live(val, parse_course_id(DEMO_ID))[0][1]
-    assert {"edx_video_id": video.edx_video_id, "language": "en", "storage_name": "operator/own-en.srt",
-            "file_format": "srt"} in receipt["before"]
+    assert {r["storage_name"] for r in receipt["registered"]} == set(copies)
+    assert phase2.read(val, parse_course_id(DEMO_ID))["registered"]["rows"] == 6
+    code, out, _ = manage(val, monkeypatch, DEMO_ID, "--commit")  # again: every pair is edx-val's already
+    assert code == 0 and out.count("val_row_same") == 6 and len(val_objects(val)) == 6
 
 
-def test_a_course_not_committed_and_a_stale_hand_off_are_refused(val, contentstore, monkeypatch):
+def test_by_default_only_what_the_lms_serves_is_registered_and_the_rest_says_why(val, contentstore, monkeypatch):
     from edxval.models import VideoTranscript
 
-    register_course(contentstore, "course-v1:Not+Yet+2026")
-    ok, _, err = manage(val, monkeypatch, "course-v1:Not+Yet+2026", "--commit")
-    assert not ok and "not committed" in err
-    demo(val, contentstore)
-    ok, _, err = manage(val, monkeypatch, DEMO_ID.replace("DemoX", "DemX"), "--commit")  # a typo
-    assert not ok and f"not committed (did you mean {DEMO_ID}?)" in err
-    etl.rollback(val, DEMO_ID, force=True)
-    etl.migrate(val, [DEMO_ID])  # a new epoch: the hand-off names the old one
-    ok, _, err = manage(val, monkeypatch, DEMO_ID, "--commit")
-    assert not ok and "stale" in err and VideoTranscript.objects.count() == 0
+    demo(val, contentstore, english=False)
+    code, out, err = manage(val, monkeypatch, DEMO_ID, "--commit")
+    assert code == 0, err
+    assert [(t.video.edx_video_id, t.language_code) for t in VideoTranscript.objects.all()] == [
+        ("48c991fb-083c-45e1-adad-930d2b11b11e", "es")]
+    assert out.count(": not_served") == 5 and f"{DEMO_ID}: 1 registered" in out
 
 
-def test_a_storage_location_prefix_gives_names_relative_to_it(val, contentstore, monkeypatch):
-    from edxval.models import VideoTranscript
-
-    field = VideoTranscript._meta.get_field("transcript")
-    original = field.storage
-    from storages.backends.s3 import S3Storage
-
-    field.storage = S3Storage(bucket_name=BUCKET, endpoint_url=val.s3_endpoint_url, location=val.live_prefix,
-                              access_key="testing", secret_key="testing", region_name="us-east-1",
-                              addressing_style="path")
-    try:
-        saved, blocks = demo(val, contentstore)
-        ok, _, err = manage(val, monkeypatch, DEMO_ID, "--commit")
-        assert ok, err
-        names = list(VideoTranscript.objects.values_list("transcript", flat=True))
-        assert names and all(not n.startswith(val.live_prefix) for n in names)
-        some = VideoTranscript.objects.first()
-        assert served(some.video.edx_video_id, some.language_code) in saved.values()
-    finally:
-        field.storage = original
-
-
-def test_a_name_over_255_characters_is_skipped(val, contentstore, monkeypatch):
-    from edxval.models import Video, VideoTranscript
-
-    course, name = "course-v1:Long+Name+2026", "n" * 236 + "-en.srt"
-    register_course(contentstore, course)
-    save_asset(contentstore, course, name, srt(cues(2)))
-    index = contentstore["modulestore.active_versions"].find_one({"org": "Long"})
-    for branch in ("published", "draft"):
-        contentstore["modulestore.structures"].insert_one({"_id": index["versions"][f"{branch}-branch"], "blocks": [
-            {"block_type": "video", "block_id": "v", "fields": {"edx_video_id": "long", "transcripts": {"en": name}}}]})
-    etl.migrate(val, [course])
-    Video.objects.create(edx_video_id="long", client_video_id="long.mp4", duration=0, status="external")
-    etl.handoff(val, course)
-    ok, out, _ = manage(val, monkeypatch, course, "--commit")
-    assert ok and "name_too_long" in out and VideoTranscript.objects.count() == 0
-
-
-def test_a_failure_in_the_middle_of_a_course_leaves_no_rows(val, contentstore, monkeypatch):
+def test_studio_deleting_a_row_leaves_the_tools_epoch_and_every_other_row(val, contentstore, monkeypatch):
     from edxval import api
+
+    saved, pairs = demo(val, contentstore)
+    assert manage(val, monkeypatch, DEMO_ID, "--commit")[0] == 0
+    code, out, _ = manage(val, monkeypatch, DEMO_ID, command="transcript_etl_check")
+    assert code == 0 and f"{DEMO_ID}: 6 of 6 rows serve the registered bytes" in out
+    (gone, language, _), *others = sorted(pairs)
+    api.delete_video_transcript(gone, language)  # Studio's delete button
+    assert etl.verify(val, DEMO_ID).ok
+    for video_id, lang, name in others:
+        assert served(video_id, lang) == saved[name]
+    code, out, _ = manage(val, monkeypatch, DEMO_ID, command="transcript_etl_check")
+    assert code == 5 and f"FAIL {DEMO_ID} {gone} {language}: no row" in out and "5 of 6" in out
+    assert "1 rows fail" in phase2.describe(parse_course_id(DEMO_ID), phase2.read(val, parse_course_id(DEMO_ID)),
+                                            1)
+
+
+def test_the_check_fails_once_a_copy_is_gone_from_edx_vals_storage(val, contentstore, monkeypatch):
+    demo(val, contentstore)
+    assert manage(val, monkeypatch, DEMO_ID, "--commit")[0] == 0
+    name = sorted(val_objects(val))[0]
+    val.s3.delete_object(Bucket=VAL_BUCKET, Key=name)
+    code, out, err = manage(val, monkeypatch, DEMO_ID, command="transcript_etl_check")
+    assert code == 5 and f"edx-val cannot read its copy {name}" in out and "see FAIL above" in err
+
+
+def test_rollback_force_after_register_leaves_every_row_readable_and_undo_removes_rows_and_copies(
+        val, contentstore, monkeypatch):
     from edxval.models import VideoTranscript
 
-    demo(val, contentstore)
-    real, calls = api.create_or_update_video_transcript, []
-
-    def flaky(*args, **kwargs):
-        calls.append(args)
-        if len(calls) == 3:
-            raise RuntimeError("database went away")
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(api, "create_or_update_video_transcript", flaky)
-    with pytest.raises(RuntimeError):
-        manage(val, monkeypatch, DEMO_ID, "--commit")
-    assert len(calls) == 3 and VideoTranscript.objects.count() == 0
+    saved, pairs = demo(val, contentstore)
+    assert manage(val, monkeypatch, DEMO_ID, "--commit")[0] == 0
+    assert etl.rollback(val, DEMO_ID, force=True).was_promoted  # nothing refuses it any more
+    for video_id, language, name in pairs:
+        assert served(video_id, language) == saved[name]
+    code, out, _ = manage(val, monkeypatch, DEMO_ID, "--undo")
+    assert code == 0 and out.count("would remove") == 6 and VideoTranscript.objects.count() == 6
+    code, out, err = manage(val, monkeypatch, DEMO_ID, "--undo", "--commit")
+    assert code == 0, err
+    assert VideoTranscript.objects.count() == 0 and val_objects(val) == {}
     assert receipts.live(val, parse_course_id(DEMO_ID)) == []
 
 
-def test_undo_removes_exactly_the_receipts_rows_and_leaves_every_object(val, contentstore, monkeypatch):
+def test_a_storage_edx_val_cannot_write_leaves_no_row_no_video_and_no_receipt(val, contentstore, monkeypatch):
+    from edxval.models import Video, VideoTranscript
+
+    field = VideoTranscript._meta.get_field("transcript")
+    original = field.storage
+    demo(val, contentstore, skip={"48c991fb-083c-45e1-adad-930d2b11b11e"})
+    field.storage = s3_storage(val.s3_endpoint_url, "no-such-bucket-for-edx-val")
+    try:
+        code, _, err = manage(val, monkeypatch, DEMO_ID, "--commit")
+    finally:
+        field.storage = original
+    assert code == 4 and "edx-val could not save its copy" in err and "NoSuchBucket" in err
+    assert VideoTranscript.objects.count() == 0 and not Video.objects.filter(
+        edx_video_id="48c991fb-083c-45e1-adad-930d2b11b11e").exists()
+    assert receipts.live(val, parse_course_id(DEMO_ID)) == [] and val_objects(val) == {}
+
+
+def test_bytes_edx_val_serves_differently_undo_the_course_and_delete_its_copies(val, contentstore, monkeypatch):
+    from django.core.files.base import ContentFile
     from edxval.models import VideoTranscript
+    from storages.backends.s3 import S3Storage
 
+    class Rewriting(S3Storage):  # a storage that changes what it is given, as a misconfigured one might
+        def _save(self, name, content):
+            return super()._save(name, ContentFile(content.read().replace(b"-->", b"->")))
+
+    field = VideoTranscript._meta.get_field("transcript")
+    original = field.storage
     demo(val, contentstore)
-    assert manage(val, monkeypatch, DEMO_ID, "--commit")[0]
-    registered = VideoTranscript.objects.count()
-    course = parse_course_id(DEMO_ID)
-    with pytest.raises(etl.Registered, match="--undo --commit"):
-        etl.rollback(val, DEMO_ID, force=True)
-    epoch = etl.committed(val, DEMO_ID)["epoch"]
-    kept = etl.vacuum(val, DEMO_ID, retain_days=0).kept
-    assert "registered in Open edX" in kept[epoch]
-    objects = {k: v for k, v in listing(val).items() if "/receipts/" not in k}
-    ok, out, _ = manage(val, monkeypatch, DEMO_ID, "--undo")
-    assert ok and "would remove" in out and VideoTranscript.objects.count() == registered
-    ok, out, err = manage(val, monkeypatch, DEMO_ID, "--undo", "--commit")
-    assert ok, err
-    assert VideoTranscript.objects.count() == 0 and receipts.live(val, course) == []
-    assert {k: v for k, v in listing(val).items() if "/receipts/" not in k} == objects  # no object deleted
-    assert etl.rollback(val, DEMO_ID, force=True).was_promoted  # the guard lifts with the registration
+    field.storage = Rewriting(bucket_name=VAL_BUCKET, endpoint_url=val.s3_endpoint_url, access_key="testing",
+                              secret_key="testing", region_name="us-east-1", addressing_style="path")
+    try:
+        code, _, err = manage(val, monkeypatch, DEMO_ID, "--commit")
+    finally:
+        field.storage = original
+    assert code == 3 and "edx-val serves other bytes than the committed object" in err
+    assert VideoTranscript.objects.count() == 0 and val_objects(val) == {}
+    assert receipts.live(val, parse_course_id(DEMO_ID)) == []
 
 
-def test_the_2015_course_registers_nothing_its_videos_have_no_edx_video_id(val, contentstore, monkeypatch):
+def test_a_video_edx_val_lacks_is_created_external_and_its_transcript_served(val, contentstore, monkeypatch):
+    from edxval.models import Video
+
+    missing = "48c991fb-083c-45e1-adad-930d2b11b11e"
+    saved, pairs = demo(val, contentstore, skip={missing})
+    code, out, err = manage(val, monkeypatch, DEMO_ID, "--commit")
+    assert code == 0, err
+    assert out.count("(creating its external Video)") == 2  # its en and es rows; one Video
+    video = Video.objects.get(edx_video_id=missing)
+    assert video.status == "external" and video.courses.count() == 0
+    for video_id, language, name in pairs:
+        assert served(video_id, language) == saved[name]
+
+
+def test_an_old_style_course_is_refused_with_the_way_to_move_it(val, contentstore, monkeypatch):
     from edxval.models import VideoTranscript
 
     import_static(contentstore, "edx-demox-2015-export", OLD_ID)
     register_course(contentstore, OLD_ID)
     load_videos(contentstore, os.path.join(DATA, "edx-demox-2015-export"), OLD_ID)
     etl.migrate(val, [OLD_ID])
-    etl.handoff(val, OLD_ID)
-    ok, out, _ = manage(val, monkeypatch, OLD_ID, "--commit")
-    assert ok and "no_edx_video_id" in out and f"{OLD_ID}: 0 registered" in out
-    assert VideoTranscript.objects.count() == 0 and receipts.live(val, parse_course_id(OLD_ID)) == []
+    df = etl.handoff(val, OLD_ID)  # the hand-off still reports it
+    assert set(df["status"]) == {"no_edx_video_id"}
+    code, _, err = manage(val, monkeypatch, OLD_ID, "--commit")
+    assert code == 2 and "old-style id" in err and "import it as a course-v1 course" in err
+    assert VideoTranscript.objects.count() == 0
+    assert phase2.describe(parse_course_id(OLD_ID), {}, 1).startswith("nothing to register: old-style")
 
 
-def test_a_missing_or_changed_live_object_refuses_the_course(val, contentstore, monkeypatch):
+def test_an_existing_row_is_reported_same_or_differs_naming_the_course_that_shares_the_video(
+        val, contentstore, monkeypatch):
+    from django.core.files.base import ContentFile
+    from edxval.models import CourseVideo, Video, VideoTranscript
+
+    saved, pairs = demo(val, contentstore)
+    (same_id, same_lang, same_name), (other_id, other_lang, _), *_ = sorted(pairs)
+    for video_id, language, data in ((same_id, same_lang, saved[same_name]), (other_id, other_lang, b"mine")):
+        row = VideoTranscript(video=Video.objects.get(edx_video_id=video_id), language_code=language.upper(),
+                              file_format="srt", provider="Custom")
+        row.save_transcript(ContentFile(data), "srt")
+    CourseVideo.objects.create(video=Video.objects.get(edx_video_id=other_id), course_id="course-v1:Other+Run+2027")
+    code, out, err = manage(val, monkeypatch, DEMO_ID, "--commit")
+    assert code == 0, err
+    assert f"{same_id} {same_lang}" in out.split("val_row_same")[0].splitlines()[-1]
+    differs = next(line for line in out.splitlines() if "val_row_differs" in line)
+    assert other_id in differs and "shared with course-v1:Other+Run+2027" in differs
+    assert served(other_id, other_lang.upper()) == b"mine" and VideoTranscript.objects.count() == 6
+
+
+def test_draft_only_languages_and_case_twins_are_reported_not_decided(val, contentstore, monkeypatch):
+    from edxval.models import Video, VideoTranscript
+
+    course = "course-v1:Case+Twins+2026"
+    register_course(contentstore, course)
+    for name, text in (("a-pt.srt", "pt"), ("b-pt.srt", "pt"), ("c-fr.srt", "fr"), ("d-de.srt", "de1"),
+                       ("e-de.srt", "de2")):
+        save_upload(contentstore, course, name, srt(cues(2, text)))
+    index = contentstore["modulestore.active_versions"].find_one({"org": "Case"})
+    published = [
+        {"block_type": "video", "block_id": "a", "fields": {"edx_video_id": "v1", "transcripts": {"pt-BR": "a-pt.srt"}}},
+        {"block_type": "video", "block_id": "b", "fields": {"edx_video_id": "v1", "transcripts": {"pt-br": "b-pt.srt"}}},
+        {"block_type": "video", "block_id": "d", "fields": {"edx_video_id": "v2", "transcripts": {"de-AT": "d-de.srt"}}},
+        {"block_type": "video", "block_id": "e", "fields": {"edx_video_id": "v2", "transcripts": {"de-at": "e-de.srt"}}},
+    ]
+    draft = published + [{"block_type": "video", "block_id": "c", "fields": {"edx_video_id": "v3", "transcripts": {
+        "fr": "c-fr.srt"}}}]
+    contentstore["modulestore.structures"].insert_one({"_id": index["versions"]["published-branch"],
+                                                       "blocks": published})
+    contentstore["modulestore.structures"].insert_one({"_id": index["versions"]["draft-branch"], "blocks": draft})
+    assert etl.migrate(val, [course]).exit_code == 0
+    for video_id in ("v1", "v2", "v3"):
+        Video.objects.create(edx_video_id=video_id, client_video_id="x", duration=0, status="external")
+    etl.handoff(val, course)
+    code, out, err = manage(val, monkeypatch, course, "--commit")
+    assert code == 0, err
+    assert [(t.video.edx_video_id, t.language_code) for t in VideoTranscript.objects.all()] == [("v1", "pt-BR")]
+    assert "v1 pt-br" in out and "same_row_as pt-BR" in out
+    assert out.count("languages_differ_by_case (de-AT, de-at)") == 2
+    assert "v3 fr" in out and ": draft_only" in out
+
+
+def test_an_author_upload_between_plan_and_commit_is_never_overwritten_nor_undone(val, contentstore, monkeypatch):
+    from django.core.files.base import ContentFile
+    from edxval.models import Video, VideoTranscript
+
+    from etl.openedx import register
+
+    saved, pairs = demo(val, contentstore)
+    result = register.plan(val, DEMO_ID)
+    video_id, language, _ = sorted(pairs)[0]
+    author = VideoTranscript(video=Video.objects.get(edx_video_id=video_id), language_code=language,
+                             file_format="srt", provider="Custom")
+    author.save_transcript(ContentFile(b"1\n00:00:00,000 --> 00:00:01,000\nauthor\n"), "srt")
+    register.commit(val, result)
+    assert len(result.act) == 5 and any("val_row_differs" in why for _, why in result.skip)
+    author.refresh_from_db()
+    assert served(video_id, language).endswith(b"author\n")
+    code, _, err = manage(val, monkeypatch, DEMO_ID, "--undo", "--commit")
+    assert code == 0, err
+    assert list(VideoTranscript.objects.values_list("pk", flat=True)) == [author.pk]
+    assert list(val_objects(val)) == [author.transcript.name]
+
+
+def test_a_rollback_and_new_epoch_between_plan_and_commit_registers_nothing(val, contentstore, monkeypatch):
+    from edxval.models import VideoTranscript
+
+    from etl.openedx import register
+
+    demo(val, contentstore)
+    result = register.plan(val, DEMO_ID)
+    etl.rollback(val, DEMO_ID, force=True)
+    etl.migrate(val, [DEMO_ID])
+    with pytest.raises(etl.Refused, match="its commit changed since the plan"):
+        register.commit(val, result)
+    assert VideoTranscript.objects.count() == 0 and val_objects(val) == {}
+
+
+def test_a_failure_just_before_the_database_commit_leaves_no_row_no_copy_and_no_live_receipt(val, contentstore):
+    from edxval.models import VideoTranscript
+
+    from etl.openedx import register
+
+    demo(val, contentstore)
+    result = register.plan(val, DEMO_ID)
+    seen = []
+
+    def fail(point):
+        seen.append(point)
+        if point == "before database commit":
+            assert len(val_objects(val)) == 6 and receipts.live(val, parse_course_id(DEMO_ID))
+            raise RuntimeError("database went away")
+
+    with pytest.raises(RuntimeError):
+        register.commit(val, result, hook=fail)
+    assert seen == ["uploaded", "before database commit"]
+    assert VideoTranscript.objects.count() == 0 and val_objects(val) == {}
+    assert receipts.live(val, parse_course_id(DEMO_ID)) == []
+
+
+def test_an_undo_whose_database_commit_fails_keeps_its_receipts_live_and_every_copy(val, contentstore,
+                                                                                     monkeypatch):
+    from django.db.models.signals import pre_delete
     from edxval.models import VideoTranscript
 
     demo(val, contentstore)
+    assert manage(val, monkeypatch, DEMO_ID, "--commit")[0] == 0
+    copies = val_objects(val)
+
+    def refuse(sender, instance, **kwargs):
+        raise RuntimeError("lock wait timeout")
+
+    pre_delete.connect(refuse, sender=VideoTranscript)
+    try:
+        with pytest.raises(RuntimeError):
+            manage(val, monkeypatch, DEMO_ID, "--undo", "--commit")
+    finally:
+        pre_delete.disconnect(refuse, sender=VideoTranscript)
+    assert VideoTranscript.objects.count() == 6 and val_objects(val) == copies
+    assert len(receipts.live(val, parse_course_id(DEMO_ID))) == 1
+    code, _, err = manage(val, monkeypatch, DEMO_ID, "--undo", "--commit")
+    assert code == 0, err
+    assert VideoTranscript.objects.count() == 0 and val_objects(val) == {}
+
+
+def test_a_course_not_committed_a_typo_a_stale_hand_off_and_a_changed_object_are_refused(val, contentstore,
+                                                                                         monkeypatch, tmp_path):
+    from edxval.models import VideoTranscript
+
+    register_course(contentstore, "course-v1:Not+Yet+2026")
+    code, _, err = manage(val, monkeypatch, "course-v1:Not+Yet+2026", "--commit")
+    assert code == 3 and "not committed" in err
+    demo(val, contentstore)
+    listed = tmp_path / "courses.txt"
+    listed.write_text(f"# pilot\n{DEMO_ID.replace('DemoX', 'DemX')}\n")
+    code, _, err = manage(val, monkeypatch, "--courses", str(listed), "--commit")  # a typo, from a file
+    assert code == 3 and f"not committed (did you mean {DEMO_ID}?)" in err
+    code, _, err = manage(val, monkeypatch, "--courses", str(tmp_path / "nope.txt"))
+    assert code == 2 and "cannot read course list" in err
+    etl.rollback(val, DEMO_ID, force=True)
+    etl.migrate(val, [DEMO_ID])  # a new epoch: the hand-off names the old one
+    code, _, err = manage(val, monkeypatch, DEMO_ID, "--commit")
+    assert code == 3 and "stale" in err and VideoTranscript.objects.count() == 0
     from etl.handoff import read
 
+    etl.handoff(val, DEMO_ID, english_from_transcripts=True)
     rows = read(val, parse_course_id(DEMO_ID))[0]
     key = rows.loc[rows["status"] == "ok", "live_key"].iloc[0]
     val.s3.put_object(Bucket=BUCKET, Key=key, Body=b"1\n00:00:00,000 --> 00:00:01,000\nchanged\n")
-    ok, _, err = manage(val, monkeypatch, DEMO_ID, "--commit")
-    assert not ok and "missing or differ" in err and "python -m etl verify" in err
-    assert VideoTranscript.objects.count() == 0
-    val.s3.delete_object(Bucket=BUCKET, Key=key)
-    ok, _, err = manage(val, monkeypatch, DEMO_ID, "--commit")
-    assert not ok and "missing or differ" in err and VideoTranscript.objects.count() == 0
+    code, _, err = manage(val, monkeypatch, DEMO_ID, "--commit")
+    assert code == 3 and "missing or differ" in err and "python -m etl verify" in err
+    assert VideoTranscript.objects.count() == 0 and val_objects(val) == {}
+
+
+def test_the_copy_is_what_the_committed_object_holds_checked_by_md5(val, contentstore, monkeypatch):
+    saved, pairs = demo(val, contentstore)
+    assert manage(val, monkeypatch, DEMO_ID, "--commit")[0] == 0
+    receipt = receipts.live(val, parse_course_id(DEMO_ID))[0][1]
+    copies = val_objects(val)
+    for row in receipt["registered"]:
+        assert hashlib.md5(copies[row["storage_name"]]).hexdigest() == row["md5"]

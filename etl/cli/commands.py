@@ -29,7 +29,7 @@ from etl.protocol.known import table_ids
 from etl.reconcile import reconcile
 from etl.review import reports
 from etl.review.diff import diff as course_diff
-from etl.review.report import report as readiness
+from etl.review.report import report as readiness, unreachable
 from etl.review.signoff import diff_all
 from etl.review.views import check_state, history, status
 from etl.rollback import rollback
@@ -152,8 +152,8 @@ def dashed(name):
 class Frame:
     """A DataFrame result: printed as a table, csv or json, with a line for when it is empty."""
 
-    def __init__(self, df, empty, exit_code=0, failure=None):
-        self.df, self.empty, self.exit_code, self.failure = df, empty, exit_code, failure
+    def __init__(self, df, empty, exit_code=0, failure=None, note=None):
+        self.df, self.empty, self.exit_code, self.failure, self.note = df, empty, exit_code, failure, note
 
     def render(self, fmt):
         df = self.df.astype(object).where(self.df.notna(), None)
@@ -163,7 +163,8 @@ class Frame:
             return json.dumps(df.to_dict("records"), indent=1, default=str)
         if self.df.empty:
             return self.empty
-        return df.fillna("").to_string(index=False)  # whole cells: a cut next step is no step at all
+        table = df.fillna("").to_string(index=False)  # whole cells: a cut next step is no step at all
+        return f"{table}\n{self.note}" if self.note else table
 
 
 # The commands: the verbs themselves where their signature is the command line, else a thin function.
@@ -227,20 +228,21 @@ def vacuum(cfg, *course, all=False, retain_days=7, dry_run=False):
 
 
 @command(writes=True, check=_courses_or_all("handoff"))
-def handoff(cfg, *course, all=False, storage_location="", output=""):
-    """Show which transcripts of committed courses edx-val can serve in place, and write each course's hand-off.
+def handoff(cfg, *course, all=False, english_from_transcripts=False, as_parsed=False, output=""):
+    """Show which transcripts of committed courses the LMS serves, from which live object, and write each hand-off.
 
     Args:
         course: course ids.
         all: every course in the status table that is committed.
-        storage_location: the location of edx-val's S3 storage, which its names are relative to; '' is the bucket's root.
+        english_from_transcripts: serve English from the file transcripts['en'] names, which the LMS never reads.
+        as_parsed: take a file whose bytes parse as the other format (SRT, SJSON) in that format.
         output: also write every row to this file: .json for JSON, anything else CSV; '-' for standard output.
     """
     ids = list(course) if not all else sorted(table_ids(cfg))
     frames, lines = [], []
     for course_id in ids:
         try:
-            df = hand_off(cfg, course_id, storage_location=storage_location)
+            df = hand_off(cfg, course_id, english_from_transcripts=english_from_transcripts, as_parsed=as_parsed)
         except NotCommitted:
             if not all:
                 raise
@@ -270,7 +272,7 @@ def report(cfg, *, ready_only=False, workers=8):
     df = readiness(cfg, "all", workers=workers)
     if ready_only:
         return "\n".join(df.loc[df["ready"], "course_id"]) or None
-    return df
+    return Frame(df, "no courses found", note=unreachable(df))
 
 
 @command(check=_diff_targets)

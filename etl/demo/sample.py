@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 import gridfs
 from bson.son import SON
 
+from etl.source.resolve import asset_name
 from etl.model.layout import parse_course_id
 
 
@@ -54,6 +55,11 @@ def save_asset(db, course_id, name, data, content_type="application/octet-stream
     if changes:
         db["fs.files"].update_one({"_id": file_id}, {"$set": changes})
     return file_id
+
+
+def save_upload(db, course_id, name, data, content_type="application/x-subrip"):
+    """Save an asset as Studio's upload and import save it: under the name ``compute_location`` cleans."""
+    return save_asset(db, course_id, asset_name(name), data, content_type)
 
 
 def sjson(cues):

@@ -92,10 +92,6 @@ class NotCommitted(Refused):
     """The verb needs a committed course (the hand-off to Open edX), and the course is not one."""
 
 
-class Registered(Refused):
-    """Open edX serves rows registered from this epoch: undo the registration before removing its objects."""
-
-
 class IllegalTransition(Refused):
     """A state change the course state machine does not allow."""
 

@@ -1,10 +1,10 @@
-"""The Django app Open edX's plugin system installs in Studio through the ``cms.djangoapp`` entry point."""
+"""The Django app Open edX's plugin system installs in Studio and the LMS (``cms.djangoapp``, ``lms.djangoapp``)."""
 
 from django.apps import AppConfig
 
 
 class TranscriptEtlConfig(AppConfig):
-    """The transcript ETL's Open edX plugin: it only adds the ``transcript_etl_register`` management command."""
+    """The transcript ETL's Open edX plugin: ``transcript_etl_register`` (Studio) and ``transcript_etl_check`` (the LMS)."""
 
     name = "etl.openedx"
     label = "transcript_etl"

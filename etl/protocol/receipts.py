@@ -1,11 +1,12 @@
-"""Keep the receipts of Phase II registrations: which edx-val rows point at which epoch's live objects.
+"""Keep the receipts of Phase II registrations: which edx-val rows a course's registration created.
 
 Open edX's plugin (``etl.openedx``) writes one receipt per registration of a
 course, ``{state}/receipts/{course}/e{epoch}-{time}-{nonce}.json``, with the rows it
 registered and what it found there before, conditionally (If-None-Match), before
 its database transaction commits; an undo marks the receipt undone (If-Match).
-While a receipt is live, edx-val serves that epoch's objects in place, so
-``rollback --force`` refuses the course and ``vacuum`` keeps the epoch.
+Each row names the copy edx-val saved of its own (``storage_name``), so the
+tool's objects stay free for ``rollback --force`` and ``vacuum``; the receipts
+are the record of what was registered, and what an undo removes.
 """
 
 import secrets
@@ -22,11 +23,6 @@ def live(cfg, course):
     return [(key, doc, tag) for key, (doc, tag) in zip(keys, found) if doc and not doc.get("undone_at")]
 
 
-def registered_epochs(cfg, course):
-    """Return the epochs whose live objects edx-val serves for the course, by its live receipts."""
-    return {int(doc["epoch"]) for _, doc, _ in live(cfg, course) if doc.get("registered")}
-
-
 def write(cfg, course, receipt):
     """Write a new receipt (never over another); return its key."""
     stamp = iso(now()).replace(":", "").replace("-", "").replace(".", "")
@@ -39,6 +35,17 @@ def mark_undone(cfg, course, key, receipt, tag):
     """Mark a receipt undone, if it is still the one read (If-Match)."""
     s3.put_json(cfg, key, dict(receipt, undone_at=iso(now())), metadata=s3.tool_metadata(course, receipt.get("run_id")
                                                                                           or ""), if_match=f'"{tag}"')
+
+
+def abandon(cfg, course, key):
+    """Mark a receipt whose database transaction rolled back as undone, if it can be; it registered nothing."""
+    doc, tag = s3.get_json(cfg, key)
+    if doc is not None and not doc.get("undone_at"):
+        try:
+            s3.put_json(cfg, key, dict(doc, undone_at=iso(now()), undone_because="the database transaction rolled "
+                                       "back"), metadata=s3.tool_metadata(course, ""), if_match=f'"{tag}"')
+        except Exception:  # a live receipt whose rows are all gone: the next undo marks it
+            pass
 
 
 def how_to_undo(course):

@@ -6,7 +6,8 @@ import pandas as pd
 
 from etl.batch.migrate import select
 from etl.model.errors import EtlError
-from etl.protocol import state
+from etl.model.layout import parse_course_id
+from etl.protocol import phase2, state
 from etl.review import views
 from etl.verify import verify
 
@@ -15,8 +16,10 @@ def report(cfg, courses="all", modulestore_db=None, workers=8):
     """Return the Phase II readiness view: one row per course, with ``ready`` when verify passes.
 
     Columns: course_id, contentstore_count, live_count, marker_count, state,
-    last_error, ready. ``courses="all"`` covers every known course and every
-    course in the status table.
+    last_error, ready, reason, next_step, phase2. ``ready`` is verify's verdict;
+    ``phase2`` says where the course is in Open edX (``etl.protocol.phase2``).
+    ``courses="all"`` covers every known course and every course in the status
+    table.
     """
     ids, _ = select(cfg, courses, modulestore_db)
     table = views.status(cfg)
@@ -25,27 +28,38 @@ def report(cfg, courses="all", modulestore_db=None, workers=8):
     records = table.set_index("course_id").to_dict("index") if len(table) else {}
 
     def row(course_id):
-        record = records.get(course_id, {})
+        record, epoch = records.get(course_id, {}), None
         try:
             result = verify(cfg, course_id)
             counts = (result.contentstore_count, result.live_count, result.marker_count, result.ok)
-            problems = result.problems
+            problems, epoch = result.problems, result.epoch
         except EtlError as err:
             counts, record, problems = (None, None, None, False), dict(record, error=str(err)), [str(err)]
+        course = parse_course_id(course_id)
+        where = phase2.describe(course, phase2.read(cfg, course), epoch)
         current = record.get("state") or ("promoted" if counts[3] else None)
         reason, step = (None, None) if counts[3] else why_not_ready(course_id, current, record, problems)
         return {"course_id": course_id, "contentstore_count": counts[0], "live_count": counts[1],
                 "marker_count": counts[2], "state": current, "last_error": record.get("error"),
-                "ready": bool(counts[3]), "reason": reason, "next_step": step}
+                "ready": bool(counts[3]), "reason": reason, "next_step": step, "phase2": where}
 
     with ThreadPoolExecutor(workers, thread_name_prefix="report") as pool:
         rows = list(pool.map(row, ids))
     columns = ["course_id", "contentstore_count", "live_count", "marker_count", "state", "last_error", "ready",
-               "reason", "next_step"]
+               "reason", "next_step", "phase2"]
     df = pd.DataFrame(rows, columns=columns)
     for column in ("contentstore_count", "live_count", "marker_count"):
         df[column] = df[column].astype("Int64")
     return df
+
+
+def unreachable(df):
+    """Return the line naming each ready course Phase II cannot reach, and why, or None when there is none."""
+    stuck = df[df["ready"] & df["phase2"].map(phase2.unreachable)]
+    if not len(stuck):
+        return None
+    said = "; ".join(f"{c} ({p})" for c, p in zip(stuck["course_id"], stuck["phase2"]))
+    return f"{len(stuck)} ready course(s) Phase II cannot reach yet: {said}"
 
 
 def why_not_ready(course_id, current, record, problems):

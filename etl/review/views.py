@@ -7,13 +7,13 @@ import pandas as pd
 
 from etl.model.errors import UsageError
 from etl.model.layout import Layout, parse_course_id
-from etl.protocol import marker
+from etl.protocol import marker, phase2
 from etl.protocol.known import refuse_unknown
 from etl.protocol.state import IN_PROGRESS, TRANSITIONS, effective_state, read, read_record
 from etl.store import pool, s3
 
 
-COLUMNS = ["course_id", "state", "run_id", "transcripts", "bytes", "updated_at", "error", "host", "pid"]
+COLUMNS = ["course_id", "state", "run_id", "transcripts", "bytes", "updated_at", "error", "host", "pid", "phase2"]
 
 
 HISTORY_COLUMNS = ["at", "event", "previous", "run_id", "host", "pid", "error", "details"]
@@ -86,8 +86,10 @@ def status(cfg, course_id=None, *, state=""):
         if record is None:
             return None
         course_key = parse_course_id(record.get("course_id") or unquote(key.rsplit("/", 1)[1][:-5]))
-        committed = marker.is_committed(cfg, course_key)
-        return {**{c: record.get(c) for c in COLUMNS}, "state": effective_state(record, committed, cfg.clock)}
+        (seen, summary) = pool.together(lambda: marker.read(cfg, course_key), lambda: phase2.read(cfg, course_key))
+        epoch = int(seen.commit.get("epoch", 0)) if seen.commit is not None else None
+        return {**{c: record.get(c) for c in COLUMNS}, "state": effective_state(record, epoch is not None, cfg.clock),
+                "phase2": phase2.describe(course_key, summary, epoch)}
 
     rows = [r for r in pool.run_all(cfg, row, keys) if r]
     df = pd.DataFrame(rows, columns=COLUMNS).sort_values("course_id", ignore_index=True)

@@ -1,16 +1,20 @@
-"""Find the asset each language of a video is served from, in the order edx-platform looks for it.
+"""Find the asset each language of a video is served from, exactly as the LMS finds it in the contentstore.
 
-edx-platform (``xmodule/video_block/transcripts_utils.py``) serves a language
-from the contentstore, when edx-val has nothing, by trying ids in order: the
-video's ``sub``, its ``youtube_id_1_0`` (the XBlock's default when unset), then
-its html5 sources' file names without extension. For each id it tries
-``subs_{id}.srt.sjson`` (English) or ``{lang}_subs_{id}.srt.sjson``, then the
-file the video names for the language in ``transcripts`` (for English, the id
-itself). The file ``transcripts`` names for a language comes first here, as
-Studio's own upload and edx-val's import use it; empty ids are skipped.
+This follows openedx-platform's ``get_transcript_from_contentstore``
+(``xmodule/video_block/transcripts_utils.py``) step by step. For each id in
+``[None, sub, youtube_id_1_0] + html5 ids`` the LMS sets ``transcripts['en']``
+to that id (so a name the video gives English is never used), stops at a
+``KeyError`` for a language the video does not name, then tries the SJSON asset
+``subs_{id}.srt.sjson`` (``{lang}_subs_{id}.srt.sjson``), then the language's
+file name, read as SRT. Names are cleaned as ``StaticContent.compute_location``
+cleans them, because that is how the contentstore stored them. The first asset
+found is served, whatever its bytes turn out to be.
 """
 
+from opaque_keys.edx.locator import AssetLocator
+
 DEFAULT_LANGUAGE = "en"
+SJSON, SRT = "sjson", "srt"
 
 
 def html5_ids(sources):
@@ -23,35 +27,46 @@ def subs_filename(subs_id, language=DEFAULT_LANGUAGE):
     return f"subs_{subs_id}.srt.sjson" if language == DEFAULT_LANGUAGE else f"{language}_subs_{subs_id}.srt.sjson"
 
 
+def asset_name(path):
+    """Return the name the contentstore keeps ``path`` under (``StaticContent.compute_location``)."""
+    return AssetLocator.clean_keeping_underscores(path.replace("/", "_"))
+
+
 def named(fields):
-    """Return {language: file name} of the video's ``transcripts``, without empty names."""
+    """Return {language: file name} as ``get_transcripts_info`` gives it: names that are not ''."""
     transcripts = fields.get("transcripts") or {}
-    return {lang: name for lang, name in transcripts.items() if isinstance(name, str) and name}
+    return {lang: name for lang, name in transcripts.items() if name != "" and isinstance(lang, str)}
 
 
 def languages(fields):
-    """Return [(language, claimed)]: each language the video offers; claimed when its fields name a transcript.
+    """Return [(language, claimed)]: each language the LMS offers; claimed when the fields name a transcript.
 
-    English is offered when ``sub`` is set or no language is named, as the LMS
-    offers it; it is claimed only when ``sub`` or ``transcripts`` names it.
+    As ``available_translations`` without asset checks: every named language,
+    and English when ``sub`` is set or no language is named. English is claimed
+    only when ``sub`` is set, since the LMS never reads ``transcripts['en']``.
     """
-    others = named(fields)
-    found = {lang: True for lang in others}
-    if fields.get("sub") or not others:
-        found.setdefault(DEFAULT_LANGUAGE, bool(fields.get("sub")))
-    return sorted(found.items())
+    others = {lang: True for lang in named(fields) if lang != DEFAULT_LANGUAGE}
+    if fields.get("sub") or not named(fields):
+        others[DEFAULT_LANGUAGE] = bool(fields.get("sub"))
+    elif DEFAULT_LANGUAGE in named(fields):
+        others[DEFAULT_LANGUAGE] = False  # offered, as the LMS lists it, but served only through the ids
+    return sorted(others.items())
 
 
 def candidates(fields, language):
-    """Return the asset names to try for ``language``, in order, without repeats."""
-    others = named(fields)
-    if language != DEFAULT_LANGUAGE and language not in others:
-        return []  # edx-platform stops at its KeyError: a language the video does not name has no fallback
-    names = [others[language]] if language in others else []
-    ids = [fields.get("sub"), fields.get("youtube_id_1_0")] + html5_ids(fields.get("html5_sources"))
+    """Return [(asset name, format the LMS reads it as)] in the order the LMS tries them, without repeats."""
+    transcripts = dict(named(fields))
+    ids = [None, fields.get("sub"), fields.get("youtube_id_1_0")] + html5_ids(fields.get("html5_sources"))
+    found = []
     for subs_id in ids:
-        if not isinstance(subs_id, str) or not subs_id:
-            continue
-        names.append(subs_filename(subs_id, language))
-        names.append(subs_id if language == DEFAULT_LANGUAGE else others[language])
-    return list(dict.fromkeys(names))
+        transcripts[DEFAULT_LANGUAGE] = subs_id
+        if language not in transcripts:
+            continue  # the LMS's KeyError: a language the video does not name has no fallback
+        file_name = transcripts[language]
+        if subs_id is not None:
+            found.append((asset_name(subs_filename(subs_id, language)), SJSON))
+        if file_name is None:
+            continue  # the LMS would look up subs_None.srt.sjson and fail on its base name: never served
+        if isinstance(file_name, str):  # an empty name makes the LMS look up the SJSON name of the id None, as SRT
+            found.append((asset_name(file_name or subs_filename(None, language)), SRT))
+    return list(dict.fromkeys(found))

@@ -1,44 +1,58 @@
-"""``./manage.py cms transcript_etl_register COURSE... [--commit] [--undo]``: register hand-offs in edx-val, in place."""
+"""``./manage.py cms transcript_etl_register COURSE...|--courses FILE [--commit] [--undo]``: turn Phase II on."""
 
 from django.core.management.base import BaseCommand, CommandError
 
 from etl.model.config import config_from_env
-from etl.model.errors import EtlError
+from etl.model.errors import EtlError, UsageError
 from etl.openedx import register
+from etl.source.discover import read_course_file
 
 
 class Command(BaseCommand):
-    help = ("Register committed courses' migrated transcripts in edx-val, in place (no upload), from their "
-            "hand-off (python -m etl handoff); a dry run unless --commit. --undo removes a registration's rows.")
+    help = ("Turn Phase II on for committed courses: upload each transcript their hand-off (python -m etl handoff) "
+            "found the LMS serving into edx-val, as Studio uploads it; a dry run unless --commit. --undo removes "
+            "the rows and copies a registration made.")
 
     def add_arguments(self, parser):
-        parser.add_argument("courses", nargs="+", metavar="COURSE", help="course ids")
+        parser.add_argument("courses", nargs="*", metavar="COURSE", help="course ids")
+        parser.add_argument("--courses", dest="courses_file", metavar="FILE",
+                            help="a file of course ids, one per line; '#' starts a comment")
         parser.add_argument("--commit", action="store_true", help="write to edx-val; without it, only say what")
         parser.add_argument("--undo", action="store_true", help="remove exactly the rows the receipts list")
 
     def handle(self, *args, **options):
+        try:
+            ids = list(options["courses"]) + (read_course_file(options["courses_file"])
+                                              if options["courses_file"] else [])
+        except UsageError as err:
+            raise CommandError(str(err), returncode=2) from None
+        if not ids:
+            raise CommandError("no courses given; name course ids, or use --courses FILE", returncode=2)
         cfg = config_from_env(manifest_dir="", progress=False)  # the same ETL_* environment as the tool
-        failed = []
-        for course_id in options["courses"]:
+        codes = []
+        for course_id in dict.fromkeys(ids):
             try:
                 self._one(cfg, course_id, options["commit"], options["undo"])
             except EtlError as err:
                 self.stderr.write(f"etl: error: {err}")
-                failed.append(course_id)
-        if failed:
-            raise CommandError(f"{len(failed)} of {len(options['courses'])} course(s) were refused; see above")
+                codes.append(err.exit_code)
+        if codes:  # the tool's exit codes: 2 bad input, 3 refused, 1 failed; the worst one given
+            raise CommandError(f"{len(codes)} of {len(set(ids))} course(s) were refused; see above",
+                               returncode=2 if 2 in codes else max(codes))
 
     def _one(self, cfg, course_id, commit, undo):
         result = (register.plan_undo if undo else register.plan)(cfg, course_id)
-        verb = ("remove" if undo else "register") if commit else ("would remove" if undo else "would register")
-        for row in result.act:
-            self.stdout.write(f"{verb} {result.course_id} {row['edx_video_id']} {row['language']}: "
-                              f"{row['storage_name']} ({row['file_format']})")
-        for row, reason in result.skip:
-            where = f" {row['usage_key']} ({row['branch']})" if row.get("usage_key") else ""
-            self.stdout.write(f"skip {result.course_id} {row['edx_video_id'] or '-'} {row['language']}{where}: {reason}")
         if commit:
             (register.commit_undo if undo else register.commit)(cfg, result)
-        done = "removed" if undo else "registered"
-        self.stdout.write(f"{result.course_id}: {len(result.act)} {done if commit else 'to ' + verb.split()[-1]}, "
-                          f"{len(result.skip)} skipped{'' if commit else '; dry run: add --commit to write'}")
+        verb = ("removed" if undo else "registered") if commit else ("would remove" if undo else "would register")
+        for row in result.act:
+            extra = " (creating its external Video)" if row.get("create_video") and not undo else ""
+            said = f", as {row['difference']}" if row.get("difference") else ""
+            self.stdout.write(f"{verb} {result.course_id} {row['edx_video_id']} {row['language']}: "
+                              f"{row.get('storage_name') or row['live_key']} ({row['file_format']}{said}){extra}")
+        for row, reason in result.skip:
+            where = f" {row['usage_key']} ({row['branch']})" if row.get("branch") else ""
+            self.stdout.write(f"skip {result.course_id} {row.get('edx_video_id') or '-'} {row.get('language')}"
+                              f"{where}: {reason}")
+        self.stdout.write(f"{result.course_id}: {len(result.act)} {verb.split()[-1] if commit else 'to ' + verb.split()[-1]}"
+                          f", {len(result.skip)} skipped{'' if commit else '; dry run: add --commit to write'}")

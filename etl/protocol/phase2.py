@@ -1,0 +1,63 @@
+"""Keep each course's Phase II summary: its hand-off, its registration in edx-val, and the LMS's last check.
+
+One JSON object per course, ``{state}/phase2/{course}.json``, holds three
+sections, each written by the step that knows it: ``handoff`` (``python -m etl
+handoff``), ``registered`` (the plugin's register and undo) and ``checked``
+(``transcript_etl_check`` from the LMS). Each write replaces only its section,
+conditionally on the object it read (If-Match, or If-None-Match for the first),
+so ``status`` and ``report`` read one object per course to say where Phase II is.
+"""
+
+from etl.model.layout import Layout
+from etl.protocol.state import iso, now
+from etl.store import s3
+
+_ATTEMPTS = 5
+
+
+def read(cfg, course):
+    """Return the course's Phase II summary ({} when nothing was handed off)."""
+    doc, _ = s3.get_json(cfg, Layout(cfg, course).phase2)
+    return doc or {}
+
+
+def record(cfg, course, section, value):
+    """Replace one section of the course's summary, re-reading it when another writer got there first."""
+    key = Layout(cfg, course).phase2
+    for attempt in range(_ATTEMPTS):
+        doc, tag = s3.get_json(cfg, key)
+        new = dict(doc or {}, course_id=str(course), updated_at=iso(now()), **{section: value})
+        try:
+            s3.put_json(cfg, key, new, metadata=s3.tool_metadata(course, ""), if_none_match=tag is None,
+                        if_match=f'"{tag}"' if tag else None)
+            return new
+        except s3.PreconditionFailed:
+            if attempt == _ATTEMPTS - 1:
+                raise
+
+
+def describe(course, doc, epoch):
+    """Return the Phase II column for a course committed at ``epoch`` (None when not committed)."""
+    if course.deprecated:
+        return "nothing to register: old-style id (export, then import as course-v1)"
+    handoff, registered, checked = doc.get("handoff"), doc.get("registered"), doc.get("checked")
+    if registered and registered.get("rows"):
+        said = f"registered e{registered['epoch']}, {registered['rows']} rows"
+        if checked and checked.get("at", "") >= registered.get("at", ""):
+            bad = checked.get("failed", 0)
+            said += f"; checked {checked['at'][:10]}: " + (f"{bad} rows fail" if bad else "all serve")
+        return said
+    if epoch is None:
+        return "not committed"
+    if not handoff:
+        return "not handed off"
+    if str(handoff.get("epoch")) != str(epoch):
+        return f"hand-off stale (e{handoff.get('epoch')}, committed e{epoch})"
+    if not handoff.get("ok"):
+        return f"nothing to register: {handoff.get('why') or 'no rows'}"
+    return f"handed off: {handoff['ok']} to register"
+
+
+def unreachable(text):
+    """Say whether a Phase II column means that Phase II cannot reach the course."""
+    return text.startswith(("nothing to register", "not handed off", "hand-off stale"))

@@ -46,7 +46,7 @@ CASES = {
     "version": ([], ["--debgu"], ["--log-format", "xml"], ["extra"]),
     "worker": ([], ["--concurency", "3"], ["--concurrency", "0"], ["extra"]),
     "vacuum": ([COURSE], ["--retain-dyas", "0"], ["--retain-days", "-1"], ["--all"]),
-    "handoff": ([COURSE], ["--storage-locaton", "x"], ["--all=yes"], ["--all"]),
+    "handoff": ([COURSE], ["--as-parsd"], ["--all=yes"], ["--all"]),
     "tasks": ([COURSE], ["--courss", "ids.txt"], ["--format", "yaml"], ["--format"]),
 }
 

@@ -125,12 +125,15 @@ def _one_of_courses(args, flags):
         raise UsageError("migrate: no courses given; name course ids, or use --courses FILE or --all")
 
 
-def _courses_or_all(name):
+def _courses_or_all(name, file=False):
     def check(args, flags):
-        if flags.get("all") and args:
-            raise UsageError(f"{name}: --all is every course in the status table: give it alone, without course ids")
-        if not flags.get("all") and not args:
-            raise UsageError(f"{name}: no courses given; name course ids, or use --all")
+        listed = args or flags.get("courses")
+        if flags.get("all") and listed:
+            raise UsageError(f"{name}: --all is every course in the status table: give it alone, without course ids"
+                             + (" or --courses" if file else ""))
+        if not flags.get("all") and not listed:
+            raise UsageError(f"{name}: no courses given; name course ids, or use {'--courses FILE or ' if file else ''}"
+                             "--all")
     return check
 
 
@@ -227,18 +230,19 @@ def vacuum(cfg, *course, all=False, retain_days=7, dry_run=False):
     return pd.DataFrame(rows, columns=["course_id", "deleted", "epochs", "kept", "dry_run"])
 
 
-@command(writes=True, check=_courses_or_all("handoff"))
-def handoff(cfg, *course, all=False, english_from_transcripts=False, as_parsed=False, output=""):
+@command(writes=True, check=_courses_or_all("handoff", file=True))
+def handoff(cfg, *course, courses="", all=False, english_from_transcripts=False, as_parsed=False, output=""):
     """Show which transcripts of committed courses the LMS serves, from which live object, and write each hand-off.
 
     Args:
         course: course ids.
+        courses: a file of course ids, one per line; '#' starts a comment.
         all: every course in the status table that is committed.
         english_from_transcripts: serve English from the file transcripts['en'] names, which the LMS never reads.
         as_parsed: take a file whose bytes parse as the other format (SRT, SJSON) in that format.
         output: also write every row to this file: .json for JSON, anything else CSV; '-' for standard output.
     """
-    ids = list(course) if not all else sorted(table_ids(cfg))
+    ids = list(course) + (read_course_file(courses) if courses else []) if not all else sorted(table_ids(cfg))
     frames, lines = [], []
     for course_id in ids:
         try:

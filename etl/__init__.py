@@ -27,6 +27,7 @@ from etl.model.errors import (
     NotVerified,
     ReconcileError,
     Refused,
+    Registered,
     SourceChanged,
     StorageError,
     UsageError,
@@ -45,7 +46,7 @@ from etl.verify import verify
 
 __all__ = [
     "Config", "committed", "config_from_env", "diff", "diff_all", "extract", "handoff", "migrate", "report", "history", "promote", "reconcile", "rollback", "status", "vacuum", "verify",
-    "EtlError", "UsageError", "InvalidId", "Refused", "AlreadyPromoted", "NotStaged", "NotCommitted", "ConcurrentRun", "LeaseExpired",
+    "EtlError", "UsageError", "InvalidId", "Refused", "AlreadyPromoted", "NotStaged", "NotCommitted", "Registered", "ConcurrentRun", "LeaseExpired",
     "SourceChanged", "Conflict", "ForeignObject", "InDoubt", "IllegalTransition", "Failed", "CorruptSource", "ReconcileError",
     "StorageError", "BatchFailed", "NotVerified", "__version__",
 ]

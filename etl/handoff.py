@@ -127,6 +127,8 @@ def _status(row, as_parsed):
         return "no_edx_video_id"
     if not row["live_key"]:
         return "asset_missing"
+    if row["file_format"] is None:
+        return "not_served"  # the LMS finds this asset and fails on it
     if row["difference"] == ENGLISH_FROM_TRANSCRIPTS and not row["_flag"]:
         return "not_served"
     if row["_error"] or not row["_parsed"]:

@@ -7,9 +7,9 @@ result says how many, and ``purge_versions`` deletes the tool's own by version i
 from dataclasses import asdict, dataclass, field
 
 from etl.model import logs
-from etl.model.errors import Conflict, Refused
+from etl.model.errors import Conflict, Refused, Registered
 from etl.model.layout import Layout, new_run_id, parse_course_id
-from etl.protocol import claims, marker, state
+from etl.protocol import claims, marker, receipts, state
 from etl.protocol.cleanup import remove_tool_objects
 from etl.protocol.known import refuse_unknown
 from etl.store import pool, probe, s3, versions
@@ -94,6 +94,11 @@ def rollback(cfg, course_id, *, force=False, dry_run=False, purge_versions=False
     if committed and not s3.written_by_tool({"Metadata": commit_meta}, course):
         raise Conflict(f"course {course}: the commit marker was not written by this tool; "
                        "remove it by hand if it is stale, then re-run")
+    in_place = receipts.in_place_epochs(cfg, course) if committed else set()
+    if in_place:
+        raise Registered(f"course {course}: edx-val rows registered in place by 0.6.0 name the objects of epoch "
+                         f"{', '.join(f'e{e}' for e in sorted(in_place))}; nothing was deleted; undo that registration "
+                         f"first (`{receipts.how_to_undo(course)}`), then roll back")
     upto = lambda epoch: epoch is not None and epoch <= looked.epoch  # noqa: E731 (every epoch it read)
     untouched = looked.record is None and looked.seen.doc is None and looked.seen.legacy is None and not any(
         next(iter(s3.list_objects(cfg, prefix)), None) for prefix in (layout.live_root, layout.staging_root))

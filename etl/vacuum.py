@@ -5,7 +5,7 @@ from dataclasses import asdict, dataclass, field
 from etl.model import logs
 from etl.model.errors import UsageError
 from etl.model.layout import Layout, parse_course_id
-from etl.protocol import claims, state
+from etl.protocol import claims, receipts, state
 from etl.protocol.cleanup import remove_tool_objects
 from etl.protocol.known import refuse_unknown
 from etl.store import s3
@@ -76,6 +76,8 @@ def vacuum(cfg, course_id, *, retain_days=RETAIN_DAYS, dry_run=False):
         kept.setdefault(below, f"{looked.state} by run {looked.record.get('run_id')}"
                         + (", at work now" if alive else f"; `python -m etl migrate {course}` or "
                            f"`python -m etl rollback {course}` removes what it left"))
+    for epoch in receipts.in_place_epochs(cfg, course):
+        kept[epoch] = f"registered in place in Open edX by 0.6.0 (undo: {receipts.how_to_undo(course)})"
     # Ages by S3's clock (the listing's Date minus LastModified): a host whose clock runs fast deletes nothing early.
     retain = retain_days * 86400
     listed = [o for prefix in (layout.staging_root, layout.live_root) for o in s3.list_aged(cfg, prefix)]

@@ -460,3 +460,54 @@ def test_the_copy_is_what_the_committed_object_holds_checked_by_md5(val, content
     copies = val_objects(val)
     for row in receipt["registered"]:
         assert hashlib.md5(copies[row["storage_name"]]).hexdigest() == row["md5"]
+
+
+def test_status_and_report_show_where_each_course_is_in_phase_ii(val, contentstore, monkeypatch, capsys, tmp_path):
+    from tests.helpers import run_cli
+
+    import_static(contentstore, "edx-demox-2015-export", OLD_ID)
+    register_course(contentstore, OLD_ID)
+    load_videos(contentstore, os.path.join(DATA, "edx-demox-2015-export"), OLD_ID)
+    demo(val, contentstore)
+    etl.migrate(val, [OLD_ID])
+    column = lambda: dict(zip(etl.status(val)["course_id"], etl.status(val)["phase2"]))  # noqa: E731
+    assert column()[DEMO_ID] == "handed off: 6 to register"
+    assert column()[OLD_ID].startswith("nothing to register: old-style id")
+    assert manage(val, monkeypatch, DEMO_ID, "--commit")[0] == 0
+    assert column()[DEMO_ID] == "registered e1, 6 rows"
+    assert manage(val, monkeypatch, DEMO_ID, command="transcript_etl_check")[0] == 0
+    assert column()[DEMO_ID].startswith("registered e1, 6 rows; checked 20") and column()[DEMO_ID].endswith(
+        ": all serve")
+    code, out, err = run_cli(val, contentstore, capsys, tmp_path, "report")
+    assert code == 0, err
+    assert f"1 ready course(s) Phase II cannot reach yet: {OLD_ID} (nothing to register: old-style id" in out
+    assert "registered e1, 6 rows" in out
+    assert manage(val, monkeypatch, DEMO_ID, "--undo", "--commit")[0] == 0
+    assert column()[DEMO_ID] == "handed off: 6 to register"
+
+
+def test_a_0_6_0_in_place_registration_still_guards_its_objects_until_undone_and_undo_keeps_them(
+        val, contentstore, monkeypatch):
+    from edxval.models import Video, VideoTranscript
+
+    saved, pairs = demo(val, contentstore)
+    course = parse_course_id(DEMO_ID)
+    video_id, language, name = sorted(pairs)[0]
+    live_key = etl.handoff(val, DEMO_ID, english_from_transcripts=True).query(
+        "edx_video_id == @video_id and language == @language")["live_key"].iloc[0]
+    row = VideoTranscript.objects.create(video=Video.objects.get(edx_video_id=video_id), language_code=language,
+                                         file_format="srt", provider="Custom")
+    row.transcript.name = live_key  # 0.6.0: the row names the live object; edx-val's storage is the tool's bucket
+    row.save()
+    receipts.write(val, course, {"course_id": DEMO_ID, "epoch": 1, "created_at": "2026-11-01T00:00:00Z",
+                                 "undone_at": None, "registered": [{
+                                     "edx_video_id": video_id, "language": language, "storage_name": live_key,
+                                     "file_format": "srt", "live_key": live_key}], "before": []})
+    with pytest.raises(etl.Registered, match="registered in place by 0.6.0"):
+        etl.rollback(val, DEMO_ID, force=True)
+    assert "registered in place" in etl.vacuum(val, DEMO_ID, retain_days=0).kept[1]
+    before = tool_objects(val)
+    code, out, err = manage(val, monkeypatch, DEMO_ID, "--undo", "--commit")
+    assert code == 0, err
+    assert VideoTranscript.objects.count() == 0 and tool_objects(val) == before  # the row went, the object stayed
+    assert etl.rollback(val, DEMO_ID, force=True).was_promoted

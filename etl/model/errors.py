@@ -92,6 +92,10 @@ class NotCommitted(Refused):
     """The verb needs a committed course (the hand-off to Open edX), and the course is not one."""
 
 
+class Registered(Refused):
+    """edx-val rows registered in place by 0.6.0 name this epoch's objects: undo them before removing those."""
+
+
 class IllegalTransition(Refused):
     """A state change the course state machine does not allow."""
 

@@ -168,6 +168,7 @@ def commit(cfg, result, hook=None):
             if done:
                 key = receipts.write(cfg, course, {
                     "course_id": str(course), "epoch": result.epoch, "created_at": iso(now()), "undone_at": None,
+                    "mode": receipts.UPLOAD,
                     "registered": [_receipt_row(r) for r in done],
                     "skipped": [dict(edx_video_id=r.get("edx_video_id"), language=r.get("language"), reason=why)
                                 for r, why in result.skip]})
@@ -217,8 +218,8 @@ def plan_undo(cfg, course_id):
                 result.skip.append((row, "already gone"))
             elif current[0].transcript.name != row["storage_name"]:
                 result.skip.append((row, f"replaced since registration (now {current[0].transcript.name}); left"))
-            else:
-                result.act.append(dict(row, pk=current[0].pk))
+            else:  # a 0.6.0 row registered in place names the tool's own object: only the row goes
+                result.act.append(dict(row, pk=current[0].pk, copy=receipt.get("mode") == receipts.UPLOAD))
     return result
 
 
@@ -227,7 +228,7 @@ def commit_undo(cfg, result):
     course = parse_course_id(result.course_id)
     with transaction.atomic():
         val.rows_by_pk([row["pk"] for row in result.act]).delete()
-    left = val.discard([row["storage_name"] for row in result.act])
+    left = val.discard([row["storage_name"] for row in result.act if row["copy"]])
     if left:  # the receipts stay live, so a re-run deletes what is left
         raise Refused(f"course {course}: the rows were removed, but {len(left)} copies could not be deleted from "
                       f"edx-val's storage, e.g. {left[0]}; run the undo again")

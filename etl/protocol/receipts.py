@@ -6,7 +6,10 @@ registered and what it found there before, conditionally (If-None-Match), before
 its database transaction commits; an undo marks the receipt undone (If-Match).
 Each row names the copy edx-val saved of its own (``storage_name``), so the
 tool's objects stay free for ``rollback --force`` and ``vacuum``; the receipts
-are the record of what was registered, and what an undo removes.
+are the record of what was registered, and what an undo removes. A live receipt
+of 0.6.0 (no ``mode``) registered in place: its rows name the epoch's own objects,
+so ``rollback --force`` refuses the course and ``vacuum`` keeps the epoch until
+it is undone.
 """
 
 import secrets
@@ -15,12 +18,19 @@ from etl.model.layout import Layout
 from etl.protocol.state import iso, now
 from etl.store import pool, s3
 
+UPLOAD = "upload"  # a receipt's mode since 0.7.0: edx-val saved copies; 0.6.0's rows named the live objects
+
 
 def live(cfg, course):
     """Return [(key, receipt, ETag)] of the course's receipts that are not undone, oldest first."""
     keys = sorted(o["Key"] for o in s3.list_objects(cfg, Layout(cfg, course).receipts) if o["Key"].endswith(".json"))
     found = pool.run_all(cfg, lambda key: s3.get_json(cfg, key), keys)
     return [(key, doc, tag) for key, (doc, tag) in zip(keys, found) if doc and not doc.get("undone_at")]
+
+
+def in_place_epochs(cfg, course):
+    """Return the epochs whose live objects rows registered in place (0.6.0, no copies) still name."""
+    return {int(doc["epoch"]) for _, doc, _ in live(cfg, course) if doc.get("registered") and doc.get("mode") != UPLOAD}
 
 
 def write(cfg, course, receipt):

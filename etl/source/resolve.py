@@ -54,7 +54,10 @@ def languages(fields):
 
 
 def candidates(fields, language):
-    """Return [(asset name, format the LMS reads it as)] in the order the LMS tries them, without repeats."""
+    """Return [(asset name, format the LMS reads it as)] in the order the LMS tries them, without repeats.
+
+    A format of None marks a name the LMS fails on when it finds it: it answers an error, not a transcript.
+    """
     transcripts = dict(named(fields))
     ids = [None, fields.get("sub"), fields.get("youtube_id_1_0")] + html5_ids(fields.get("html5_sources"))
     found = []
@@ -65,8 +68,8 @@ def candidates(fields, language):
         file_name = transcripts[language]
         if subs_id is not None:
             found.append((asset_name(subs_filename(subs_id, language)), SJSON))
-        if file_name is None:
-            continue  # the LMS would look up subs_None.srt.sjson and fail on its base name: never served
-        if isinstance(file_name, str):  # an empty name makes the LMS look up the SJSON name of the id None, as SRT
+        if file_name is None:  # the LMS looks up subs_None.srt.sjson, and if found fails on its base name
+            found.append((asset_name(subs_filename(None, language)), None))
+        elif isinstance(file_name, str):  # an empty name makes the LMS look up the SJSON name of the id None, as SRT
             found.append((asset_name(file_name or subs_filename(None, language)), SRT))
     return list(dict.fromkeys(found))

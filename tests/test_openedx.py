@@ -511,3 +511,21 @@ def test_a_0_6_0_in_place_registration_still_guards_its_objects_until_undone_and
     assert code == 0, err
     assert VideoTranscript.objects.count() == 0 and tool_objects(val) == before  # the row went, the object stayed
     assert etl.rollback(val, DEMO_ID, force=True).was_promoted
+
+
+def test_a_rerun_sharing_video_ids_names_the_course_whose_registration_made_the_rows(val, contentstore,
+                                                                                      monkeypatch):
+    from edxval.models import VideoTranscript
+
+    saved, pairs = demo(val, contentstore)
+    assert manage(val, monkeypatch, DEMO_ID, "--commit")[0] == 0
+    rerun = "course-v1:OpenedX+DemoX+Rerun2027"
+    import_static(contentstore, DEMO, rerun)
+    register_course(contentstore, rerun)
+    load_videos(contentstore, os.path.join(DATA, DEMO), rerun)
+    assert etl.migrate(val, [rerun]).exit_code == 0
+    etl.handoff(val, rerun, english_from_transcripts=True)
+    code, out, err = manage(val, monkeypatch, rerun, "--commit")
+    assert code == 0, err
+    assert out.count("val_row_same") == 6 and out.count(f"shared with {DEMO_ID}") == 6
+    assert f"{rerun}: 0 registered, 6 skipped" in out and VideoTranscript.objects.count() == 6

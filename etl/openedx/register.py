@@ -75,8 +75,15 @@ def plan(cfg, course_id):
         result.skip.append((row, row["status"]))
     _choose(result, df[df["status"] == "ok"].to_dict("records"))
     _read_objects(cfg, course, result.act)
+    read = {}
+
+    def shared():  # other courses' receipts, read once, at the first pair edx-val already has
+        if not read:
+            read["found"] = receipts.registered_elsewhere(cfg, course)
+        return read["found"]
+
     for row in list(result.act):
-        reason = _collision(row, str(course))
+        reason = _collision(row, str(course), shared=shared)
         if reason:
             result.act.remove(row)
             result.skip.append((row, reason))
@@ -124,12 +131,19 @@ def _read_objects(cfg, course, rows):
         row["data"] = data
 
 
-def _collision(row, course_id, lock=False):
-    """Return why a pair edx-val already has a row for is left alone, or None when it has none."""
+def _collision(row, course_id, lock=False, shared=None):
+    """Return why a pair edx-val already has a row for is left alone, or None when it has none.
+
+    The courses named are those edx-val links to the video and, with ``shared``,
+    those whose registration made the row.
+    """
     existing = val.rows(row["edx_video_id"], row["language"], lock=lock)
     if not existing:
         return None
-    others = val.other_courses(row["edx_video_id"], course_id)
+    others = set(val.other_courses(row["edx_video_id"], course_id))
+    if shared:
+        others |= shared().get((row["edx_video_id"], row["language"].casefold()), set())
+    others = sorted(others - {course_id})
     shared = f"; the video is shared with {', '.join(others)}" if others else ""
     same = all(val.md5(val.served(r.video.edx_video_id, r.language_code)) == row["md5"] for r in existing)
     codes = ", ".join(sorted(r.language_code for r in existing))

@@ -28,6 +28,20 @@ def live(cfg, course):
     return [(key, doc, tag) for key, (doc, tag) in zip(keys, found) if doc and not doc.get("undone_at")]
 
 
+def registered_elsewhere(cfg, course):
+    """Return {(video id, language case-folded): {course ids}} that other courses' live receipts registered."""
+    mine = Layout(cfg, course).receipts
+    keys = [o["Key"] for o in s3.list_objects(cfg, f"{cfg.state_prefix}/receipts/")
+            if o["Key"].endswith(".json") and not o["Key"].startswith(mine)]
+    found = {}
+    for doc in pool.run_all(cfg, lambda key: s3.get_json(cfg, key)[0], keys):
+        if not doc or doc.get("undone_at"):
+            continue
+        for row in doc.get("registered") or []:
+            found.setdefault((row["edx_video_id"], row["language"].casefold()), set()).add(doc["course_id"])
+    return found
+
+
 def in_place_epochs(cfg, course):
     """Return the epochs whose live objects rows registered in place (0.6.0, no copies) still name."""
     return {int(doc["epoch"]) for _, doc, _ in live(cfg, course) if doc.get("registered") and doc.get("mode") != UPLOAD}

@@ -48,9 +48,11 @@ def upload(video_id, language, data, file_format):
     edx-val names the copy as it names Studio's uploads (a random hex name
     under its DIRECTORY_PREFIX) and owns it from then on.
     """
-    api.create_or_update_video_transcript(video_id, language, file_data=ContentFile(data),
-                                          metadata={"provider": PROVIDER, "file_format": file_format,
-                                                    "language_code": language})
+    url = api.create_or_update_video_transcript(video_id, language, file_data=ContentFile(data),
+                                                metadata={"provider": PROVIDER, "file_format": file_format,
+                                                          "language_code": language})
+    if url is None:
+        raise LookupError(f"edx-val has no Video {video_id} (deleted since the plan?)")
     return VideoTranscript.objects.get(video__edx_video_id=video_id, language_code=language).transcript.name
 
 

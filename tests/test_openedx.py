@@ -529,3 +529,21 @@ def test_a_rerun_sharing_video_ids_names_the_course_whose_registration_made_the_
     assert code == 0, err
     assert out.count("val_row_same") == 6 and out.count(f"shared with {DEMO_ID}") == 6
     assert f"{rerun}: 0 registered, 6 skipped" in out and VideoTranscript.objects.count() == 6
+
+
+def test_tutors_default_filesystem_storage_takes_the_copies_too(val, contentstore, monkeypatch, tmp_path):
+    from django.core.files.storage import FileSystemStorage
+    from edxval.models import VideoTranscript
+
+    field = VideoTranscript._meta.get_field("transcript")
+    original = field.storage
+    saved, pairs = demo(val, contentstore)
+    field.storage = FileSystemStorage(location=str(tmp_path / "media"))  # Tutor: /openedx/media/
+    try:
+        code, _, err = manage(val, monkeypatch, DEMO_ID, "--commit")
+        assert code == 0, err
+        for video_id, language, name in pairs:
+            assert served(video_id, language) == saved[name]
+        assert len(list((tmp_path / "media" / "video-transcripts").iterdir())) == 6
+    finally:
+        field.storage = original

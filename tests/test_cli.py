@@ -110,7 +110,7 @@ def test_migrate_and_report_from_the_command_line(run, cfg, contentstore, tmp_pa
     assert code == 0 and sorted(out.split()) == sorted(ids)
     code, out, _ = run("report", "--format", "csv")
     assert out.splitlines()[0] == ("course_id,contentstore_count,live_count,marker_count,state,last_error,ready,"
-                                   "reason,next_step")
+                                   "reason,next_step,phase2")
     code, out, err = run("migrate", ids[0], "--all")
     assert code == 2 and "--all is every course" in err
 

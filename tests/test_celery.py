@@ -287,3 +287,11 @@ def test_the_cli_starts_a_worker_and_enqueues_to_it(cfg, contentstore, broker, q
     finally:
         os.killpg(worker.pid, signal.SIGTERM)
         worker.wait(30)
+
+
+def test_kombu_scans_for_unacknowledged_messages_at_every_sweep_so_a_dead_worker_costs_no_extra_100_s():
+    from kombu.transport.redis import Channel
+
+    options = tasks.settings({"ETL_BROKER_URL": "redis://127.0.0.1:1/5"})["broker_transport_options"]
+    assert options["unacked_restore_throttle"] == 1 and options["visibility_timeout"] == 1800 + 600
+    assert "unacked_restore_throttle" in Channel.from_transport_options  # an option this kombu reads

@@ -59,7 +59,9 @@ def settings(environ=None):
         # after it); the soft limit leaves the course a minute to roll back cleanly.
         "task_time_limit": limit,
         "task_soft_time_limit": max(1, limit - 60),
-        "broker_transport_options": {"visibility_timeout": visibility},
+        # kombu sweeps for messages past the visibility timeout every 10 s, but scans only every 10th sweep
+        # by default: a whole worker killed would wait up to 100 s more. Scan at every sweep.
+        "broker_transport_options": {"visibility_timeout": visibility, "unacked_restore_throttle": 1},
         "result_backend_transport_options": {"visibility_timeout": visibility},
         "visibility_timeout": visibility,
         "task_serializer": "json",

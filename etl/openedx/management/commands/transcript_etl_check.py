@@ -3,9 +3,9 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from etl.model.config import config_from_env
-from etl.model.errors import EtlError, NotVerified, UsageError
+from etl.model.errors import EtlError, NotVerified
+from etl.openedx.arguments import add_courses, course_ids, refused
 from etl.openedx.check import check
-from etl.source.discover import read_course_file
 
 
 class Command(BaseCommand):
@@ -13,21 +13,13 @@ class Command(BaseCommand):
             "in the LMS), and compare its bytes with the receipt; exit 0 when all match, 5 naming those that do not.")
 
     def add_arguments(self, parser):
-        parser.add_argument("courses", nargs="*", metavar="COURSE", help="course ids")
-        parser.add_argument("--courses", dest="courses_file", metavar="FILE",
-                            help="a file of course ids, one per line; '#' starts a comment")
+        add_courses(parser)
 
     def handle(self, *args, **options):
-        try:
-            ids = list(options["courses"]) + (read_course_file(options["courses_file"])
-                                              if options["courses_file"] else [])
-        except UsageError as err:
-            raise CommandError(str(err), returncode=2) from None
-        if not ids:
-            raise CommandError("no courses given; name course ids, or use --courses FILE", returncode=2)
+        ids = course_ids(options)
         cfg = config_from_env(manifest_dir="", progress=False)
         codes, bad = [], 0
-        for course_id in dict.fromkeys(ids):
+        for course_id in ids:
             try:
                 results = check(cfg, course_id)
             except EtlError as err:
@@ -42,8 +34,7 @@ class Command(BaseCommand):
             self.stdout.write(f"{course_id}: {len(results) - failed} of {len(results)} rows serve the registered "
                               "bytes" + (f"; {failed} do not (see FAIL above)" if failed else ""))
         if codes:
-            raise CommandError(f"{len(codes)} of {len(set(ids))} course(s) could not be checked; see above",
-                               returncode=2 if 2 in codes else max(codes))
+            raise refused(codes, len(ids), "could not be checked")
         if bad:
             raise CommandError(f"{bad} registered rows do not serve their bytes; see FAIL above",
                                returncode=NotVerified.exit_code)

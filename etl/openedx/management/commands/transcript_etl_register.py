@@ -1,11 +1,11 @@
 """``./manage.py cms transcript_etl_register COURSE...|--courses FILE [--commit] [--undo]``: turn Phase II on."""
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 
 from etl.model.config import config_from_env
-from etl.model.errors import EtlError, UsageError
+from etl.model.errors import EtlError
 from etl.openedx import register
-from etl.source.discover import read_course_file
+from etl.openedx.arguments import add_courses, course_ids, refused
 
 
 class Command(BaseCommand):
@@ -14,31 +14,22 @@ class Command(BaseCommand):
             "the rows and copies a registration made.")
 
     def add_arguments(self, parser):
-        parser.add_argument("courses", nargs="*", metavar="COURSE", help="course ids")
-        parser.add_argument("--courses", dest="courses_file", metavar="FILE",
-                            help="a file of course ids, one per line; '#' starts a comment")
+        add_courses(parser)
         parser.add_argument("--commit", action="store_true", help="write to edx-val; without it, only say what")
         parser.add_argument("--undo", action="store_true", help="remove exactly the rows the receipts list")
 
     def handle(self, *args, **options):
-        try:
-            ids = list(options["courses"]) + (read_course_file(options["courses_file"])
-                                              if options["courses_file"] else [])
-        except UsageError as err:
-            raise CommandError(str(err), returncode=2) from None
-        if not ids:
-            raise CommandError("no courses given; name course ids, or use --courses FILE", returncode=2)
+        ids = course_ids(options)
         cfg = config_from_env(manifest_dir="", progress=False)  # the same ETL_* environment as the tool
         codes = []
-        for course_id in dict.fromkeys(ids):
+        for course_id in ids:
             try:
                 self._one(cfg, course_id, options["commit"], options["undo"])
             except EtlError as err:
                 self.stderr.write(f"etl: error: {err}")
                 codes.append(err.exit_code)
-        if codes:  # the tool's exit codes: 2 bad input, 3 refused, 1 failed; the worst one given
-            raise CommandError(f"{len(codes)} of {len(set(ids))} course(s) were refused; see above",
-                               returncode=2 if 2 in codes else max(codes))
+        if codes:  # the tool's exit codes: 2 bad input, 3 refused, 4 failed
+            raise refused(codes, len(ids), "were refused or failed")
 
     def _one(self, cfg, course_id, commit, undo):
         result = (register.plan_undo if undo else register.plan)(cfg, course_id)

@@ -145,6 +145,12 @@ def test_diff_all_writes_a_sign_off_pack_with_an_index(cfg, contentstore, tmp_pa
     links = [a["href"] for t, a in parser.tags if t == "a"]
     assert sorted(links) == sorted(summary["report"]) and all((tmp_path / "pack" / h).exists() for h in links)
     assert "3 of 5 courses ready" in " ".join(parser.text)
+    phases = {c: p for c, p in zip(summary["course_id"], summary["phase2"])}  # ready, but not yet in Open edX
+    assert all(phases[c] == ("nothing to register: old-style id (export, then import as course-v1)" if "/" in c
+                             else "not handed off") for c in ids[:3])
+    assert all(phases[c] in ("not committed", "nothing to register: old-style id (export, then import as "
+                             "course-v1)") for c in ids[3:])
+    assert "Phase II" in parser.text and "not handed off" in parser.text
 
 
 def test_diff_from_the_command_line_writes_reports_under_manifests(cfg, contentstore, tmp_path, capsys):

@@ -251,14 +251,15 @@ def index_html(summary, pages, facts):
               f"courses ready for Phase II</p><dl>{dl}</dl></header>")
     columns = [("course", "text"), ("verdict", "text"), ("contentstore", "number"), ("S3", "number"),
                ("manifest", "number"), ("counts match", "text"), ("differences", "number"),
-               ("parse problems", "number"), ("report", "text")]
+               ("parse problems", "number"), ("Phase II", "text"), ("report", "text")]
     rows = []
     for row in summary.itertuples(index=False):
         link = pages.get(row.course_id)
         cells = [row.course_id, "ready" if row.ready else row.verdict, row.contentstore_count, row.s3_count,
-                 row.manifest_rows, "yes" if row.counts_match else "no", row.differences, row.parse_problems]
+                 row.manifest_rows, "yes" if row.counts_match else "no", row.differences, row.parse_problems,
+                 row.phase2]
         cells = ["" if pd.isna(c) else c for c in cells]  # a row without counts (unresolved) prints them empty
-        kinds = ["", "", "num", "num", "num", "short", "num", "num"]
+        kinds = ["", "", "num", "num", "num", "short", "num", "num", ""]
         tds = "".join(f'<td class="{k}" data-value="{html.escape(str(c))}">{html.escape(str(c))}</td>'
                       for k, c in zip(kinds, cells))
         tds += f'<td class="short"><a href="{html.escape(link)}">open</a></td>' if link else "<td></td>"

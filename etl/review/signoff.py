@@ -7,7 +7,8 @@ import pandas as pd
 from etl._version import __version__
 from etl.batch.migrate import select
 from etl.model.errors import UsageError
-from etl.protocol import state
+from etl.model.layout import parse_course_id
+from etl.protocol import phase2, state
 from etl.review import reports, views
 from etl.review.diff import course_diff
 from etl.verify import verify
@@ -17,8 +18,8 @@ def diff_all(cfg, out_dir, fmt="html", courses="all", modulestore_db=None, worke
     """Write one report per course into ``out_dir``, plus an index; return the index as a DataFrame.
 
     The index has one row per course: the verdict, contentstore, S3 and manifest
-    counts, whether they match, the number of differences, parse problems and the
-    report's file. In HTML it is the Phase II sign-off pack.
+    counts, whether they match, the number of differences, parse problems, where
+    the course is in Phase II (``etl.protocol.phase2``) and the report's file. In HTML it is the Phase II sign-off pack.
     """
     ids, unresolved = select(cfg, courses, modulestore_db)
     if courses == "all":
@@ -31,6 +32,7 @@ def diff_all(cfg, out_dir, fmt="html", courses="all", modulestore_db=None, worke
     def one(course_id):
         df = course_diff(cfg, course_id)
         verified = verify(cfg, course_id)  # readiness is verify's decision, for this pack and `report` alike
+        course = parse_course_id(course_id)
         if df.attrs["ready"] and not verified.ok:
             df.attrs.update(ready=False, verdict=verified.problems[0])
         elif verified.ok and not df.attrs["ready"]:
@@ -43,7 +45,8 @@ def diff_all(cfg, out_dir, fmt="html", courses="all", modulestore_db=None, worke
                 "contentstore_count": a["contentstore_count"], "s3_count": a["s3_count"],
                 "manifest_rows": a["manifest_rows"],
                 "counts_match": a["contentstore_count"] == a["s3_count"] == a["manifest_rows"],
-                "differences": int((df["mark"] != "=").sum()), "parse_problems": a["parse_problems"], "report": name}
+                "differences": int((df["mark"] != "=").sum()), "parse_problems": a["parse_problems"],
+                "phase2": phase2.describe(course, phase2.read(cfg, course), verified.epoch), "report": name}
 
     with ThreadPoolExecutor(workers, thread_name_prefix="diff") as pool:
         rows = list(pool.map(one, ids))
@@ -51,7 +54,8 @@ def diff_all(cfg, out_dir, fmt="html", courses="all", modulestore_db=None, worke
     rows += [{"course_id": f"unresolved: {entry['what']}", "ready": False, "verdict": entry["reason"],
               "counts_match": False} for entry in unresolved]
     summary = pd.DataFrame(rows, columns=["course_id", "ready", "verdict", "contentstore_count", "s3_count",
-                                          "manifest_rows", "counts_match", "differences", "parse_problems", "report"])
+                                          "manifest_rows", "counts_match", "differences", "parse_problems", "phase2",
+                                          "report"])
     summary = summary.sort_values(["ready", "course_id"], ignore_index=True)  # not ready first
     for column in ("contentstore_count", "s3_count", "manifest_rows", "differences", "parse_problems"):
         summary[column] = pd.to_numeric(summary[column]).astype("Int64")

@@ -547,3 +547,22 @@ def test_tutors_default_filesystem_storage_takes_the_copies_too(val, contentstor
         assert len(list((tmp_path / "media" / "video-transcripts").iterdir())) == 6
     finally:
         field.storage = original
+
+
+def test_a_rollback_while_the_copies_upload_registers_nothing_and_deletes_them(val, contentstore):
+    from edxval.models import VideoTranscript
+
+    from etl.openedx import register
+
+    demo(val, contentstore)
+    result = register.plan(val, DEMO_ID)
+
+    def roll_back(point):
+        if point == "uploaded":  # every copy saved, the rows not yet committed
+            assert len(val_objects(val)) == 6
+            etl.rollback(val, DEMO_ID, force=True)
+
+    with pytest.raises(etl.Refused, match="its commit changed since the plan"):
+        register.commit(val, result, hook=roll_back)
+    assert VideoTranscript.objects.count() == 0 and val_objects(val) == {}
+    assert receipts.live(val, parse_course_id(DEMO_ID)) == []

@@ -156,10 +156,7 @@ def commit(cfg, result, hook=None):
     saved, key = [], None
     try:
         with transaction.atomic():
-            seen = marker.read(cfg, course)  # rollback --force or a new epoch since the plan: refuse, not publish
-            if seen.commit is None or commit_identity(cfg, course, seen.commit) != result.identity:
-                raise Refused(f"course {course}: its commit changed since the plan; nothing was registered; run "
-                              f"`python -m etl handoff {course}`, then register again")
+            _recheck(cfg, course, result)  # rollback --force or a new epoch since the plan: refuse, not publish
             done = []
             for row in result.act:
                 reason = _collision(row, str(course), lock=True)  # an author may have uploaded one meanwhile
@@ -179,6 +176,7 @@ def commit(cfg, result, hook=None):
                                   f"{row['storage_name']}); nothing was registered; check edx-val's "
                                   "VIDEO_TRANSCRIPTS storage settings, then register again")
             result.act = done
+            _recheck(cfg, course, result)  # and again last, so only the database commit itself can race one
             if done:
                 key = receipts.write(cfg, course, {
                     "course_id": str(course), "epoch": result.epoch, "created_at": iso(now()), "undone_at": None,
@@ -199,6 +197,13 @@ def commit(cfg, result, hook=None):
     if result.act:
         phase2.record(cfg, course, "registered", {"epoch": result.epoch, "rows": len(result.act), "at": iso(now()),
                                                   "receipt": key})
+
+
+def _recheck(cfg, course, result):
+    seen = marker.read(cfg, course)
+    if seen.commit is None or commit_identity(cfg, course, seen.commit) != result.identity:
+        raise Refused(f"course {course}: its commit changed since the plan; nothing was registered; run "
+                      f"`python -m etl handoff {course}`, then register again")
 
 
 def _upload(course, row, saved):

@@ -32,6 +32,13 @@ STATUSES = ("ok", "no_edx_video_id", "asset_missing", "not_served", "format_diff
 # The departures: English from the file ``transcripts['en']`` names, which the LMS never reads; and a file
 # registered in the format its bytes parse as, where the LMS would read it as the other one and fail.
 ENGLISH_FROM_TRANSCRIPTS, AS_PARSED = "english_from_transcripts", "as_parsed"
+WHY = {  # what each status means for the operator, and what would change it
+    "no_edx_video_id": "no edx_video_id: the contentstore keeps serving it",
+    "asset_missing": "no committed asset by the names the LMS tries",
+    "not_served": "the LMS does not serve this file; `handoff --english-from-transcripts` takes a named English one",
+    "format_differs": "the LMS would read it as the other format and fail; `handoff --as-parsed` takes it as parsed",
+    "parse_error": "the committed object does not parse, or differs from the manifest",
+}
 
 
 def commit_identity(cfg, course, commit):

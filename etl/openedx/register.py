@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from django.db import transaction
 
-from etl.handoff import commit_identity, read as read_handoff
+from etl.handoff import WHY, commit_identity, read as read_handoff
 from etl.model.errors import NotCommitted, Refused, StorageError, UsageError
 from etl.model.layout import parse_course_id
 from etl.openedx import val
@@ -72,7 +72,7 @@ def plan(cfg, course_id):
                       f"{current[0]}); nothing was registered; run `python -m etl handoff {course}` again")
     result = Plan(str(course), int(current[0]), current)
     for row in df[df["status"] != "ok"].drop_duplicates(["usage_key", "language", "status"]).to_dict("records"):
-        result.skip.append((row, row["status"]))
+        result.skip.append((row, f"{row['status']} ({WHY.get(row['status'], '')})"))
     _choose(result, df[df["status"] == "ok"].to_dict("records"))
     _read_objects(cfg, course, result.act)
     read = {}

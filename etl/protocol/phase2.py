@@ -42,7 +42,8 @@ def describe(course, doc, epoch):
         return "nothing to register: old-style id (export, then import as course-v1)"
     handoff, registered, checked = doc.get("handoff"), doc.get("registered"), doc.get("checked")
     if registered and registered.get("rows"):
-        said = f"registered e{registered['epoch']}, {registered['rows']} rows"
+        rows = registered["rows"]
+        said = f"registered e{registered['epoch']}, {rows} row{'' if rows == 1 else 's'}"
         if checked and checked.get("at", "") >= registered.get("at", ""):
             bad = checked.get("failed", 0)
             said += f"; checked {checked['at'][:10]}: " + (f"{bad} rows fail" if bad else "all serve")

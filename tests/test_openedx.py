@@ -566,3 +566,11 @@ def test_a_rollback_while_the_copies_upload_registers_nothing_and_deletes_them(v
         register.commit(val, result, hook=roll_back)
     assert VideoTranscript.objects.count() == 0 and val_objects(val) == {}
     assert receipts.live(val, parse_course_id(DEMO_ID)) == []
+
+
+def test_the_app_is_installed_in_studio_and_in_the_lms():
+    from importlib.metadata import entry_points
+
+    for group in ("cms.djangoapp", "lms.djangoapp"):  # what edx-django-utils' plugin registry reads
+        assert [e.value for e in entry_points(group=group) if e.name == "transcript_etl"] == [
+            "etl.openedx.apps:TranscriptEtlConfig"], group

@@ -77,7 +77,7 @@ def handoff(cfg, course_id, english_from_transcripts=False, as_parsed=False):
         raise StorageError(f"course {course}: its committed manifest {key} is missing; run `python -m etl verify "
                            f"{course}`")
     assets = manifest.from_bytes(data, key)[0].set_index("asset_name")
-    rows = [_row(course, video, language, claimed, assets, english_from_transcripts)
+    rows = [_row(course, video, language, claimed, assets)
             for video in videos for language, claimed in resolve.languages(video.fields)]
     rows = [r for r in rows if r is not None]
     keys = sorted({r["live_key"] for r in rows if r["live_key"]})  # both branches, and reused videos, share objects
@@ -88,7 +88,7 @@ def handoff(cfg, course_id, english_from_transcripts=False, as_parsed=False):
             if digest != r["md5"]:
                 r["_parsed"], r["_error"] = None, "the live object is missing or differs from the manifest"
     df = pd.DataFrame(rows, columns=COLUMNS)
-    df["status"] = [_status(r, as_parsed) for r in rows]
+    df["status"] = [_status(r, english_from_transcripts, as_parsed) for r in rows]
     df["file_format"] = [r["_parsed"] if r["_parsed"] else r["file_format"] for r in rows]
     df["difference"] = [_difference(r, s) for r, s in zip(rows, df["status"])]
     meta = {"course_id": str(course), "epoch": epoch, "run_id": commit.get("run_id"), "videos": len(videos),
@@ -99,11 +99,11 @@ def handoff(cfg, course_id, english_from_transcripts=False, as_parsed=False):
     df.attrs.update(meta)
     ok = df[df["status"] == "ok"].drop_duplicates(["edx_video_id", "language"])
     phase2.record(cfg, course, "handoff", {"epoch": int(epoch), "rows": len(df), "ok": len(ok),
-                                           "why": summary(df).split(": ", 1)[-1].split(" rows: ", 1)[-1]})
+                                           "why": _said(df)})
     return df
 
 
-def _row(course, video, language, claimed, assets, english_from_transcripts):
+def _row(course, video, language, claimed, assets):
     names = resolve.candidates(video.fields, language)
     found = next(((name, fmt) for name, fmt in names if name in assets.index), None)
     named = resolve.named(video.fields).get(language) if language == resolve.DEFAULT_LANGUAGE else None
@@ -118,7 +118,7 @@ def _row(course, video, language, claimed, assets, english_from_transcripts):
             "edx_video_id": (video.fields.get("edx_video_id") or "").strip(), "language": language,
             "asset_name": asset, "live_key": assets.loc[asset, "live_key"] if found else None, "file_format": fmt,
             "md5": assets.loc[asset, "md5"] if found else None, "status": None,
-            "difference": difference, "_flag": english_from_transcripts, "_parsed": None, "_error": None}
+            "difference": difference, "_parsed": None, "_error": None}
 
 
 def _read_back(cfg, key):
@@ -129,14 +129,13 @@ def _read_back(cfg, key):
     return hashlib.md5(data).hexdigest(), transcripts.sniff(data)
 
 
-def _status(row, as_parsed):
+def _status(row, english_from_transcripts, as_parsed):
     if not row["edx_video_id"]:
         return "no_edx_video_id"
     if not row["live_key"]:
         return "asset_missing"
-    if row["file_format"] is None:
-        return "not_served"  # the LMS finds this asset and fails on it
-    if row["difference"] == ENGLISH_FROM_TRANSCRIPTS and not row["_flag"]:
+    # The LMS fails on this asset when it finds it, or never reads the name (unless the flag says to).
+    if row["file_format"] is None or (row["difference"] == ENGLISH_FROM_TRANSCRIPTS and not english_from_transcripts):
         return "not_served"
     if row["_error"] or not row["_parsed"]:
         return "parse_error"

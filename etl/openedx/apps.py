@@ -4,7 +4,7 @@ from django.apps import AppConfig
 
 
 class TranscriptEtlConfig(AppConfig):
-    """The transcript ETL's Open edX plugin: ``transcript_etl_register`` (Studio) and ``transcript_etl_check`` (the LMS)."""
+    """The transcript ETL's Open edX plugin: ``transcript_etl_register`` (Studio), ``transcript_etl_check`` (LMS)."""
 
     name = "etl.openedx"
     label = "transcript_etl"

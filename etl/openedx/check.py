@@ -1,12 +1,12 @@
 """Check, from the LMS's own settings, that edx-val serves every row a course's registration made."""
 
+from etl.model.errors import NotCommitted
 from etl.model.layout import parse_course_id
 from etl.openedx import val
 from etl.openedx.register import refuse_old_style
 from etl.protocol import phase2, receipts
 from etl.protocol.known import closest, table_ids
 from etl.protocol.state import iso, now
-from etl.model.errors import NotCommitted
 
 
 def check(cfg, course_id):
@@ -26,12 +26,11 @@ def check(cfg, course_id):
     results = []
     for _, receipt, _ in live:
         for row in receipt.get("registered") or []:
-            current = [r for r in val.rows(row["edx_video_id"], row["language"])
-                       if r.language_code == row["language"]]
-            if not current:
+            current = val.current(row)
+            if current is None:
                 problem = "no row: deleted in Studio, or undone"
-            elif current[0].transcript.name != row["storage_name"]:
-                problem = f"replaced in Studio (now {current[0].transcript.name})"
+            elif current.transcript.name != row["storage_name"]:
+                problem = f"replaced in Studio (now {current.transcript.name})"
             else:
                 data = val.served(row["edx_video_id"], row["language"])
                 problem = (None if val.md5(data) == row["md5"] else

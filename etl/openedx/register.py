@@ -15,6 +15,7 @@ Nothing here overwrites a VideoTranscript, writes the modulestore, or touches
 an object of the tool's.
 """
 
+import functools
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -75,13 +76,8 @@ def plan(cfg, course_id):
         result.skip.append((row, f"{row['status']} ({WHY.get(row['status'], '')})"))
     _choose(result, df[df["status"] == "ok"].to_dict("records"))
     _read_objects(cfg, course, result.act)
-    read = {}
-
-    def shared():  # other courses' receipts, read once, at the first pair edx-val already has
-        if not read:
-            read["found"] = receipts.registered_elsewhere(cfg, course)
-        return read["found"]
-
+    # Other courses' receipts, read once, and only at the first pair edx-val already has.
+    shared = functools.cache(lambda: receipts.registered_elsewhere(cfg, course))
     for row in list(result.act):
         reason = _collision(row, str(course), shared=shared)
         if reason:
@@ -144,10 +140,10 @@ def _collision(row, course_id, lock=False, shared=None):
     if shared:
         others |= shared().get((row["edx_video_id"], row["language"].casefold()), set())
     others = sorted(others - {course_id})
-    shared = f"; the video is shared with {', '.join(others)}" if others else ""
+    also = f"; the video is shared with {', '.join(others)}" if others else ""
     same = all(val.md5(val.served(r.video.edx_video_id, r.language_code)) == row["md5"] for r in existing)
     codes = ", ".join(sorted(r.language_code for r in existing))
-    return f"{'val_row_same' if same else 'val_row_differs'} ({codes}: {existing[0].transcript.name}{shared})"
+    return f"{'val_row_same' if same else 'val_row_differs'} ({codes}: {existing[0].transcript.name}{also})"
 
 
 def commit(cfg, result, hook=None):
@@ -231,19 +227,18 @@ def plan_undo(cfg, course_id):
     result.receipt = tuple(receipts.live(cfg, course))
     for _, receipt, _ in result.receipt:
         for row in receipt.get("registered") or []:
-            current = [r for r in val.rows(row["edx_video_id"], row["language"])
-                       if r.language_code == row["language"]]
-            if not current:
+            current = val.current(row)
+            if current is None:
                 result.skip.append((row, "already gone"))
-            elif current[0].transcript.name != row["storage_name"]:
-                result.skip.append((row, f"replaced since registration (now {current[0].transcript.name}); left"))
+            elif current.transcript.name != row["storage_name"]:
+                result.skip.append((row, f"replaced since registration (now {current.transcript.name}); left"))
             else:  # a 0.6.0 row registered in place names the tool's own object: only the row goes
-                result.act.append(dict(row, pk=current[0].pk, copy=receipt.get("mode") == receipts.UPLOAD))
+                result.act.append(dict(row, pk=current.pk, copy=receipt.get("mode") == receipts.UPLOAD))
     return result
 
 
 def commit_undo(cfg, result):
-    """Delete the planned rows, then, once the database has committed, their copies, then mark the receipts undone."""
+    """Delete the planned rows, then, once the database has committed, their copies; then mark the receipts undone."""
     course = parse_course_id(result.course_id)
     with transaction.atomic():
         val.rows_by_pk([row["pk"] for row in result.act]).delete()

@@ -26,6 +26,11 @@ def rows(video_id, language, lock=False):
     return list(found.select_for_update() if lock else found)
 
 
+def current(row):
+    """Return the VideoTranscript a receipt's row names by video and exact language, or None when it is gone."""
+    return next((r for r in rows(row["edx_video_id"], row["language"]) if r.language_code == row["language"]), None)
+
+
 def rows_by_pk(pks):
     """Return the VideoTranscripts with these primary keys, as a queryset."""
     return VideoTranscript.objects.filter(pk__in=pks)

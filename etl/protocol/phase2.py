@@ -59,6 +59,11 @@ def describe(course, doc, epoch):
     return f"handed off: {handoff['ok']} to register"
 
 
+def column(cfg, course, epoch, known=None):
+    """Return the Phase II column: ``known``, when the status table already said it, else from the summary."""
+    return known or describe(course, read(cfg, course), epoch)
+
+
 def unreachable(text):
     """Say whether a Phase II column means that Phase II cannot reach the course."""
     return text.startswith(("nothing to register", "not handed off", "hand-off stale"))

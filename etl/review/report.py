@@ -36,7 +36,7 @@ def report(cfg, courses="all", modulestore_db=None, workers=8):
         except EtlError as err:
             counts, record, problems = (None, None, None, False), dict(record, error=str(err)), [str(err)]
         course = parse_course_id(course_id)
-        where = phase2.describe(course, phase2.read(cfg, course), epoch)
+        where = phase2.column(cfg, course, epoch, known=record.get("phase2"))  # the status table's, if it has one
         current = record.get("state") or ("promoted" if counts[3] else None)
         reason, step = (None, None) if counts[3] else why_not_ready(course_id, current, record, problems)
         return {"course_id": course_id, "contentstore_count": counts[0], "live_count": counts[1],

@@ -19,12 +19,15 @@ def diff_all(cfg, out_dir, fmt="html", courses="all", modulestore_db=None, worke
 
     The index has one row per course: the verdict, contentstore, S3 and manifest
     counts, whether they match, the number of differences, parse problems, where
-    the course is in Phase II (``etl.protocol.phase2``) and the report's file. In HTML it is the Phase II sign-off pack.
+    the course is in Phase II (``etl.protocol.phase2``) and the report's file. In
+    HTML it is the Phase II sign-off pack.
     """
     ids, unresolved = select(cfg, courses, modulestore_db)
+    known = {}  # the status table's Phase II column, when it was read
     if courses == "all":
         table = views.status(cfg)
         ids = sorted(set(ids) | set(table["course_id"]))
+        known = dict(zip(table["course_id"], table["phase2"]))
     ext = reports.EXTENSIONS.get(fmt)
     if ext is None:
         raise UsageError(f"--all writes files: choose --format csv, json, markdown or html, not {fmt!r}")
@@ -46,7 +49,7 @@ def diff_all(cfg, out_dir, fmt="html", courses="all", modulestore_db=None, worke
                 "manifest_rows": a["manifest_rows"],
                 "counts_match": a["contentstore_count"] == a["s3_count"] == a["manifest_rows"],
                 "differences": int((df["mark"] != "=").sum()), "parse_problems": a["parse_problems"],
-                "phase2": phase2.describe(course, phase2.read(cfg, course), verified.epoch), "report": name}
+                "phase2": phase2.column(cfg, course, verified.epoch, known=known.get(course_id)), "report": name}
 
     with ThreadPoolExecutor(workers, thread_name_prefix="diff") as pool:
         rows = list(pool.map(one, ids))

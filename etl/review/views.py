@@ -86,11 +86,9 @@ def status(cfg, course_id=None, *, state=""):
         if record is None:
             return None
         course_key = parse_course_id(record.get("course_id") or unquote(key.rsplit("/", 1)[1][:-5]))
-        committed, summary = pool.together(lambda: marker.is_committed(cfg, course_key),
-                                           lambda: phase2.read(cfg, course_key))
-        commit = marker.read(cfg, course_key).commit if committed and summary else None
-        epoch = int(commit.get("epoch", 0)) if commit is not None else (0 if committed else None)
-        return {**{c: record.get(c) for c in COLUMNS}, "state": effective_state(record, committed, cfg.clock),
+        seen, summary = pool.together(lambda: marker.read(cfg, course_key), lambda: phase2.read(cfg, course_key))
+        epoch = int(seen.commit.get("epoch", 0)) if seen.committed else None
+        return {**{c: record.get(c) for c in COLUMNS}, "state": effective_state(record, seen.committed, cfg.clock),
                 "phase2": phase2.describe(course_key, summary, epoch)}
 
     rows = [r for r in pool.run_all(cfg, row, keys) if r]

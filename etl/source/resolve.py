@@ -45,10 +45,11 @@ def languages(fields):
     and English when ``sub`` is set or no language is named. English is claimed
     only when ``sub`` is set, since the LMS never reads ``transcripts['en']``.
     """
-    others = {lang: True for lang in named(fields) if lang != DEFAULT_LANGUAGE}
-    if fields.get("sub") or not named(fields):
+    names = named(fields)
+    others = {lang: True for lang in names if lang != DEFAULT_LANGUAGE}
+    if fields.get("sub") or not names:
         others[DEFAULT_LANGUAGE] = bool(fields.get("sub"))
-    elif DEFAULT_LANGUAGE in named(fields):
+    elif DEFAULT_LANGUAGE in names:
         others[DEFAULT_LANGUAGE] = False  # offered, as the LMS lists it, but served only through the ids
     return sorted(others.items())
 

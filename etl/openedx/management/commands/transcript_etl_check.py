@@ -18,7 +18,7 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         ids = course_ids(options)
         cfg = config_from_env(manifest_dir="", progress=False)
-        codes, bad = [], 0
+        codes, bad = [], 0  # bad: rows that fail, over all courses
         for course_id in ids:
             try:
                 results = check(cfg, course_id)
@@ -26,13 +26,12 @@ class Command(BaseCommand):
                 self.stderr.write(f"etl: error: {err}")
                 codes.append(err.exit_code)
                 continue
-            for row, problem in results:
-                if problem:
-                    bad += 1
-                    self.stdout.write(f"FAIL {course_id} {row['edx_video_id']} {row['language']}: {problem}")
-            failed = sum(1 for _, problem in results if problem)
-            self.stdout.write(f"{course_id}: {len(results) - failed} of {len(results)} rows serve the registered "
-                              "bytes" + (f"; {failed} do not (see FAIL above)" if failed else ""))
+            failed = [(row, problem) for row, problem in results if problem]
+            for row, problem in failed:
+                self.stdout.write(f"FAIL {course_id} {row['edx_video_id']} {row['language']}: {problem}")
+            bad += len(failed)
+            self.stdout.write(f"{course_id}: {len(results) - len(failed)} of {len(results)} rows serve the registered "
+                              "bytes" + (f"; {len(failed)} do not (see FAIL above)" if failed else ""))
         if codes:
             raise refused(codes, len(ids), "could not be checked")
         if bad:

@@ -45,5 +45,6 @@ class Command(BaseCommand):
             where = f" {row['usage_key']} ({row['branch']})" if row.get("branch") else ""
             self.stdout.write(f"skip {result.course_id} {row.get('edx_video_id') or '-'} {row.get('language')}"
                               f"{where}: {reason}")
-        self.stdout.write(f"{result.course_id}: {len(result.act)} {verb.split()[-1] if commit else 'to ' + verb.split()[-1]}"
-                          f", {len(result.skip)} skipped{'' if commit else '; dry run: add --commit to write'}")
+        done = verb.split()[-1] if commit else "to " + verb.split()[-1]
+        self.stdout.write(f"{result.course_id}: {len(result.act)} {done}, {len(result.skip)} skipped"
+                          f"{'' if commit else '; dry run: add --commit to write'}")

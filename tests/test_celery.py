@@ -41,7 +41,7 @@ class Worker:
         self.env.update(ETL_BROKER_URL=broker.url, ETL_BUCKET=cfg.bucket, ETL_S3_ENDPOINT_URL=cfg.s3_endpoint_url,
                         ETL_STAGING_PREFIX=cfg.staging_prefix, ETL_LIVE_PREFIX=cfg.live_prefix,
                         ETL_STATE_PREFIX=cfg.state_prefix, ETL_CELERY_QUEUE=queue, ETL_TEST_BATCH=str(batch),
-                        **env)
+                        ETL_MANIFEST_DIR=cfg.manifest_dir, **env)  # the test's folder, never the checkout's
         if os.environ.get("ETL_TEST_MONGO_URI"):
             self.env["ETL_MONGO_URI"] = os.environ["ETL_TEST_MONGO_URI"]
         self.args = [sys.executable, "-m", "celery", "-A", "tests.celery_app", "worker", "--pool", "prefork",
@@ -268,7 +268,7 @@ def test_the_cli_starts_a_worker_and_enqueues_to_it(cfg, contentstore, broker, q
 
     ids = build_batch(contentstore, 3)
     env = {k: v for k, v in os.environ.items() if not k.startswith("ETL_")}
-    env.update(ETL_BROKER_URL=broker.url, ETL_CELERY_QUEUE=queue)
+    env.update(ETL_BROKER_URL=broker.url, ETL_CELERY_QUEUE=queue, ETL_MANIFEST_DIR=cfg.manifest_dir)
     worker = subprocess.Popen([sys.executable, "-m", "tests.children.cli", "3", "0", "worker", "--concurrency", "1",
                                "--bucket", cfg.bucket, "--s3-endpoint-url", cfg.s3_endpoint_url], cwd=ROOT, env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)

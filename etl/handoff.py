@@ -4,10 +4,16 @@ For each video block of the course, in both branches, and each language it
 offers, the asset the LMS would serve from the contentstore
 (``etl.source.resolve``) is found in the committed epoch's manifest, and its
 live object is read back: its MD5 must be the manifest's, and its bytes must
-parse as the format the LMS reads it as. The rows are written beside the
-course's state as Parquet, for the Open edX plugin (``etl.openedx``) to
-register; nothing else is written. Two deliberate departures from the LMS are
-flags, off by default, and each row taken through one says so (``difference``).
+parse as the format the LMS reads it as. Then each (video, language) is judged
+against the whole site (``etl.source.pairs``): a pair that a pending draft, or
+another course sharing the video, would be served differently from edx-val
+than from its contentstore is marked with why, and only the rest are ``ok``.
+The rows are written beside the course's state as Parquet, for the Open edX
+plugin (``etl.openedx``) to register; nothing else is written. Two deliberate
+departures from the LMS are flags, off by default, and each row taken through
+one says so (``difference``). The hand-off cannot see edx-val: it judges every
+course as served from its contentstore, and the plugin judges again, against
+edx-val as it is, before it registers anything.
 """
 
 import hashlib
@@ -23,12 +29,14 @@ from etl.model.layout import Layout, parse_course_id
 from etl.protocol import marker, phase2
 from etl.protocol.known import refuse_unknown
 from etl.protocol.state import iso, now
-from etl.source import modulestore, resolve, transcripts
+from etl.source import lms, modulestore, pairs, resolve, transcripts
+from etl.source.site import Site
 from etl.store import pool, s3
 
 COLUMNS = ["course_id", "usage_key", "branch", "edx_video_id", "language", "asset_name", "live_key", "file_format",
-           "md5", "status", "difference"]
-STATUSES = ("ok", "no_edx_video_id", "asset_missing", "not_served", "format_differs", "parse_error")
+           "md5", "status", "difference", "detail"]
+RESOLVED = ("ok", "no_edx_video_id", "asset_missing", "not_served", "format_differs", "parse_error")
+STATUSES = RESOLVED + pairs.STATUSES
 # The departures: English from the file ``transcripts['en']`` names, which the LMS never reads; and a file
 # registered in the format its bytes parse as, where the LMS would read it as the other one and fail.
 ENGLISH_FROM_TRANSCRIPTS, AS_PARSED = "english_from_transcripts", "as_parsed"
@@ -38,6 +46,7 @@ WHY = {  # what each status means for the operator, and what would change it
     "not_served": "the LMS does not serve this file; `handoff --english-from-transcripts` takes a named English one",
     "format_differs": "the LMS would read it as the other format and fail; `handoff --as-parsed` takes it as parsed",
     "parse_error": "the committed object does not parse, or differs from the manifest",
+    **pairs.WHY,
 }
 
 
@@ -47,20 +56,23 @@ def commit_identity(cfg, course, commit):
             commit.get("manifest_sha256") or "")
 
 
-def handoff(cfg, course_id, english_from_transcripts=False, as_parsed=False):
+def handoff(cfg, course_id, english_from_transcripts=False, as_parsed=False, site=None):
     """Show which of a committed course's transcripts the LMS serves, from which live object, and write it.
 
     One row per (usage key, branch, language), with the asset the LMS would
     serve, its live key, its format, its MD5 and a status: ok, no_edx_video_id,
     asset_missing, not_served (the LMS never reads the file the video names for
     English), format_differs (the LMS would read the file as the other format
-    and fail) or parse_error. A course that is not committed is refused. The rows
-    go to ``{state}/handoff/{course}.parquet``.
+    and fail) or parse_error; or, for a pair edx-val's one row cannot hold
+    without a learner noticing, why (``etl.source.pairs.STATUSES``), with the
+    course and block it is about in ``detail``. A course that is not committed is
+    refused. The rows go to ``{state}/handoff/{course}.parquet``.
 
     Args:
         course_id: course id, course-v1:ORG+COURSE+RUN or ORG/COURSE/RUN.
         english_from_transcripts: serve English from the file ``transcripts['en']`` names when the LMS finds none.
         as_parsed: take a file whose bytes parse as the other format in that format.
+        site: the site's video index (``etl.source.site.Site``), when the caller has read it; else read here.
     """
     course = parse_course_id(course_id)
     cfg.require_contentstore()
@@ -84,13 +96,14 @@ def handoff(cfg, course_id, english_from_transcripts=False, as_parsed=False):
     found = dict(zip(keys, pool.run_all(cfg, lambda key: _read_back(cfg, key), keys)))
     for r in rows:
         if r["live_key"]:
-            digest, (r["_parsed"], r["_error"]) = found[r["live_key"]]
+            digest, (r["_parsed"], r["_error"]), _ = found[r["live_key"]]
             if digest != r["md5"]:
                 r["_parsed"], r["_error"] = None, "the live object is missing or differs from the manifest"
+        r["status"] = _status(r, english_from_transcripts, as_parsed)
+        r["difference"] = _difference(r, r["status"])
+        r["file_format"] = r["_parsed"] or r["file_format"]
+    shared = _judge(cfg, course, [r for r in rows if r["status"] == "ok"], found, site)
     df = pd.DataFrame(rows, columns=COLUMNS)
-    df["status"] = [_status(r, english_from_transcripts, as_parsed) for r in rows]
-    df["file_format"] = [r["_parsed"] if r["_parsed"] else r["file_format"] for r in rows]
-    df["difference"] = [_difference(r, s) for r, s in zip(rows, df["status"])]
     meta = {"course_id": str(course), "epoch": epoch, "run_id": commit.get("run_id"), "videos": len(videos),
             "transcripts": len(assets), "manifest_key": key, "manifest_sha256": sha256,
             ENGLISH_FROM_TRANSCRIPTS: str(bool(english_from_transcripts)), AS_PARSED: str(bool(as_parsed)),
@@ -99,8 +112,30 @@ def handoff(cfg, course_id, english_from_transcripts=False, as_parsed=False):
     df.attrs.update(meta)
     ok = df[df["status"] == "ok"].drop_duplicates(["edx_video_id", "language"])
     phase2.record(cfg, course, "handoff", {"epoch": int(epoch), "rows": len(df), "ok": len(ok),
-                                           "why": _said(df)})
+                                           "why": _said(df), "shared": shared})
     return df
+
+
+def _judge(cfg, course, ok, found, site):
+    """Mark the ok rows whose pair a draft or another course would notice; return {other course: pairs it blocks}."""
+    chosen, skips = pairs.choose(ok, [str(course)])
+    for pair in chosen:
+        pair.data = found[pair.row["live_key"]][2]
+    if chosen:
+        site = site or Site.read(cfg)
+        _, more = pairs.judge(chosen, site, lms.NoVal(), {str(course)})
+        skips += more
+    shared = {}
+    for skip in skips:
+        same_case = skip.status == pairs.SAME_ROW
+        for r in ok:
+            if r["edx_video_id"] == skip.row["edx_video_id"] and (
+                    r["language"] == skip.row["language"] if same_case
+                    else r["language"].casefold() == skip.row["language"].casefold()):
+                r["status"], r["detail"] = skip.status, skip.detail
+        if skip.other:
+            shared[skip.other] = shared.get(skip.other, 0) + 1
+    return shared
 
 
 def _row(course, video, language, claimed, assets):
@@ -118,15 +153,15 @@ def _row(course, video, language, claimed, assets):
             "edx_video_id": (video.fields.get("edx_video_id") or "").strip(), "language": language,
             "asset_name": asset, "live_key": assets.loc[asset, "live_key"] if found else None, "file_format": fmt,
             "md5": assets.loc[asset, "md5"] if found else None, "status": None,
-            "difference": difference, "_parsed": None, "_error": None}
+            "difference": difference, "detail": "", "_parsed": None, "_error": None}
 
 
 def _read_back(cfg, key):
-    """Read a live object back; return (its MD5 or None when gone, (format, error) by what its bytes parse as)."""
+    """Read a live object back; return (its MD5 or None when gone, (format, error) by what its bytes parse as, bytes)."""
     data, _ = s3.get(cfg, key)
     if data is None:
-        return None, (None, None)
-    return hashlib.md5(data).hexdigest(), transcripts.sniff(data)
+        return None, (None, None), None
+    return hashlib.md5(data).hexdigest(), transcripts.sniff(data), data
 
 
 def _status(row, english_from_transcripts, as_parsed):
@@ -170,7 +205,10 @@ def read(cfg, course):
     data, _ = s3.get(cfg, key)
     if data is None:
         return None, None
-    return manifest.read_parquet(data)
+    df, meta = manifest.read_parquet(data)
+    if "detail" not in df.columns:  # a hand-off of 0.7.0
+        df["detail"] = ""
+    return df, meta
 
 
 def summary(df):

@@ -100,7 +100,11 @@ def test_each_language_is_resolved_in_the_lms_order_with_studio_cleaned_names(cf
     assert df.loc[(a, "pt"), "status"] == "parse_error"
     assert df.loc[(a, "it"), "status"] == "asset_missing"
     assert (a, "en") not in df.index  # English, never named, nothing behind it
-    assert df.loc[(b, "en"), "asset_name"] == "subs_legacy1.srt.sjson" and df.loc[(b, "en"), "status"] == "ok"
+    # English is sub's SJSON; but the YouTube player asks with videoId, the default youtube id, whose own SJSON
+    # the contentstore holds and serves first: edx-val would answer that request with sub's.
+    assert df.loc[(b, "en"), "asset_name"] == "subs_legacy1.srt.sjson"
+    assert df.loc[(b, "en"), "status"] == "lms_differs"
+    assert "the player's en transcript (YouTube, videoId 3_yD_cEKoCk)" in df.loc[(b, "en"), "detail"]
     assert df.loc[(b, "es"), "asset_name"] == "named-es.srt" and df.loc[(b, "es"), "status"] == "ok"
     assert df.loc[(c, "en"), "status"] == "no_edx_video_id"
     assert df.loc[(d, "en"), "asset_name"] == "subs_3_yD_cEKoCk.srt.sjson" and df.loc[(d, "en"), "status"] == "ok"

@@ -1,9 +1,10 @@
 """Reach edx-val as Studio and the LMS reach it: its API, its models and the storage it is configured with."""
 
 import hashlib
+import uuid
 
 from django.core.files.base import ContentFile
-from edxval import api
+from edxval import api, utils
 from edxval.models import CourseVideo, Video, VideoTranscript
 
 PROVIDER = "Custom"  # what Studio's own upload records
@@ -47,18 +48,38 @@ def create_video(video_id):
                              "status": EXTERNAL, "encoded_videos": [], "courses": []})
 
 
-def upload(video_id, language, data, file_format):
+def planned_name(file_format):
+    """Return (the file name to give edx-val, the name its storage will keep the copy under).
+
+    The same shape edx-val gives Studio's uploads (a random hex name under its
+    DIRECTORY_PREFIX), chosen before the upload so that a receipt can name the
+    copy before it exists.
+    """
+    name = f"{uuid.uuid4().hex}.{file_format}"
+    return name, utils.video_transcript_path(None, name)
+
+
+def upload(video_id, language, data, file_format, file_name):
     """Create a VideoTranscript through edx-val's upload path; return the name edx-val saved its copy under.
 
-    edx-val names the copy as it names Studio's uploads (a random hex name
-    under its DIRECTORY_PREFIX) and owns it from then on.
+    edx-val owns the copy from then on.
     """
     url = api.create_or_update_video_transcript(video_id, language, file_data=ContentFile(data),
                                                 metadata={"provider": PROVIDER, "file_format": file_format,
-                                                          "language_code": language})
+                                                          "language_code": language, "file_name": file_name})
     if url is None:
         raise LookupError(f"edx-val has no Video {video_id} (deleted since the plan?)")
     return VideoTranscript.objects.get(video__edx_video_id=video_id, language_code=language).transcript.name
+
+
+def held(name):
+    """Tell whether any VideoTranscript row names this copy."""
+    return VideoTranscript.objects.filter(transcript=name).exists()
+
+
+def exists(name):
+    """Tell whether edx-val's storage holds a copy by this name."""
+    return storage().exists(name)
 
 
 def served(video_id, language):
@@ -87,6 +108,20 @@ def discard(names):
         except Exception:
             left.append(name)
     return left
+
+
+class View:
+    """edx-val as the LMS reads it (``etl.source.lms``): its languages and transcripts, and its course links."""
+
+    def languages(self, video_id):
+        return api.get_available_transcript_languages(video_id)
+
+    def data(self, video_id, language):
+        return api.get_video_transcript_data(video_id, language)
+
+    def courses(self, video_id):
+        return sorted({str(c) for c in CourseVideo.objects.filter(video__edx_video_id=video_id)
+                       .values_list("course_id", flat=True)})
 
 
 def other_courses(video_id, course_id):

@@ -66,16 +66,42 @@ def _utc(value):
 
 def find_transcripts(cfg, course):
     """Return the course's transcript assets, sorted by name; refuse duplicate names."""
+    return _find(cfg, course, course_query(course, cfg.transcript_suffixes), cfg.transcript_suffixes)
+
+
+def read_named(cfg, course, names):
+    """Return {name: bytes} of the course's assets with these exact names, whatever their suffix, each checked.
+
+    What the LMS reads when it looks an asset up by the name ``compute_location``
+    gives it; a name no asset has is absent from the result.
+    """
+    names = sorted(set(names))
+    if not names:
+        return {}
+    query = course_query(course)
+    query[f"{'_id' if course.deprecated else 'content_son'}.name"] = {"$in": names}
+    assets = _find(cfg, course, query)
+    found = {asset.name: data for asset, data, _ in read_small(
+        cfg, course, [a for a in assets if a.length <= cfg.multipart_bytes])}
+    for asset in assets:
+        if asset.length > cfg.multipart_bytes:
+            buf = bytearray()
+            read_stream(cfg, course, asset, buf.extend)
+            found[asset.name] = bytes(buf)
+    return found
+
+
+def _find(cfg, course, query, suffixes=None):
     db = cfg.require_contentstore()
     # A fresh projection per query: a driver may edit it (mongomock does), and courses run in threads.
     # The cursor is read as it comes, in batches of 1,000 documents, so a large course's raw documents
     # are never all held at once (a driver's default batch is up to 16 MB: every file of most courses).
-    cursor = db["fs.files"].find(course_query(course, cfg.transcript_suffixes), dict(_FIELDS)).batch_size(1000)
+    cursor = db["fs.files"].find(query, dict(_FIELDS)).batch_size(1000)
     assets = {}
     for doc in _read(cfg, course, cursor, "fs.files"):
         fields = doc["_id"] if course.deprecated else doc.get("content_son", {})
         name = fields.get("name")
-        if not isinstance(name, str) or not name.lower().endswith(cfg.transcript_suffixes):
+        if not isinstance(name, str) or (suffixes and not name.lower().endswith(suffixes)):
             continue
         if course.deprecated:
             asset_id = f"/c4x/{course.org}/{course.course}/asset/{name}"

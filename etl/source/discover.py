@@ -38,7 +38,7 @@ def _run(cfg, what, fn):
                            "check ETL_MONGO_URI and --modulestore-db") from exc
 
 
-def _groups(cfg, collection, first, second, base=None):
+def groups(cfg, collection, first, second, base=None):
     """Yield (a, b) for every distinct pair of ``first``, ``second``, each step served by an index on (first, second, …).
 
     A distinct of an index's leading field is a scan of that index, not of the
@@ -60,12 +60,12 @@ def modulestore_courses(cfg, modulestore_db=None):
     store = db.client[modulestore_db or cfg.modulestore_db] if (modulestore_db or cfg.modulestore_db) else db
     ids = set()
     split = store["modulestore.active_versions"]  # split's course index: (org, course, run)
-    for org, course in _groups(cfg, split, "org", "course"):
+    for org, course in groups(cfg, split, "org", "course"):
         for doc in _run(cfg, split.name, lambda: list(split.find({"org": org, "course": course}, {"run": 1}))):
             if doc.get("run") and doc["run"] != "library":
                 ids.add(f"course-v1:{org}+{course}+{doc['run']}")
     old = store["modulestore"]  # the old modulestore's (_id.tag, _id.org, _id.course, _id.category)
-    for org, course in _groups(cfg, old, "_id.org", "_id.course", {"_id.tag": "i4x"}):
+    for org, course in groups(cfg, old, "_id.org", "_id.course", {"_id.tag": "i4x"}):
         query = {"_id.tag": "i4x", "_id.org": org, "_id.course": course, "_id.category": "course"}
         for doc in _run(cfg, old.name, lambda: list(old.find(query, {"_id": 1}))):
             ids.add(f"{org}/{course}/{doc['_id'].get('name')}")
@@ -81,12 +81,12 @@ def contentstore_courses(cfg):
     db = cfg.require_contentstore()
     files, names = db["fs.files"], _transcript_names(cfg)
     new_ids, old = set(), {}
-    for org, course in _groups(cfg, files, "content_son.org", "content_son.course"):
+    for org, course in groups(cfg, files, "content_son.org", "content_son.course"):
         query = {"content_son.org": org, "content_son.course": course, "content_son.tag": "c4x",
                  "content_son.category": "asset", "content_son.name": names, "content_son.run": {"$exists": True}}
         for run in _run(cfg, "fs.files", lambda: files.distinct("content_son.run", query)):
             new_ids.add(f"course-v1:{org}+{course}+{run}")
-    for org, course in _groups(cfg, files, "_id.org", "_id.course"):
+    for org, course in groups(cfg, files, "_id.org", "_id.course"):
         query = {"_id.org": org, "_id.course": course, "_id.tag": "c4x", "_id.category": "asset",
                  "_id.name": names, "_id.run": {"$exists": False}}
         count = _run(cfg, "fs.files", lambda: files.count_documents(query))

@@ -17,7 +17,8 @@ from etl.source.limits import read_limiter
 
 VIDEO_TYPES = ("video", "videoalpha")
 # The VideoBlock's defaults for the fields transcripts are resolved from: a field left at its default is not stored.
-DEFAULTS = {"youtube_id_1_0": "3_yD_cEKoCk", "sub": "", "transcripts": {}, "html5_sources": [], "edx_video_id": ""}
+DEFAULTS = {"youtube_id_1_0": "3_yD_cEKoCk", "youtube_id_0_75": "", "youtube_id_1_25": "", "youtube_id_1_5": "",
+            "sub": "", "transcripts": {}, "html5_sources": [], "edx_video_id": ""}
 BRANCHES = ("published", "draft")
 
 
@@ -36,16 +37,41 @@ def database(cfg):
     return db.client[cfg.modulestore_db] if cfg.modulestore_db else db
 
 
-def videos(cfg, course):
-    """Return the course's video blocks in both branches, in a stable order."""
+def videos(cfg, course, heads=None):
+    """Return the course's video blocks in both branches, in a stable order.
+
+    ``heads`` ({branch: structure id}) reads those structures of a split course
+    instead of the ones its index names now.
+    """
     db = database(cfg)
     try:
-        found = _old_mongo(cfg, db, course) if course.deprecated else _split(cfg, db, course)
+        found = _old_mongo(cfg, db, course) if course.deprecated else _split(cfg, db, course, heads)
     except Exception as exc:  # pymongo's errors: connection, auth, timeouts
-        raise StorageError(f"course {course}: reading the modulestore failed: {type(exc).__name__}: "
-                           f"{str(exc).splitlines()[0][:200] if str(exc) else ''}; check ETL_MONGO_URI and "
-                           "--modulestore-db, then re-run") from exc
+        raise _failed(course, exc) from exc
     return sorted(found, key=lambda v: (v.usage_key, BRANCHES.index(v.branch)))
+
+
+def _failed(course, exc):
+    return StorageError(f"course {course}: reading the modulestore failed: {type(exc).__name__}: "
+                        f"{str(exc).splitlines()[0][:200] if str(exc) else ''}; check ETL_MONGO_URI and "
+                        "--modulestore-db, then re-run")
+
+
+def heads(cfg, course):
+    """Return {branch: structure id} of a split course's published and draft branches ({} when it has none)."""
+    read_limiter(cfg).acquire()
+    try:
+        index = database(cfg)["modulestore.active_versions"].find_one(
+            {"org": course.org, "course": course.course, "run": course.run}, {"versions": 1})
+    except Exception as exc:
+        raise _failed(course, exc) from exc
+    return branch_heads(index)
+
+
+def branch_heads(index):
+    """Return {branch: structure id} from a course's ``modulestore.active_versions`` document."""
+    versions = (index or {}).get("versions") or {}
+    return {branch: versions[f"{branch}-branch"] for branch in BRANCHES if versions.get(f"{branch}-branch")}
 
 
 def _video(course, block_type, block_id, branch, fields):
@@ -53,17 +79,13 @@ def _video(course, block_type, block_id, branch, fields):
     return Video(str(usage), branch, {**DEFAULTS, **{k: v for k, v in (fields or {}).items() if k in DEFAULTS}})
 
 
-def _split(cfg, db, course):
-    read_limiter(cfg).acquire()
-    index = db["modulestore.active_versions"].find_one({"org": course.org, "course": course.course,
-                                                        "run": course.run}, {"versions": 1})
-    if not index:
+def _split(cfg, db, course, wanted=None):
+    wanted = heads(cfg, course) if wanted is None else wanted
+    if not wanted:
         return []
-    versions = index.get("versions") or {}
-    wanted = {branch: versions.get(f"{branch}-branch") for branch in BRANCHES}
     read_limiter(cfg).acquire()
     structures = {doc["_id"]: doc for doc in db["modulestore.structures"].find(
-        {"_id": {"$in": [v for v in wanted.values() if v is not None]}}, {"blocks": 1})}
+        {"_id": {"$in": list(wanted.values())}}, {"blocks": 1})}
     return [_video(course, block["block_type"], block["block_id"], branch, block.get("fields"))
             for branch, structure_id in wanted.items()
             for block in (structures.get(structure_id) or {}).get("blocks") or []

@@ -13,6 +13,7 @@ import pytest
 
 import etl
 from etl.demo.sample import cues, save_asset, sjson, srt
+from tests.edx import django, val  # noqa: F401 (Open edX's fixtures: real edx-val, for the tests that ask for them)
 
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")

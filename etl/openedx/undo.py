@@ -7,7 +7,9 @@ lists (a family registered together) is removed only with that course, by
 database transaction; once it has committed, every copy the receipts name that
 no row holds is deleted, then the receipts are marked undone. A failure at any
 point leaves the receipts live, so the next undo (or register) finishes the job:
-it deletes whatever copies are left, even when the rows are already gone.
+it deletes whatever copies are left, even when the rows are already gone. A
+receipt with a row kept for another course stays live: the course is still served
+from edx-val through it.
 """
 
 from django.db import transaction
@@ -42,7 +44,7 @@ def plan_undo(cfg, course_id, with_shared=False):
             holders.setdefault(name, []).append(other)
     taken = set()
     for member in family:
-        for _, receipt, _ in live[member]:
+        for key, receipt, _ in live[member]:
             for row in receipt.get("registered") or []:
                 current = val.current(row)
                 row = dict(row, course_id=member)
@@ -50,9 +52,10 @@ def plan_undo(cfg, course_id, with_shared=False):
                     result.skip.append(Skip(row, "already gone"))
                 elif current.transcript.name != row["storage_name"]:
                     result.skip.append(Skip(row, f"replaced since registration (now {current.transcript.name}); left"))
-                elif holders.get(row["storage_name"]):
-                    result.skip.append(Skip(row, f"also registered for {', '.join(holders[row['storage_name']])}; "
-                                                  "undo them together with --with-shared"))
+                elif holders.get(row["storage_name"]):  # its receipt stays live: the course is still served so
+                    result.skip.append(Skip(dict(row, receipt=key), f"also registered for "
+                                            f"{', '.join(holders[row['storage_name']])}; undo them together with "
+                                            "--with-shared"))
                 elif current.pk not in taken:  # a 0.6.0 row registered in place names the tool's object: only the row
                     taken.add(current.pk)
                     result.act.append(dict(row, pk=current.pk, copy=receipt.get("mode") == receipts.UPLOAD))
@@ -86,9 +89,12 @@ def commit_undo(cfg, result):
         raise Refused(f"course {result.course_id}: the rows were removed, but {len(left)} copies could not be "
                       f"deleted from edx-val's storage, e.g. {left[0]}; run the undo again: it deletes every copy "
                       "the receipts name that no row holds, then marks them undone")
+    kept = {skip.row.get("receipt") for skip in result.skip}
     for member in result.courses:
         course = parse_course_id(member)
         for key, receipt, tag in result.receipts[member]:
+            if key in kept:
+                continue
             try:
                 receipts.mark_undone(cfg, course, key, receipt, tag)
             except s3.PreconditionFailed:

@@ -102,7 +102,7 @@ def handoff(cfg, course_id, english_from_transcripts=False, as_parsed=False, sit
         r["status"] = _status(r, english_from_transcripts, as_parsed)
         r["difference"] = _difference(r, r["status"])
         r["file_format"] = r["_parsed"] or r["file_format"]
-    shared = _judge(cfg, course, [r for r in rows if r["status"] == "ok"], found, site)
+    held, shared = _judge(cfg, course, [r for r in rows if r["status"] == "ok"], found, site)
     df = pd.DataFrame(rows, columns=COLUMNS)
     meta = {"course_id": str(course), "epoch": epoch, "run_id": commit.get("run_id"), "videos": len(videos),
             "transcripts": len(assets), "manifest_key": key, "manifest_sha256": sha256,
@@ -112,12 +112,12 @@ def handoff(cfg, course_id, english_from_transcripts=False, as_parsed=False, sit
     df.attrs.update(meta)
     ok = df[df["status"] == "ok"].drop_duplicates(["edx_video_id", "language"])
     phase2.record(cfg, course, "handoff", {"epoch": int(epoch), "rows": len(df), "ok": len(ok),
-                                           "why": _said(df), "shared": shared})
+                                           "why": _said(df), "held": held, "shared": shared})
     return df
 
 
 def _judge(cfg, course, ok, found, site):
-    """Mark the ok rows whose pair a draft or another course would notice; return {other course: pairs it blocks}."""
+    """Mark the ok rows whose pair edx-val cannot take unnoticed; return ({status: pairs}, {other course: pairs})."""
     chosen, skips = pairs.choose(ok, [str(course)])
     for pair in chosen:
         pair.data = found[pair.row["live_key"]][2]
@@ -125,8 +125,9 @@ def _judge(cfg, course, ok, found, site):
         site = site or Site.read(cfg)
         _, more = pairs.judge(chosen, site, lms.NoVal(), {str(course)})
         skips += more
-    shared = {}
+    held, shared = {}, {}
     for skip in skips:
+        held[skip.status] = held.get(skip.status, 0) + 1
         same_case = skip.status == pairs.SAME_ROW
         for r in ok:
             if r["edx_video_id"] == skip.row["edx_video_id"] and (
@@ -135,7 +136,7 @@ def _judge(cfg, course, ok, found, site):
                 r["status"], r["detail"] = skip.status, skip.detail
         if skip.other:
             shared[skip.other] = shared.get(skip.other, 0) + 1
-    return shared
+    return held, shared
 
 
 def _row(course, video, language, claimed, assets):

@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
-# Install the tool next to the versions openedx-platform pins, prove that none of them changes, and run the
-# Phase II tests there (edx-val 3.2.0 on Django 5.2, pymongo 4.4, boto3 1.42, numpy 1.26).
+# Install the tool next to the versions openedx-platform pins, each way an operator's build installs it, prove
+# that none of them moves a pin, and run the Phase II tests there (edx-val 3.2.0 on Django 5.2, pymongo 4.4,
+# boto3 1.42, numpy 1.26):
+#   uv pip install '.[openedx]'   as Tutor 21 and later install OPENEDX_EXTRA_PIP_REQUIREMENTS ($PIP_COMMAND)
+#   pip install '.[openedx]'      as older images and hand-made ones do
+#   pip install -e .              as `tutor mounts add …/openedx-transcript-etl` installs a checkout: no extra
 # Usage: scripts/check_platform_pins.sh [PINS]   (default: ../shared/openedx/platform-pins.txt beside the checkout)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,25 +14,46 @@ if [ ! -f "$pins" ]; then
   exit 0
 fi
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
+command -v uv >/dev/null 2>&1 || python -m pip install -q 'uv>=0.4,<1'
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+pinned() { grep -E '^[A-Za-z0-9_.-]+(\[[^]]*\])?==' "$pins" | sed 's/\[[^]]*\]//' | tr 'A-Z_' 'a-z-' | sort; }
+pinned > "$work/wanted"
+
+# check NAME FREEZE-FILE: every pin is still installed at its version after the install NAME.
+check() {
+  sed 's/\[[^]]*\]//' "$2" | tr 'A-Z_' 'a-z-' | sort > "$work/after"
+  missing=$(comm -23 "$work/wanted" "$work/after")
+  if [ -n "$missing" ]; then
+    echo "$1 changed the platform's pins; wanted, and no longer installed:" >&2
+    echo "$missing" >&2
+    exit 1
+  fi
+  echo "platform pins unchanged by $1: $(wc -l < "$work/wanted") packages"
+}
+
+# Tutor 21+: uv pip, into an environment that already holds the platform's requirements.
+uv venv -q --python "$(command -v python)" "$work/uv"
+uv pip install -q --python "$work/uv/bin/python" -r "$pins"
+uv pip install -q --python "$work/uv/bin/python" '.[openedx]'
+uv pip freeze --python "$work/uv/bin/python" > "$work/uv.txt"
+check "uv pip install '.[openedx]'" "$work/uv.txt"
+
+# tutor mounts: the checkout installed editable, without the extra.
+python -m venv "$work/bare"
+"$work/bare/bin/pip" install -q -r "$pins"
+"$work/bare/bin/pip" install -q -e .
+"$work/bare/bin/pip" freeze --exclude-editable > "$work/bare.txt"
+check "pip install -e ." "$work/bare.txt"
+
+# pip, as OPENEDX_EXTRA_PIP_REQUIREMENTS without uv; then the demo and the Phase II tests in that environment.
 python -m venv "$work/venv"
 # shellcheck disable=SC1091
 . "$work/venv/bin/activate"
 pip install -q -r "$pins"
-pinned() { grep -E '^[A-Za-z0-9_.-]+(\[[^]]*\])?==' "$pins" | sed 's/\[[^]]*\]//' | sort -f; }
-installed() { pip freeze | sed 's/\[[^]]*\]//' | sort -f; }
-pinned > "$work/wanted"
-# As Tutor installs OPENEDX_EXTRA_PIP_REQUIREMENTS: a plain pip install, no constraints.
 pip install -q '.[openedx]'
-installed > "$work/after"
-missing=$(comm -23 <(tr 'A-Z' 'a-z' < "$work/wanted" | sort) <(tr 'A-Z' 'a-z' < "$work/after" | sort))
-if [ -n "$missing" ]; then
-  echo "installing openedx-transcript-etl[openedx] changed the platform's pins; wanted, and no longer installed:" >&2
-  echo "$missing" >&2
-  exit 1
-fi
-echo "platform pins unchanged by pip install '.[openedx]': $(wc -l < "$work/wanted") packages"
+pip freeze > "$work/pip.txt"
+check "pip install '.[openedx]'" "$work/pip.txt"
 # The tests' own tools, held to the same pins (extras stripped: pip takes no extras in a constraints file).
 sed 's/\[[^]]*\]//' "$pins" > "$work/constraints"
 pip install -q -c "$work/constraints" '.[test]'
@@ -41,4 +66,4 @@ print(f"edx-val {edxval.__version__ if hasattr(edxval, '__version__') else '?'},
       f"numpy {numpy.__version__}, pandas {pandas.__version__}, pyarrow {pyarrow.__version__}, "
       f"boto3 {boto3.__version__}, pymongo {pymongo.version}")
 PY
-python -m pytest -q -p no:cacheprovider tests/test_openedx.py tests/test_handoff.py
+python -m pytest -q -p no:cacheprovider tests/test_openedx.py tests/test_handoff.py tests/test_phase2_site.py

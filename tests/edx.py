@@ -23,8 +23,9 @@ BUCKET, VAL_BUCKET = "etl-openedx", "etl-openedx-val"  # edx-val's storage is bu
 def s3_storage(endpoint, bucket, **extra):
     from storages.backends.s3 import S3Storage
 
-    return S3Storage(bucket_name=bucket, endpoint_url=endpoint, access_key="testing", secret_key="testing",
-                     region_name="us-east-1", addressing_style="path", file_overwrite=False, **extra)
+    options = {"access_key": "testing", "secret_key": "testing", **extra}  # None: boto3's chain, as on a real site
+    return S3Storage(bucket_name=bucket, endpoint_url=endpoint, region_name="us-east-1", addressing_style="path",
+                     file_overwrite=False, **options)
 
 
 @pytest.fixture(scope="module")

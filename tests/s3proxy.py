@@ -9,6 +9,7 @@ at random with probability ``rate``.
 
 import http.client
 import random
+import re
 import socket
 import threading
 import time
@@ -51,6 +52,8 @@ class FaultProxy:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP}
+                if proxy._denied(unquote(self.path), headers):
+                    return self._answer(403, "AccessDenied")
                 quirk = proxy._quirk(self.command, unquote(self.path), headers, body)
                 if quirk is not None:
                     body, headers, answer = quirk
@@ -133,6 +136,28 @@ class FaultProxy:
         self.quirks = dict(strip={h.lower() for h in strip}, not_implemented={h.lower() for h in not_implemented},
                            delete_needs_md5=delete_needs_md5, flip=flip_bit_in,
                            strip_on_delete={h.lower() for h in strip_on_delete})
+
+    def allow(self, policy):
+        """Answer 403 AccessDenied to a request signed with an access key for a bucket ``policy`` does not give it.
+
+        ``policy`` is {access key id: {bucket names}}, as two IAM identities'
+        policies would be; ``self.used`` records {access key id: {buckets}} of
+        every request let through.
+        """
+        self.policy, self.used = {key: set(buckets) for key, buckets in policy.items()}, {}
+
+    def _denied(self, path, headers):
+        policy = getattr(self, "policy", None)
+        if policy is None:
+            return False
+        auth = next((v for k, v in headers.items() if k.lower() == "authorization"), "")
+        match = re.search(r"Credential=([^/]+)/", auth) or re.search(r"X-Amz-Credential=([^/%]+)", path)
+        key, bucket = (match.group(1) if match else None), path.lstrip("/").split("/", 1)[0].split("?", 1)[0]
+        if bucket not in policy.get(key, ()):
+            return True
+        with self.lock:
+            self.used.setdefault(key, set()).add(bucket)
+        return False
 
     def _quirk(self, method, path, headers, body):
         quirks = getattr(self, "quirks", None)

@@ -462,3 +462,47 @@ def test_the_app_is_installed_in_studio_and_in_the_lms():
     for group in ("cms.djangoapp", "lms.djangoapp"):  # what edx-django-utils' plugin registry reads
         assert [e.value for e in entry_points(group=group) if e.name == "transcript_etl"] == [
             "etl.openedx.apps:TranscriptEtlConfig"], group
+
+
+def test_the_tools_identity_and_edx_vals_stay_apart_and_the_check_reads_as_the_lms(val, contentstore, monkeypatch,
+                                                                                    s3_endpoint):
+    import dataclasses
+
+    from etl.openedx.val import View
+    from etl.source import lms
+    from tests.s3proxy import FaultProxy
+
+    saved, pairs = demo(val, contentstore)
+    field = transcript_field()
+    original = field.storage
+    with FaultProxy(s3_endpoint) as proxy:  # two IAM identities, each allowed its own bucket only
+        proxy.allow({"tool-key": {BUCKET}, "platform-key": {VAL_BUCKET}})
+        proxied = dataclasses.replace(val, s3_endpoint_url=proxy.url, s3_client=None)
+        monkeypatch.setenv("ETL_AWS_ACCESS_KEY_ID", "tool-key")
+        monkeypatch.setenv("ETL_AWS_SECRET_ACCESS_KEY", "tool-secret-never-shown")
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "platform-key")  # the platform's identity, as Studio has it
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "platform-secret")
+        try:
+            field.storage = s3_storage(proxy.url, VAL_BUCKET, access_key=None, secret_key=None)
+            code, out, err = manage(proxied, monkeypatch, DEMO_ID, "--commit")
+            assert code == 0, err
+            assert proxy.used == {"tool-key": {BUCKET}, "platform-key": {VAL_BUCKET}}
+            assert "tool-secret-never-shown" not in out + err
+            monkeypatch.setenv("AWS_ACCESS_KEY_ID", "lms-key")  # an LMS whose identity cannot read edx-val's bucket
+            field.storage = s3_storage(proxy.url, VAL_BUCKET, access_key=None, secret_key=None)
+            code, out, err = manage(proxied, monkeypatch, DEMO_ID, command="transcript_etl_check")
+            assert code == 5 and out.count("edx-val cannot read its copy") == 6
+            video_id, language, _ = sorted(pairs)[0]  # and the LMS itself answers 500: it catches only ValueError
+            fields = {"edx_video_id": video_id, "transcripts": {language: "x.srt"}}
+            assert lms.snapshot(fields, View(), lambda name: None)[("translation", language)][0] == "500"
+            proxy.allow({"tool-key": {BUCKET}, "lms-key": {VAL_BUCKET}})
+            code, out, err = manage(proxied, monkeypatch, DEMO_ID, command="transcript_etl_check")
+            assert code == 0 and f"{DEMO_ID}: 6 of 6 rows serve the registered bytes" in out
+        finally:
+            field.storage = original
+
+
+def transcript_field():
+    from edxval.models import VideoTranscript
+
+    return VideoTranscript._meta.get_field("transcript")

@@ -220,8 +220,9 @@ def test_a_structure_that_moves_between_plan_and_commit_registers_nothing(val, c
     assert not receipts.live(val, parse_course_id(AGREE))
 
 
-def test_the_hand_off_already_says_which_pairs_sharing_or_drafts_hold_back(val, contentstore):
+def test_the_hand_off_already_says_which_pairs_sharing_or_drafts_hold_back(val, contentstore, capsys, tmp_path):
     from etl.protocol import phase2
+    from tests.helpers import run_cli
 
     shared_site(contentstore)
     etl.migrate(val, [ORIGINAL, MORE, DRAFT])
@@ -235,3 +236,8 @@ def test_the_hand_off_already_says_which_pairs_sharing_or_drafts_hold_back(val, 
         == "draft_differs"
     summary = phase2.read(val, parse_course_id(MORE))["handoff"]
     assert summary["shared"] == {FIXED: 1, ORIGINAL: 1}  # v1 en, corrected in the rerun; v2 de, the original lacks it
+    code, out, err = run_cli(val, contentstore, capsys, tmp_path, "report")
+    assert code == 0, err
+    assert "handed off: 2 to register; held back: 1 shared_adds_language, 1 shared_differs" in out
+    assert f"shared videos hold back pairs of 2 course(s): {ORIGINAL} with {FIXED} (1 pair); {MORE} with {ORIGINAL} " \
+           f"(1 pair), {FIXED} (1 pair)" in out and "transcript_etl_register COURSE --with-shared --commit" in out

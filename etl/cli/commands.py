@@ -29,7 +29,7 @@ from etl.protocol.known import table_ids
 from etl.reconcile import reconcile
 from etl.review import reports
 from etl.review.diff import diff as course_diff
-from etl.review.report import report as readiness, unreachable
+from etl.review.report import notes, report as readiness
 from etl.review.signoff import diff_all
 from etl.review.views import check_state, history, status
 from etl.rollback import rollback
@@ -276,7 +276,7 @@ def report(cfg, *, ready_only=False, workers=8):
     df = readiness(cfg, "all", workers=workers)
     if ready_only:
         return "\n".join(df.loc[df["ready"], "course_id"]) or None
-    return Frame(df, "no courses found", note=unreachable(df))
+    return Frame(df, "no courses found", note=notes(cfg, df))
 
 
 @command(check=_diff_targets)

@@ -60,6 +60,7 @@ def make_s3_client(cfg, heartbeat=False):
     Every write the main client sends consults the lease guard first (``install_guard``).
     """
     import boto3
+    import botocore.exceptions
     import botocore.session
     from botocore.config import Config as BotoConfig
 
@@ -74,17 +75,27 @@ def make_s3_client(cfg, heartbeat=False):
         request_checksum_calculation="when_required",
         response_checksum_validation="when_required",
     )
-    with _session_lock:  # one session per process: it loads the service model once, not per client
-        if _session[0] is None:
+    keys = {"aws_access_key_id": cfg.aws_access_key_id, "aws_secret_access_key": cfg.aws_secret_access_key,
+            "aws_session_token": cfg.aws_session_token} if cfg.aws_access_key_id else {}
+    with _session_lock:  # one session per profile and process: it loads the service model once, not per client
+        if cfg.aws_profile not in _sessions:
             session = botocore.session.get_session()
             session.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=_timestamp)
-            _session[0] = boto3.session.Session(botocore_session=session)
-        client = _session[0].client("s3", endpoint_url=cfg.s3_endpoint_url, region_name=cfg.region_name,
-                                    config=boto_cfg)
+            if cfg.aws_profile:
+                session.set_config_variable("profile", cfg.aws_profile)
+            _sessions[cfg.aws_profile] = boto3.session.Session(botocore_session=session)
+        try:
+            client = _sessions[cfg.aws_profile].client("s3", endpoint_url=cfg.s3_endpoint_url,
+                                                       region_name=cfg.region_name, config=boto_cfg, **keys)
+        except botocore.exceptions.ProfileNotFound:
+            del _sessions[cfg.aws_profile]
+            raise UsageError(f"ETL_AWS_PROFILE names profile {cfg.aws_profile!r}, which no AWS config or credentials "
+                             "file defines; check the name, or set ETL_AWS_ACCESS_KEY_ID and "
+                             "ETL_AWS_SECRET_ACCESS_KEY instead") from None
     return client if heartbeat else install_guard(client)
 
 
-_session, _session_lock = [None], threading.Lock()
+_sessions, _session_lock = {}, threading.Lock()
 
 
 _guard = contextvars.ContextVar("etl_lease_guard", default=None)

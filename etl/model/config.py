@@ -23,6 +23,13 @@ ENV = {
     "live_prefix": "ETL_LIVE_PREFIX",
     "state_prefix": "ETL_STATE_PREFIX",
 }
+# The tool's own S3 identity, kept apart from the platform's (AWS_*, which edx-val's storage and the LMS use).
+IDENTITY = {
+    "aws_profile": "ETL_AWS_PROFILE",
+    "aws_access_key_id": "ETL_AWS_ACCESS_KEY_ID",
+    "aws_secret_access_key": "ETL_AWS_SECRET_ACCESS_KEY",
+    "aws_session_token": "ETL_AWS_SESSION_TOKEN",
+}
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
 _DATABASE = re.compile(r"^[A-Za-z0-9_\-]{1,63}$")  # MongoDB forbids /\. "$ and more; Open edX uses these
 
@@ -34,7 +41,10 @@ class Config:
     ``contentstore`` is any pymongo-compatible Database holding GridFS bucket ``fs``.
     ``s3_client`` may be given to share one boto3 client; otherwise one is built on
     first use, with botocore's standard retry mode and a connection pool sized to
-    ``s3_concurrency``. The repr never shows the contentstore's URI or any credential.
+    ``s3_concurrency``. The tool's S3 identity is ``aws_profile``, or
+    ``aws_access_key_id`` with ``aws_secret_access_key``, and only when neither is
+    given boto3's default chain (``AWS_*``, instance roles). The repr never shows
+    the contentstore's URI or any credential.
     """
 
     bucket: str
@@ -58,6 +68,10 @@ class Config:
     reconnect: Any = field(default=None, repr=False, compare=False)  # builds a fresh Database (after a fork)
     max_reads_per_second: int = 0  # contentstore queries per second across the process; 0 is no cap
     clock: Any = field(default_factory=LeaseClock, repr=False, compare=False)  # for leases; tests move it on
+    aws_profile: Optional[str] = None
+    aws_access_key_id: Optional[str] = field(default=None, repr=False)
+    aws_secret_access_key: Optional[str] = field(default=None, repr=False)
+    aws_session_token: Optional[str] = field(default=None, repr=False)
 
     def __post_init__(self):
         if not isinstance(self.bucket, str) or not _BUCKET.match(self.bucket):
@@ -85,6 +99,14 @@ class Config:
             raise UsageError("multipart_bytes must be at least 5 MiB, S3's smallest part")
         if not isinstance(self.max_reads_per_second, int) or self.max_reads_per_second < 0:
             raise UsageError("max_reads_per_second must be a whole number, 0 for no cap")
+        if bool(self.aws_access_key_id) != bool(self.aws_secret_access_key):
+            missing = "ETL_AWS_SECRET_ACCESS_KEY" if self.aws_access_key_id else "ETL_AWS_ACCESS_KEY_ID"
+            raise UsageError(f"the tool's AWS credentials are incomplete: {missing} is missing; set both "
+                             "ETL_AWS_ACCESS_KEY_ID and ETL_AWS_SECRET_ACCESS_KEY, or ETL_AWS_PROFILE, or neither")
+        if self.aws_profile and self.aws_access_key_id:
+            raise UsageError("ETL_AWS_PROFILE and ETL_AWS_ACCESS_KEY_ID are both set: give the tool one identity")
+        redact.register(self.aws_secret_access_key)
+        redact.register(self.aws_session_token)
         self._client_lock = threading.Lock()
         self._pool = None
         self._cached = {}
@@ -180,7 +202,7 @@ def config_from_env(overrides=None, environ=None, **settings):
     """Build a Config from ``ETL_*`` variables; a non-None override wins over the environment."""
     environ = os.environ if environ is None else environ
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
-    values = {name: overrides.get(name, environ.get(var)) for name, var in ENV.items()}
+    values = {name: overrides.get(name, environ.get(var)) for name, var in {**ENV, **IDENTITY}.items()}
     if not values["bucket"]:
         raise UsageError("no bucket given; set --bucket or ETL_BUCKET")
     mongo_uri = values.pop("mongo_uri")

@@ -31,7 +31,7 @@ def register(value):
 def register_environment(environ=None):
     """Register the AWS secrets an operator may have exported."""
     environ = os.environ if environ is None else environ
-    for name in ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+    for name in ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "ETL_AWS_SECRET_ACCESS_KEY", "ETL_AWS_SESSION_TOKEN"):
         register(environ.get(name))
 
 

@@ -56,7 +56,27 @@ def describe(course, doc, epoch):
         return f"hand-off stale (e{handoff.get('epoch')}, committed e{epoch})"
     if not handoff.get("ok"):
         return f"nothing to register: {handoff.get('why') or 'no rows'}"
-    return f"handed off: {handoff['ok']} to register"
+    held = handoff.get("held") or {}
+    return f"handed off: {handoff['ok']} to register" + (
+        "; held back: " + ", ".join(f"{n} {status}" for status, n in sorted(held.items())) if held else "")
+
+
+def families(summaries):
+    """Return the lines naming each course whose pairs shared videos hold back, and how to register them together.
+
+    ``summaries`` is {course id: its summary}. None when no pair is held back by another course.
+    """
+    said = []
+    for course_id, doc in sorted(summaries.items()):
+        shared = (doc.get("handoff") or {}).get("shared") or {}
+        if shared:
+            said.append(f"{course_id} with " + ", ".join(f"{other} ({n} pair{'' if n == 1 else 's'})"
+                                                         for other, n in sorted(shared.items())))
+    if not said:
+        return None
+    return (f"shared videos hold back pairs of {len(said)} course(s): " + "; ".join(said) + ". Make the courses' "
+            "transcripts agree in Studio, migrate and hand off each, then register each family together: "
+            "`./manage.py cms transcript_etl_register COURSE --with-shared --commit`")
 
 
 def column(cfg, course, epoch, known=None):

@@ -62,6 +62,14 @@ def unreachable(df):
     return f"{len(stuck)} ready course(s) Phase II cannot reach yet: {said}"
 
 
+def notes(cfg, df):
+    """Return the report's closing lines: ready courses Phase II cannot reach, and the shared-video families."""
+    held = [c for c, p in zip(df["course_id"], df["phase2"]) if "held back" in p or "shared_" in p]
+    summaries = dict(zip(held, [phase2.read(cfg, parse_course_id(c)) for c in held]))
+    lines = [line for line in (unreachable(df), phase2.families(summaries)) if line]
+    return "\n".join(lines) or None
+
+
 def why_not_ready(course_id, current, record, problems):
     """Return (reason, next step) for a course that is not ready for Phase II."""
     again = f"python -m etl migrate {course_id}"

@@ -69,7 +69,9 @@ def _denied(cfg):
         code = "AccessDenied"
     if code in BAD_CREDENTIALS:
         return UsageError(f"the AWS credentials were refused by {_where(cfg)} ({code}: {BAD_CREDENTIALS[code]}); "
-                          "check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE); retrying will not help")
+                          "check the tool's identity: ETL_AWS_ACCESS_KEY_ID and ETL_AWS_SECRET_ACCESS_KEY (or "
+                          "ETL_AWS_PROFILE), else AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE); "
+                          "retrying will not help")
     return UsageError(f"access to bucket {_where(cfg)} was denied ({code}): the credentials are valid but lack a "
                       "permission; check their IAM policy (s3:ListBucket on the bucket, and the object actions "
                       "on the three prefixes)")
@@ -102,5 +104,6 @@ def partial_credentials(err):
 
 def no_credentials():
     """Return the error for a machine with no AWS credentials at all."""
-    return UsageError("no AWS credentials found; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or "
-                      "AWS_PROFILE, or run where an instance or task role provides them")
+    return UsageError("no AWS credentials found; give the tool its own identity with ETL_AWS_ACCESS_KEY_ID and "
+                      "ETL_AWS_SECRET_ACCESS_KEY (or ETL_AWS_PROFILE), or set AWS_ACCESS_KEY_ID and "
+                      "AWS_SECRET_ACCESS_KEY (or AWS_PROFILE), or run where an instance or task role provides them")

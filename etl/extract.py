@@ -74,7 +74,7 @@ def extract_course(cfg, course_id, looked=None, hold=False):
     started = time.monotonic()
     course = parse_course_id(course_id)
     cfg.require_contentstore()
-    layout = Layout(cfg, course)
+    layout = Layout.of(cfg, course)
     looked = looked or claims.look(cfg, course)
     if looked.seen.committed:
         claims.refuse_promoted(cfg, course, looked.seen)
@@ -107,6 +107,7 @@ def extract_course(cfg, course_id, looked=None, hold=False):
         if hold:
             tx.claim.note(state.STAGED, previous=state.EXTRACTING, **fields)  # recorded with the move to promoting
         else:
+            tx.publish(tx.written)  # the record is about to name the run: from now on it is the course's
             tx.claim.move(state.STAGED, **fields)
     result = ExtractResult(str(course), run_id, len(rows), total, problems, key, local or "",
                            fingerprint, round(time.monotonic() - started, 3))

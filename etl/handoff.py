@@ -76,7 +76,7 @@ def handoff(cfg, course_id, english_from_transcripts=False, as_parsed=False, sit
     """
     course = parse_course_id(course_id)
     cfg.require_contentstore()
-    layout = Layout(cfg, course)
+    layout = Layout.of(cfg, course)
     seen, videos = pool.together(lambda: marker.read(cfg, course), lambda: modulestore.videos(cfg, course))
     commit = seen.commit
     if commit is None:
@@ -202,7 +202,7 @@ def _write(cfg, course, key, df, meta):
 
 def read(cfg, course):
     """Return (DataFrame, metadata) of the course's hand-off, or (None, None) when it has none."""
-    key = Layout(cfg, course).handoff
+    key = Layout.of(cfg, course).handoff
     data, _ = s3.get(cfg, key)
     if data is None:
         return None, None

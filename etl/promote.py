@@ -57,7 +57,7 @@ def promote(cfg, course_id):
     started = time.monotonic()
     course = parse_course_id(course_id)
     cfg.require_contentstore()
-    layout = Layout(cfg, course)
+    layout = Layout.of(cfg, course)
     looked = claims.look(cfg, course)
     if looked.seen.committed:
         claims.refuse_promoted(cfg, course, looked.seen)
@@ -71,9 +71,8 @@ def promote(cfg, course_id):
         _clear_live(tx, listed)
         return df, meta, data
 
-    def drop_staging():
-        if state.read(cfg, course)[1] == tx.claim.etag:  # still this claim's course: nobody rolls the run forward
-            remove_tool_objects(cfg, course, layout.staging_epoch(staged_epoch), epochs=tx.claim.earlier)
+    def drop_staging():  # run by the undo only once this run's failure record has landed: the course is its own
+        remove_tool_objects(cfg, course, layout.staging_epoch(staged_epoch), epochs=tx.claim.earlier)
 
     return _publish(tx, staged_epoch, prepare, started, drop=drop_staging)[0]
 
@@ -97,7 +96,11 @@ def promote_staged(cfg, course, staged):
         df, meta = manifest.from_bytes(staged.manifest, tx.layout.staging_manifest(tx.epoch))
         return df, meta, staged.manifest
 
-    return _publish(tx, tx.epoch, prepare, started, alongside=lambda: tx.claim.move(state.PROMOTING, **staged.fields))
+    def promoting():  # from this move on the record names the staged run: a takeover may roll it forward
+        tx.publish([k for k in tx.written if k.startswith(tx.layout.staging_root)])
+        tx.claim.move(state.PROMOTING, **staged.fields)
+
+    return _publish(tx, tx.epoch, prepare, started, alongside=promoting)
 
 
 @dataclass(frozen=True)
@@ -176,7 +179,7 @@ def _finish(tx, df, staged_epoch):
         try:
             claim.move(state.PROMOTED, transcripts=len(df), bytes=int(df["length"].sum()), marker_key=layout.marker)
         except Exception as err:
-            claim.release()
+            claim.stop()
             logs.event("warning", course, "status_lag", tx.run_id, error=describe(err),
                        note="the marker is written; status catches up on the next run")
 

@@ -42,7 +42,7 @@ def load_manifest(cfg, course, key):
 
 def check(cfg, course, run_id, epoch):
     """Reconcile the staged run of ``epoch``; return (ReconcileResult, manifest DataFrame, metadata, bytes)."""
-    layout = Layout(cfg, course)
+    layout = Layout.of(cfg, course)
     (df, meta, data), source, staged = pool.together(
         lambda: load_manifest(cfg, course, layout.staging_manifest(epoch)),
         lambda: changes.transcripts_now(cfg, course),

@@ -9,8 +9,9 @@ from dataclasses import asdict, dataclass, field
 from etl.model import logs
 from etl.model.errors import Conflict, Refused, Registered
 from etl.model.layout import Layout, new_run_id, parse_course_id
-from etl.protocol import claims, marker, receipts, state
+from etl.protocol import claims, receipts, state
 from etl.protocol.cleanup import remove_tool_objects
+from etl.protocol.transaction import Transaction
 from etl.protocol.known import refuse_unknown
 from etl.store import pool, probe, s3, versions
 
@@ -84,7 +85,7 @@ def rollback(cfg, course_id, *, force=False, dry_run=False, purge_versions=False
         purge_versions: on a versioned bucket, also delete the noncurrent versions the tool wrote.
     """
     course = parse_course_id(course_id)
-    layout = Layout(cfg, course)
+    layout = Layout.of(cfg, course)
     looked = claims.look(cfg, course)
     committed = looked.seen.committed
     commit_meta = looked.seen.meta if looked.seen.doc is not None else (looked.seen.legacy or looked.seen).meta
@@ -115,22 +116,18 @@ def rollback(cfg, course_id, *, force=False, dry_run=False, purge_versions=False
     if untouched:
         return RollbackResult(str(course), None, 0, False)  # never touched: nothing to record either
     run_id = new_run_id()
-    claim = claims.claim(cfg, course, run_id, state.ROLLING_BACK, looked, uncommit=force)
-    try:
-        with claim.guarded():
-            if committed:  # the claim's fence replaced the commit: the course is no longer committed
-                claim.note("marker_deleted", marker_run_id=looked.seen.commit.get("run_id"),
-                           marker_epoch=looked.seen.committed_epoch)
-            (live, kept_live), (staged, kept_staged) = pool.together(
-                lambda: remove_tool_objects(cfg, course, layout.live_root, epochs=claim.earlier),
-                lambda: remove_tool_objects(cfg, course, layout.staging_root, epochs=claim.earlier))
-            kept = kept_live + kept_staged
-            deleted = len(live) + len(staged)
-            claim.move(state.ROLLED_BACK, deleted=deleted, kept_foreign=len(kept))
-    except BaseException as exc:
-        claims.record_failure(claim, exc)
-        claims.reraise(claim, exc)
-    marker.release(cfg, course, run_id, claim.epoch, claim.token, "rolled_back")
+    tx = Transaction.begin(cfg, course, run_id, state.ROLLING_BACK, looked, uncommit=force)
+    with tx.running():
+        claim = tx.claim
+        if committed:  # the claim's fence replaced the commit: the course is no longer committed
+            claim.note("marker_deleted", marker_run_id=looked.seen.commit.get("run_id"),
+                       marker_epoch=looked.seen.committed_epoch)
+        (live, kept_live), (staged, kept_staged) = pool.together(
+            lambda: remove_tool_objects(cfg, course, layout.live_root, epochs=claim.earlier),
+            lambda: remove_tool_objects(cfg, course, layout.staging_root, epochs=claim.earlier))
+        kept = kept_live + kept_staged
+        deleted = len(live) + len(staged)
+        tx.end(state.ROLLED_BACK, "rolled_back", deleted=deleted, kept_foreign=len(kept))
     for key in kept:
         logs.event("warning", course, "kept_foreign", run_id, key=key, reason="not written by this tool")
     result = RollbackResult(str(course), run_id, deleted, committed, kept)

@@ -12,7 +12,7 @@ import hashlib
 import threading
 from concurrent.futures import wait
 
-from etl.model import logs, manifest
+from etl.model import client, logs, manifest
 from etl.model.layout import Layout
 from etl.model.progress import LARGE_COURSE, bar
 from etl.source import contentstore, transcripts
@@ -56,7 +56,7 @@ def stage(cfg, course, tx, assets):
     course stops early.
     """
     epoch = tx.epoch
-    layout, course_id = Layout(cfg, course), str(course)  # one course id string, shared by every row
+    layout, course_id = Layout.of(cfg, course), str(course)  # one course id string, shared by every row
     keys = {a.name: layout.asset_keys(epoch, a.name) for a in assets}  # refuse bad names before any write
     rows, lock = {}, threading.Lock()
     budget = _ByteBudget(4 * cfg.read_batch_bytes)
@@ -112,11 +112,12 @@ def stage(cfg, course, tx, assets):
 
 
 def _stage_large(cfg, course, tx, asset, keys):
-    """Stream one large transcript into a multipart upload; abort it on any failure."""
+    """Stream one large transcript into a multipart upload, whose abort the transaction runs on any failure."""
     staged, live = keys
     tx.wrote(staged)  # before anything is sent: a completion whose answer is lost may still have landed
     upload = s3.MultipartUpload(cfg, staged, content_type=asset.content_type,
                                 metadata=s3.tool_metadata(course, tx.run_id, asset.stored_md5))
+    tx.add_failure_cleanup(_abort, course, tx.run_id, upload)
     buf = bytearray()
 
     def sink(data):
@@ -125,17 +126,18 @@ def _stage_large(cfg, course, tx, asset, keys):
             upload.add(bytes(buf[:cfg.multipart_bytes]))
             del buf[:cfg.multipart_bytes]
 
-    try:
-        md5 = contentstore.read_stream(cfg, course, asset, sink)
-        if buf or not upload.parts:
-            upload.add(bytes(buf))
-        tag = upload.complete()
-    except BaseException as exc:
-        try:
-            upload.abort()
-        except Exception as err:  # the original failure is what the operator must see
-            logs.event("warning", course, "abort_failed", tx.run_id, key=staged, error=str(err), cause=str(exc),
-                       note="S3 keeps the parts until the bucket's lifecycle rule aborts incomplete uploads")
-        raise
+    md5 = contentstore.read_stream(cfg, course, asset, sink)
+    if buf or not upload.parts:
+        upload.add(bytes(buf))
+    tag = upload.complete()
     error = f"not parsed: larger than {cfg.multipart_bytes} bytes"
     return _row(str(course), asset, staged, live, md5, tag, None, error)
+
+
+def _abort(course, run_id, upload):
+    try:
+        with client.unguarded():  # the upload is this run's own: abort it whatever the lease
+            upload.abort()
+    except Exception as err:  # the failure that undid the transaction is what the operator must see
+        logs.event("warning", course, "abort_failed", run_id, key=upload.key, error=str(err),
+                   note="S3 keeps the parts until the bucket's lifecycle rule aborts incomplete uploads")

@@ -4,8 +4,8 @@ from dataclasses import asdict, dataclass, field
 
 from etl.model import logs
 from etl.model.errors import UsageError
-from etl.model.layout import Layout, parse_course_id
-from etl.protocol import claims, receipts, state
+from etl.model.layout import parse_course_id
+from etl.protocol import claims, marker, receipts, state
 from etl.protocol.cleanup import remove_tool_objects
 from etl.protocol.known import refuse_unknown
 from etl.store import s3
@@ -42,13 +42,17 @@ class VacuumResult:
 def vacuum(cfg, course_id, *, retain_days=RETAIN_DAYS, dry_run=False):
     """Delete the objects of a course's dead epochs that are older than ``retain_days`` days.
 
-    A dead epoch is one strictly below the epoch the course's record names,
-    that is not committed, not a staged run awaiting promote, and not named by
-    a Phase II registration. A stale runner's epochs are all below the record's,
-    and any claim made after this vacuum read the record takes a higher epoch,
-    so vacuum, which holds no claim, can never delete what a live runner or a
-    commit needs. Courses migrated by 0.3.0 and never claimed since have no
-    epochs, and vacuum leaves them alone. With ``dry_run`` nothing is deleted.
+    An epoch's run can commit only while the commit key holds its fence, and
+    the key only ever moves on (conditional puts, each document unique). So an
+    epoch is dead once the key names a later epoch, or a release of its own, or
+    another epoch's commit: no request of its run, however late, can commit it.
+    Vacuum reads the key and deletes only such epochs, never the committed one,
+    a staged run awaiting promote (an in-doubt course's too), one named by a
+    0.6.0 registration, or anything while a runner holds the course under a live
+    lease. It needs no claim of its own: it writes nothing, and what it deletes
+    no commit can ever name again (docs/protocol.md, "Every actor"). Courses
+    migrated by 0.3.0 and never claimed since have no epochs, and vacuum leaves
+    them alone. With ``dry_run`` nothing is deleted.
 
     Args:
         course_id: course id.
@@ -58,31 +62,23 @@ def vacuum(cfg, course_id, *, retain_days=RETAIN_DAYS, dry_run=False):
     if not isinstance(retain_days, (int, float)) or retain_days < 0:
         raise UsageError("--retain-days must be 0 or more")
     course = parse_course_id(course_id)
-    layout = Layout(cfg, course)
     looked = claims.look(cfg, course)
+    layout = looked.layout
     if looked.record is None:
         refuse_unknown(cfg, [course_id])
     result = VacuumResult(str(course), dry_run=dry_run)
-    below = state.epoch_of(looked.record)
-    kept = result.kept
-    if looked.seen.committed_epoch is not None:
-        kept[looked.seen.committed_epoch] = "committed"
-    if looked.state in (state.STAGED, state.PROMOTING) and looked.record.get("staged_epoch"):
-        kept[int(looked.record["staged_epoch"])] = "staged, awaiting promote"
-    if looked.state in state.IN_PROGRESS or looked.state in (state.FAILED, state.IN_DOUBT):
-        # The latest claim's own epoch is never dead: its run may be at work, and if it stopped, the next
-        # claim (migrate, or rollback) removes what it left, as the delete rule allows.
-        alive = state.lease_alive(looked.record, cfg.clock)
-        kept.setdefault(below, f"{looked.state} by run {looked.record.get('run_id')}"
-                        + (", at work now" if alive else f"; `python -m etl migrate {course}` or "
-                           f"`python -m etl rollback {course}` removes what it left"))
-    for epoch in receipts.in_place_epochs(cfg, course):
-        kept[epoch] = f"registered in place in Open edX by 0.6.0 (undo: {receipts.how_to_undo(course)})"
+    if state.lease_alive(looked.record, cfg.clock):
+        result.kept[state.epoch_of(looked.record)] = (f"{looked.state} by run {looked.record.get('run_id')}, at "
+                                                      "work now: nothing of the course is vacuumed until it ends")
+        return result
+    alive = _alive(cfg, course, looked)
     # Ages by S3's clock (the listing's Date minus LastModified): a host whose clock runs fast deletes nothing early.
     retain = retain_days * 86400
     listed = [o for prefix in (layout.staging_root, layout.live_root) for o in s3.list_aged(cfg, prefix)]
+    present = {layout.epoch_of(o["Key"]) for o in listed}
+    result.kept = {e: why for e, why in alive.items() if e is not None and e in present}
     old = [o for o in listed if retain == 0 or (o["Age"] is not None and o["Age"] >= retain)]
-    dead = lambda epoch: epoch is not None and epoch < below and epoch not in kept  # noqa: E731
+    dead = lambda epoch: epoch is not None and epoch > 0 and epoch not in alive and alive[None](epoch)  # noqa: E731
     found, _ = remove_tool_objects(cfg, course, "", dry_run=dry_run, listed=old, epochs=dead)
     result.epochs = sorted({layout.epoch_of(k) for k in found})
     if dry_run:
@@ -92,3 +88,28 @@ def vacuum(cfg, course_id, *, retain_days=RETAIN_DAYS, dry_run=False):
     if result.deleted:
         logs.event("debug", course, "vacuumed", None, deleted=result.deleted, epochs=result.epochs)
     return result
+
+
+def _alive(cfg, course, looked):
+    """Return {epoch: why it stays} for every epoch a commit may still name, and at None the rule for the rest."""
+    seen, record = looked.seen, looked.record
+    alive = {}
+    if seen.committed_epoch is not None:
+        alive[seen.committed_epoch] = "committed"
+        below = state.epoch_of(record)  # nothing but a forced rollback replaces a commit, and it never commits
+        alive[None] = lambda epoch: epoch < below
+    elif seen.epoch is not None:
+        key = seen.epoch
+        if seen.holds == marker.FENCED:
+            alive[key] = f"its fence stands at the commit key: run {seen.doc.get('run_id')} may still commit it"
+        alive[None] = lambda epoch: epoch < key or (epoch == key and seen.holds == marker.RELEASED)
+        for epoch in range(key + 1, state.epoch_of(record) + 1):
+            alive[epoch] = "claimed after the commit key's epoch: its fence may still land"
+    else:
+        alive[None] = lambda epoch: False  # nothing at the key: no epoch is provably dead
+    if looked.state in (state.STAGED, state.PROMOTING, state.IN_DOUBT) and record.get("staged_epoch"):
+        alive[int(record["staged_epoch"])] = (f"staged run of a course {looked.state}, awaiting promote; `python -m "
+                                              f"etl migrate {course}` promotes it")
+    for epoch in receipts.in_place_epochs(cfg, course):
+        alive[epoch] = f"registered in place in Open edX by 0.6.0 (undo: {receipts.how_to_undo(course)})"
+    return alive

@@ -88,7 +88,7 @@ def verify_course(cfg, course, published=None):
     contentstore is always read again, so an edit that landed just before the
     commit is seen.
     """
-    layout = Layout(cfg, course)
+    layout = Layout.of(cfg, course)
     result = VerifyResult(str(course))
     problems = result.problems
     if published is None:

@@ -118,12 +118,13 @@ def test_a_multipart_upload_whose_completion_answer_is_lost_is_cleaned_up_and_a_
     assert st.read(cfg, parse_course_id(COURSE))[0]["state"] == "failed"
 
 
-def test_a_staged_put_whose_answer_is_lost_is_still_cleaned_up(make_cfg, contentstore):
-    """S3 stored the object, the client never heard: the key was registered before the put, so it goes."""
+def test_a_staged_put_whose_answer_is_lost_is_read_back_and_one_that_cannot_be_is_cleaned_up(make_cfg, contentstore):
+    """S3 stored the object, the client never heard: its nonce read back settles it; unread, the key goes."""
     from botocore.exceptions import ConnectionClosedError
 
     cfg = make_cfg(retry_attempts=1)
     fill(contentstore)
+    heads = {"refuse": False}
 
     def lose_the_answer(params, context, **_):
         context["lose"] = "/transcripts/subs_abc" in params.get("Key", "")
@@ -132,8 +133,18 @@ def test_a_staged_put_whose_answer_is_lost_is_still_cleaned_up(make_cfg, content
         if context.get("lose"):
             raise ConnectionClosedError(endpoint_url=cfg.s3_endpoint_url)
 
+    def no_head(params, **_):
+        if heads["refuse"] and "/transcripts/subs_abc" in params.get("Key", ""):
+            raise ConnectionClosedError(endpoint_url=cfg.s3_endpoint_url)
+
     cfg.s3.meta.events.register("before-parameter-build.s3.PutObject", lose_the_answer)
     cfg.s3.meta.events.register("after-call.s3.PutObject", answer_lost)
+    cfg.s3.meta.events.register("before-parameter-build.s3.HeadObject", no_head)
+    staged = etl.extract(cfg, COURSE)  # the put landed: reading the key back finds its nonce
+    assert staged.transcripts == 9 and etl.reconcile(cfg, COURSE).staged_objects == 9
+    etl.rollback(cfg, COURSE)
+    heads["refuse"] = True  # and when the key cannot be read back either, the outcome is unknown: it goes
     with pytest.raises(etl.StorageError):
         etl.extract(cfg, COURSE)
+    heads["refuse"] = False
     assert objects(cfg, Layout(cfg, parse_course_id(COURSE)).staging_root) == {}

@@ -212,7 +212,7 @@ def test_a_lease_is_judged_by_s3_s_clock_not_by_the_hosts_wall_clocks(make_cfg, 
     cfg = make_cfg()
     course = parse_course_id(NEW)
     claim = claims.claim(cfg, course, new_run_id(), st.EXTRACTING)
-    claim.release()
+    claim.stop()
     record, tag = st.read(cfg, course)
     skewed = dict({k: v for k, v in record.items() if k != "_age"}, lease_expires_at="2000-01-01T00:00:00.000Z")
     s3.put_json(cfg, Layout(cfg, course).record, skewed, metadata={}, if_match=f'"{tag}"')
@@ -256,7 +256,7 @@ def test_a_runner_that_cannot_renew_in_time_stops_before_its_next_write(make_cfg
     cfg = make_cfg()
     course = parse_course_id(NEW)
     claim = claims.claim(cfg, course, new_run_id(), st.EXTRACTING)
-    claim.release()  # no heartbeat renews it
+    claim.stop()  # no heartbeat renews it
     key = Layout(cfg, course).staged_key(claim.epoch, "x.srt")
     with claim.guarded():
         s3.put(cfg, key, b"in time", metadata={})
@@ -282,5 +282,5 @@ def test_the_heartbeat_renews_through_its_own_client(make_cfg, contentstore):
         while not sent and clock.monotonic() < deadline:
             clock.sleep(0.1)
     finally:
-        claim.release()
+        claim.stop()
     assert sent and claim.record["version"] >= 2  # the claim wrote version 1; a renewal wrote the next

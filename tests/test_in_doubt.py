@@ -67,7 +67,7 @@ def test_a_commit_that_landed_but_whose_answer_and_retries_were_lost_is_committe
     assert outcome(summary)[0] == "promoted", summary.text()
     logger.removeHandler(handler)
     logger.setLevel(level)
-    assert any("event=commit_confirmed" in line for line in said), said
+    assert any("event=write_confirmed" in line and "_COMMIT.json" in line for line in said), said
     cfg = make_cfg()
     assert_committed_and_whole(cfg, contentstore, course_id)
     assert_finished_by_rerun(cfg, contentstore, course_id)

@@ -132,7 +132,7 @@ def test_a_wait_for_a_held_course_logs_once_when_it_starts_and_once_when_it_ends
     monkeypatch.setattr(engines, "HELD_POLL_SECONDS", 0.02)
     course = build_course(contentstore, "course-v1:Held+Wait+2026", n=2)
     holder = claims.claim(make_cfg(), parse_course_id(course), new_run_id(), state.EXTRACTING)
-    holder.release()  # its heartbeat stops, as a frozen runner's does: the lease runs out by S3's clock only
+    holder.stop()  # its heartbeat stops, as a frozen runner's does: the lease runs out by S3's clock only
     cfg = make_cfg()
     said, polled = [], threading.Event()
 

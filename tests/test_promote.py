@@ -121,7 +121,7 @@ def crash_mid_promote(make_cfg, contentstore, copies):
     run = etl.extract(cfg, COURSE).run_id
     course = parse_course_id(COURSE)
     claim = claims.claim(cfg, course, run, st.PROMOTING)
-    claim.release()  # the process died: no more heartbeats
+    claim.stop()  # the process died: no more heartbeats
     from etl.reconcile import check
 
     _, df, _, _ = check(cfg, course, run, staged_epoch(cfg, COURSE))
@@ -153,7 +153,7 @@ def test_promote_refuses_while_another_runner_holds_the_course(make_cfg, content
         with pytest.raises(etl.ConcurrentRun, match="held by"):
             etl.promote(cfg, COURSE)
     finally:
-        claim.release()
+        claim.stop()
     assert set(objects(cfg, layout_of(cfg).live_root)) == {layout_of(cfg).marker}  # the holder's fence, alone
     assert etl.committed(cfg, COURSE) is None
 

@@ -30,7 +30,7 @@ def test_two_runners_racing_for_one_course_give_one_winner(make_cfg):
         barrier.wait()
         try:
             c = claims.claim(cfg, course, new_run_id(), st.EXTRACTING)
-            c.release()
+            c.stop()
             outcomes.append("won")
         except etl.ConcurrentRun as err:
             assert "\n" not in str(err)
@@ -47,7 +47,7 @@ def test_two_runners_racing_for_one_course_give_one_winner(make_cfg):
 def test_a_live_lease_refuses_others_and_an_expired_one_is_taken_over(make_cfg):
     cfg = make_cfg(lease_seconds=1)
     first = claims.claim(cfg, course, new_run_id(), st.EXTRACTING)
-    first.release()
+    first.stop()
     with pytest.raises(etl.ConcurrentRun, match="held by run"):
         claims.claim(cfg, course, new_run_id(), st.EXTRACTING)
     import time
@@ -97,7 +97,7 @@ def test_a_long_history_moves_its_oldest_entries_to_an_archive_and_loses_none(cf
         claim = claims.claim(cfg, course, runs[-1], st.ROLLING_BACK)
         claim.note("marker_deleted", marker_run_id="x")
         claim.move(st.ROLLED_BACK, deleted=0)
-        marker.release(cfg, course, claim.run_id, claim.epoch, claim.token, "rolled_back")
+        claims.release_fence(claim, "rolled_back")
     record = st.read(cfg, course)[0]
     assert 3 <= len(record["history"]) <= 6
     archives = objects(cfg, Layout(cfg, course).events)
@@ -131,7 +131,7 @@ def test_an_archive_whose_record_write_lost_its_race_is_never_shown(cfg, monkeyp
     for _ in range(3):
         claim = claims.claim(cfg, course, new_run_id(), st.ROLLING_BACK)
         claim.move(st.ROLLED_BACK)
-        marker.release(cfg, course, claim.run_id, claim.epoch, claim.token, "rolled_back")
+        claims.release_fence(claim, "rolled_back")
     record, tag = st.read(cfg, course)
     loser = claims.Claim(cfg, course, new_run_id(), record, tag, st.epoch_of(record) + 1)
     winner = claims.Claim(cfg, course, new_run_id(), record, tag, st.epoch_of(record) + 1)

@@ -42,10 +42,11 @@ def test_vacuum_never_touches_a_staged_run_or_an_epoch_it_did_not_read(cfg, cont
     etl.extract(cfg, COURSE)  # staged at epoch 1, the record's epoch
     course = parse_course_id(COURSE)
     claim = claims.claim(cfg, course, new_run_id(), st.PROMOTING)  # a runner at work: epoch 2
-    claim.release()
+    claim.stop()
     layout = Layout(cfg, course)
     s3.put(cfg, layout.live_key(2, "in-flight.srt"), b"x", metadata=s3.tool_metadata(course, claim.run_id))
     before = listing(cfg)
     result = etl.vacuum(cfg, COURSE, retain_days=0)
     assert result.deleted == 0 and listing(cfg) == before
-    assert result.kept == {1: "staged, awaiting promote", 2: f"promoting by run {claim.run_id}, at work now"}
+    assert result.kept == {2: f"promoting by run {claim.run_id}, at work now: nothing of the course is vacuumed "
+                              "until it ends"}

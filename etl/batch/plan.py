@@ -19,7 +19,7 @@ def plan_one(cfg, course_id):
     started = time.monotonic()
     try:
         course = parse_course_id(course_id)
-        layout = Layout(cfg, course)
+        layout = Layout.of(cfg, course)
         seen = marker.read(cfg, course)
         if seen.foreign:
             return finish_row(outcome_row(course_id, "refused", error=f"its commit key holds an object the tool did "

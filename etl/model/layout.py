@@ -8,7 +8,9 @@ A segment that would read ``.`` or ``..`` has its dots encoded as ``%2E``.
 import hashlib
 import re
 import secrets
+import threading
 import unicodedata
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from urllib.parse import quote
@@ -118,6 +120,7 @@ def new_run_id(now=None):
 
 
 EPOCH = re.compile(r"^e([1-9][0-9]*)$")
+_KEPT = threading.Lock()
 
 
 def epoch_segment(epoch):
@@ -158,6 +161,22 @@ class Layout:
                             f"keys of {longest} bytes, over S3's {MAX_KEY_BYTES}; the tool cannot migrate it under "
                             "these prefixes; shorten --staging-prefix, --live-prefix and --state-prefix if they "
                             "are long, or leave this course in the contentstore")
+
+    @classmethod
+    def of(cls, cfg, course):
+        """Return the course's Layout under ``cfg``'s prefixes, built once and kept (for the last 4,096 courses)."""
+        kept = cfg.cached("layouts", OrderedDict)
+        with _KEPT:
+            found = kept.get(course)
+            if found is not None:
+                kept.move_to_end(course)
+                return found
+        found = cls(cfg, course)
+        with _KEPT:
+            kept[course] = found
+            if len(kept) > 4096:
+                kept.popitem(last=False)
+        return found
 
     def staging_epoch(self, epoch):
         """Return the prefix of the staging run an epoch wrote."""

@@ -23,7 +23,7 @@ def remove_tool_objects(cfg, course, prefix, dry_run=False, listed=None, epochs=
     keys that would be deleted and kept, deleting nothing.
     ``listed`` is the prefix's listing when the caller has just made it.
     """
-    layout = Layout(cfg, course)
+    layout = Layout.of(cfg, course)
     listed = s3.list_objects(cfg, prefix) if listed is None else listed
     listed = [o for o in listed if o["Key"] != layout.marker]
 
@@ -55,7 +55,7 @@ def discard(cfg, course, epoch, keys):
     can name; so they go whatever the lease (``s3.unguarded``), and a key whose
     write never landed is simply not there.
     """
-    layout = Layout(cfg, course)
+    layout = Layout.of(cfg, course)
     keys = list(keys)
     strays = [k for k in keys if layout.epoch_of(k) != epoch]
     if strays:

@@ -32,7 +32,7 @@ def is_known(cfg, course):
     """Tell whether the contentstore or modulestore knows a course, or the status table has a record of it."""
     if cfg.contentstore is not None and contentstore.course_known(cfg, course):
         return True
-    return s3.head(cfg, Layout(cfg, course).record) is not None
+    return s3.head(cfg, Layout.of(cfg, course).record) is not None
 
 
 def refuse_unknown(cfg, course_ids):

@@ -96,12 +96,12 @@ class Seen:
 
 def transcripts_prefix(cfg, course, doc):
     """Return where a commit's transcripts live: its ``transcripts_prefix``, or 0.3.0's fixed one."""
-    return doc.get("transcripts_prefix") or Layout(cfg, course).legacy_transcripts
+    return doc.get("transcripts_prefix") or Layout.of(cfg, course).legacy_transcripts
 
 
 def manifest_key(cfg, course, doc):
     """Return the key of a commit's live manifest."""
-    return doc.get("manifest_key") or Layout(cfg, course).legacy_manifest
+    return doc.get("manifest_key") or Layout.of(cfg, course).legacy_manifest
 
 
 def is_commit(doc):
@@ -127,7 +127,7 @@ def _seen(cfg, course, key, fetched):
 
 def read(cfg, course):
     """Return what is at the course's commit key now, with the 0.3.0 key read alongside, as a ``Seen``."""
-    layout = Layout(cfg, course)
+    layout = Layout.of(cfg, course)
     new, old = pool.together(lambda: s3.fetch(cfg, layout.marker), lambda: s3.fetch(cfg, layout.legacy_marker))
     seen = _seen(cfg, course, layout.marker, new)
     if seen.doc is not None or seen.foreign or old[0] is None:
@@ -153,7 +153,7 @@ def head_committed(head, course):
 
 def is_committed(cfg, course):
     """Tell whether the course is committed from HEADs, when the marker's document is not needed."""
-    layout = Layout(cfg, course)
+    layout = Layout.of(cfg, course)
     new, old = pool.together(lambda: s3.head(cfg, layout.marker), lambda: s3.head(cfg, layout.legacy_marker))
     return head_committed(new, course) if new is not None else head_committed(old, course)
 
@@ -165,7 +165,7 @@ def _meta(course, run_id, status):
 def _put(cfg, course, run_id, doc, seen_etag, status):
     """Put ``doc`` at the commit key, conditional on ``seen_etag`` (None: on the key being absent); return its ETag."""
     doc = dict(doc, format=3, status=status, course_id=str(course), run_id=run_id, nonce=secrets.token_hex(8))
-    tag = s3.put_json(cfg, Layout(cfg, course).marker, doc, metadata=_meta(course, run_id, status),
+    tag = s3.put_json(cfg, Layout.of(cfg, course).marker, doc, metadata=_meta(course, run_id, status),
                       if_none_match=seen_etag is None, if_match=f'"{seen_etag}"' if seen_etag else None)
     return doc, tag
 
@@ -221,11 +221,16 @@ def reassert(cfg, course, seen):
     A claim that was made after the commit but whose fence has not landed yet
     read the commit's old ETag: its fence now fails, so it can never cover a
     commit whose record another runner has caught up. A 0.3.0 commit is
-    copied to ``_COMMIT.json`` (If-None-Match). Raise PreconditionFailed when
-    the key changed since ``seen``.
+    copied to ``_COMMIT.json`` (If-None-Match) with everything the reader
+    contract promises written out: its epoch (0), ``transcripts_prefix`` and
+    ``manifest_key``. Raise PreconditionFailed when the key changed since ``seen``.
     """
     doc = dict(seen.commit, reasserted_at=_now())
     doc.pop("nonce", None)
+    if seen.doc is None:  # a 0.3.0 commit: written out whole, so a reader of _COMMIT.json finds where its objects are
+        doc.setdefault("epoch", 0)
+        doc.setdefault("transcripts_prefix", transcripts_prefix(cfg, course, doc))
+        doc.setdefault("manifest_key", manifest_key(cfg, course, doc))
     run_id = doc.get("run_id", "")
     doc, tag = _put(cfg, course, run_id, doc, seen.etag if seen.doc is not None else None, COMMITTED)
     return Seen(doc, tag, _meta(course, run_id, COMMITTED))

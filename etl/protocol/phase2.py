@@ -17,13 +17,13 @@ _ATTEMPTS = 5
 
 def read(cfg, course):
     """Return the course's Phase II summary ({} when nothing was handed off)."""
-    doc, _ = s3.get_json(cfg, Layout(cfg, course).phase2)
+    doc, _ = s3.get_json(cfg, Layout.of(cfg, course).phase2)
     return doc or {}
 
 
 def record(cfg, course, section, value):
     """Replace one section of the course's summary, re-reading it when another writer got there first."""
-    key = Layout(cfg, course).phase2
+    key = Layout.of(cfg, course).phase2
     for attempt in range(_ATTEMPTS):
         doc, tag = s3.get_json(cfg, key)
         new = dict(doc or {}, course_id=str(course), updated_at=iso(now()), **{section: value})

@@ -37,7 +37,7 @@ LEASE_SECONDS = 3600  # a registration holds its receipt this long: far more tha
 
 def all_of(cfg, course):
     """Return [(key, receipt, ETag, age by S3's clock)] of every receipt of the course, oldest first."""
-    keys = sorted(o["Key"] for o in s3.list_objects(cfg, Layout(cfg, course).receipts) if o["Key"].endswith(".json"))
+    keys = sorted(o["Key"] for o in s3.list_objects(cfg, Layout.of(cfg, course).receipts) if o["Key"].endswith(".json"))
     found = pool.run_all(cfg, lambda key: s3.fetch_aged(cfg, key), keys)
     return [(key, json.loads(data), tag, age) for key, (data, tag, _, age) in zip(keys, found) if data is not None]
 
@@ -60,7 +60,7 @@ def held(doc, age, clock=None):
 
 def registered_elsewhere(cfg, course):
     """Return {(video id, language case-folded): {course ids}} that other courses' live receipts registered."""
-    mine = Layout(cfg, course).receipts
+    mine = Layout.of(cfg, course).receipts
     keys = [o["Key"] for o in s3.list_objects(cfg, f"{cfg.state_prefix}/receipts/")
             if o["Key"].endswith(".json") and not o["Key"].startswith(mine)]
     found = {}
@@ -80,7 +80,7 @@ def in_place_epochs(cfg, course):
 def write(cfg, course, receipt):
     """Write a new receipt (never over another); return (its key, its ETag)."""
     stamp = iso(now()).replace(":", "").replace("-", "").replace(".", "")
-    key = f"{Layout(cfg, course).receipts}e{int(receipt['epoch'])}-{stamp}-{secrets.token_hex(4)}.json"
+    key = f"{Layout.of(cfg, course).receipts}e{int(receipt['epoch'])}-{stamp}-{secrets.token_hex(4)}.json"
     tag = s3.put_json(cfg, key, receipt, metadata=s3.tool_metadata(course, receipt.get("run_id") or ""),
                       if_none_match=True)
     return key, tag

@@ -62,15 +62,15 @@ def read(cfg, course):
     The record's ``_age`` is how long ago it was written, by S3's clock; keys
     starting with ``_`` are never written back.
     """
-    return read_record(cfg, Layout(cfg, course).record)
+    return read_record(cfg, Layout.of(cfg, course).record)
 
 
 def read_record(cfg, key):
-    """Return (record, etag) of the record at ``key``, as ``read`` does."""
-    data, tag, _, age = s3.fetch_aged(cfg, key)
+    """Return (record, etag) of the record at ``key``, as ``read`` does; ``_write`` is the nonce of its write."""
+    data, tag, meta, age = s3.fetch_aged(cfg, key)
     if data is None:
         return None, None
-    return dict(json.loads(data), _age=age), tag
+    return dict(json.loads(data), _age=age, _write=(meta or {}).get(s3.META_WRITE)), tag
 
 
 def lease_alive(record, clock=None):
@@ -134,7 +134,7 @@ def archive(cfg, course, run_id, record):
     old, kept = entries[:-HISTORY_KEPT], entries[-HISTORY_KEPT:]
     stamp = lambda e: e["at"].replace(":", "").replace("-", "")  # noqa: E731
     version = int(record.get("version") or 0) + 1
-    key = f"{Layout(cfg, course).events}v{version:010d}-{stamp(old[0])}-{stamp(old[-1])}.json"
+    key = f"{Layout.of(cfg, course).events}v{version:010d}-{stamp(old[0])}-{stamp(old[-1])}.json"
     try:
         s3.put_json(cfg, key, {"course_id": str(course), "history": old}, if_none_match=True,
                     metadata=s3.tool_metadata(course, run_id))

@@ -1,17 +1,22 @@
 """Run one course as a transaction: claim it, write only under its epoch, then commit, or undo every write.
 
-A verb drives a course through a ``Transaction``::
+Every actor that writes or deletes a course's objects works through one
+``Transaction``::
 
     tx = Transaction.begin(cfg, course, run_id, EXTRACTING, looked)  # claim, epoch, fence
     with tx.running(drop=...):      # under the lease guard: any error undoes the transaction
         tx.put(key, data)           # each key registered before its request is sent
+        tx.add_failure_cleanup(upload.abort)   # each cleanup registered where its resource is made
         tx.commit(doc)              # the commit marker: the one place "committed" is decided
+    # or, for a run that ends without a commit (a rollback): tx.end(ROLLED_BACK, "rolled_back")
 
-Before the commit request is sent, any error (an interrupt included) deletes
-the transaction's own writes (keys of its epoch, which no other runner can
-name), calls ``drop`` for what the caller staged earlier, records the course as
-failed and releases the fence; the error raised is that the course was lost,
-when it was.
+Before the commit request is sent, any error (an interrupt included) runs the
+registered cleanups, deletes the transaction's own writes (keys of its epoch,
+which no other runner can name), records the course as failed and releases
+the fence. A staging run the record already names (``publish``: a takeover
+may roll it forward) and anything ``drop`` deletes outside the transaction go
+only after that record write has landed, while this run still holds the
+course; a run that lost the course leaves them to the runner that has it.
 
 Once the commit request is sent the transaction is *in doubt* until the commit
 key is read back, and an in-doubt transaction is never undone:
@@ -40,25 +45,37 @@ from etl.store import s3
 
 
 class Transaction:
-    """One course's transaction: its claim, the keys it has written, and its commit."""
+    """One course's transaction: its claim, the keys it has written, its cleanups, and its commit."""
 
     def __init__(self, claim):
         self.claim = claim
         self.cfg, self.course, self.run_id, self.epoch = claim.cfg, claim.course, claim.run_id, claim.epoch
         self.layout = claim.layout
         self.written = []  # every key a request was sent for, registered before it was sent
+        self.published = set()  # of those, the keys the record names (a staged run): deleted only while held
+        self.cleanups = []  # (fn, args, kwargs) to run on failure, registered where each resource is made
         self.commit_doc = self.commit_etag = None
         self._lock = threading.Lock()
 
     @classmethod
-    def begin(cls, cfg, course, run_id, target, looked=None):
+    def begin(cls, cfg, course, run_id, target, looked=None, uncommit=False):
         """Claim ``course`` for ``run_id`` (moving it to ``target``) and fence it; return the Transaction."""
-        return cls(claims.claim(cfg, course, run_id, target, looked))
+        return cls(claims.claim(cfg, course, run_id, target, looked, uncommit=uncommit))
 
     def wrote(self, key):
         """Register a key this transaction is about to write, so an undo deletes it whether or not it landed."""
         with self._lock:
             self.written.append(key)
+
+    def publish(self, keys):
+        """Say that the record now names these keys of the transaction (its staged run): others may roll them on."""
+        with self._lock:
+            self.published |= set(keys)
+
+    def add_failure_cleanup(self, fn, *args, **kwargs):
+        """Register ``fn(*args, **kwargs)`` to run if the transaction is undone (s3transfer's add_failure_cleanup)."""
+        with self._lock:
+            self.cleanups.append((fn, args, kwargs))
 
     def put(self, key, data, *, md5=None, **kwargs):
         """Put a new object of this transaction (If-None-Match); return its ETag."""
@@ -76,8 +93,8 @@ class Transaction:
         """Run the block under the lease guard; on any error before the commit, undo the transaction.
 
         ``drop()``, when given, deletes what the caller staged for this transaction
-        outside its own keys (a staging run it rolls forward); it is skipped when
-        the course was lost to another runner, whose work that is now.
+        outside its own keys (a staging run it rolls forward); it runs only once
+        the failure is recorded by this run, which then still holds the course.
         """
         try:
             with self.claim.guarded():
@@ -107,11 +124,17 @@ class Transaction:
             self._settle(exc)
         except ConcurrentRun as lost:
             # 412: another runner claimed the course while this one was paused: what is in S3 is its now.
-            self._lose(lost)
+            self.claim.lose(lost)
             raise
         except BaseException as exc:
             self._settle(exc)
+        self.claim.committed()
         return self.commit_doc, self.commit_etag
+
+    def end(self, state_, reason, **fields):
+        """End the transaction without a commit: move the course to ``state_``, then release the fence (``reason``)."""
+        self.claim.move(state_, **fields)
+        claims.release_fence(self.claim, reason)
 
     def _settle(self, exc):
         """Learn from the commit key whether the commit request that failed with ``exc`` landed; return if it did."""
@@ -119,9 +142,7 @@ class Transaction:
             with client.unguarded():  # conditional on this run's own fence: safe whatever the lease
                 seen = marker.read(self.cfg, self.course)
                 if seen.etag == self.claim.token:  # still this run's fence: not landed; make sure it never will
-                    released = marker.release(self.cfg, self.course, self.run_id, self.epoch, self.claim.token,
-                                              "failed")
-                    seen = released or marker.read(self.cfg, self.course)  # or it landed just now
+                    seen = claims.release_fence(self.claim, "failed") or marker.read(self.cfg, self.course)
         except Exception as err:
             raise InDoubt(f"course {self.course}: run {self.run_id} sent its commit but cannot read "
                           f"{self.layout.marker} back ({describe(err)}); nothing was deleted, and the course is "
@@ -133,16 +154,12 @@ class Transaction:
                        note="the commit's answer was lost; reading the commit key back shows it landed")
             return
         if seen.holds == marker.RELEASED and seen.is_run(self.run_id, self.epoch):
-            self.claim.released = True  # the undo has no fence left to release
+            if self.claim.status == self.claim.FENCED:  # released before a retry of this very release was heard
+                self.claim.fence_released()
             raise exc
-        self._lose(ConcurrentRun(f"course {self.course}: run {self.run_id} sent its commit, and the commit key "
-                                 f"now holds another run's {seen.holds}; this run stops and changes nothing "
-                                 "of it; check `python -m etl status`"))
-        raise self.claim.lost from exc
-
-    def _lose(self, lost):
-        self.claim.lost = lost
-        self.claim.release()
+        raise self.claim.lose(ConcurrentRun(f"course {self.course}: run {self.run_id} sent its commit, and the "
+                                            f"commit key now holds another run's {seen.holds}; this run stops and "
+                                            "changes nothing of it; check `python -m etl status`")) from exc
 
     def _record_in_doubt(self, exc):
         """Move the course to in_doubt, so status says so and no lease keeps the next run waiting; never mask ``exc``."""
@@ -151,15 +168,30 @@ class Transaction:
                 self.claim.move(state.IN_DOUBT, error=describe(exc))
         except Exception as err:  # S3 is what failed: the record stays promoting until its lease runs out
             logs.event("error", self.course, "status_write_failed", self.run_id, error=describe(err))
-            self.claim.release()
+            self.claim.stop()
 
     def undo(self, exc, drop=None):
-        """Delete this transaction's writes (and, with ``drop``, its staging), then record ``exc`` as the failure."""
+        """Undo the transaction: its cleanups and own writes, then the failure record, then what the record named.
+
+        Keys of its own epoch that nobody else can name go first, whatever the
+        lease. The staged run the record names (``publish``) and ``drop`` go only
+        if the failure record lands: then this run still held the course, and
+        no takeover can be rolling them forward.
+        """
         try:
-            discard(self.cfg, self.course, self.epoch, self.written)  # own epoch: no other runner can name them
-            if drop is not None and not self.claim.lost:
-                drop()
+            for fn, args, kwargs in reversed(self.cleanups):
+                fn(*args, **kwargs)
+            discard(self.cfg, self.course, self.epoch, [k for k in self.written if k not in self.published])
         except Exception as err:
             logs.event("error", self.course, "cleanup_failed", self.run_id, keys=len(self.written),
                        error=describe(err), next=f"python -m etl rollback {self.course}")
-        claims.record_failure(self.claim, exc)
+        if not claims.record_failure(self.claim, exc):
+            return
+        try:
+            with client.unguarded():
+                discard(self.cfg, self.course, self.epoch, sorted(self.published))
+                if drop is not None:
+                    drop()
+        except Exception as err:
+            logs.event("error", self.course, "cleanup_failed", self.run_id, keys=len(self.published),
+                       error=describe(err), next=f"python -m etl rollback {self.course}")

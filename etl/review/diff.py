@@ -70,7 +70,7 @@ def _source(cfg, course):
 def course_diff(cfg, course_id):
     """Compare one course's contentstore, manifest and S3 objects; see ``diff``."""
     course = parse_course_id(course_id)
-    layout = Layout(cfg, course)
+    layout = Layout.of(cfg, course)
     marker, record = pool.together(lambda: markers.committed(cfg, course), lambda: state.read(cfg, course)[0])
     if marker is not None:
         run_id, where = marker.get("run_id"), "live"

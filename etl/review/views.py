@@ -31,7 +31,7 @@ def history(cfg, course_id):
         course_id: course id, course-v1:ORG+COURSE+RUN or ORG/COURSE/RUN.
     """
     course = parse_course_id(course_id)
-    layout = Layout(cfg, course)
+    layout = Layout.of(cfg, course)
     (record, _), present = pool.together(
         lambda: read(cfg, course),
         lambda: [o["Key"] for o in s3.list_objects(cfg, layout.events) if o["Key"].endswith(".json")])
@@ -74,7 +74,7 @@ def status(cfg, course_id=None, *, state=""):
     """
     check_state(state)
     if course_id is not None:
-        keys = [Layout(cfg, parse_course_id(course_id)).record]
+        keys = [Layout.of(cfg, parse_course_id(course_id)).record]
         if s3.head(cfg, keys[0]) is None:
             refuse_unknown(cfg, [course_id])  # known but never migrated: an empty table says so
     else:

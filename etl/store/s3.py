@@ -11,9 +11,11 @@ import hashlib
 import json
 import secrets
 from contextlib import contextmanager
+from urllib.parse import unquote
 
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, PartialCredentialsError
 
+from etl.model import logs
 from etl.model.client import content_md5
 from etl.model.errors import StorageError
 from etl.model.lease import s3_age, s3_now
@@ -85,16 +87,18 @@ def storage(action, cfg, key="", bucket=None):
 
 
 def put(cfg, key, data, *, metadata, if_none_match=False, if_match=None, content_type=None, client=None,
-        checksum_sha256=None):
+        checksum_sha256=None, nonce=None):
     """Put bytes with Content-MD5 (S3 verifies them) and an optional condition; return the ETag.
 
     A conditional put whose first attempt landed but whose answer was lost is
-    retried by botocore and refused with 412. Each conditional put carries a
-    nonce of its own in its metadata (``etl-write``), so finding that nonce at
-    the key means the write succeeded, whatever the store's ETags are (SSE-KMS
-    ETags are not MD5s); anything else lost the race.
+    retried by botocore and refused with 412, or its retries fail. Each
+    conditional put carries a nonce of its own in its metadata (``etl-write``;
+    ``nonce`` when the caller keeps it), so finding that nonce at the key means
+    the write succeeded, whatever the store's ETags are (SSE-KMS ETags are not
+    MD5s): a 412 or a failure is settled by reading the key back. A read-back
+    that fails too raises the write's own error: its outcome is unknown.
     """
-    nonce = secrets.token_hex(8) if (if_none_match or if_match) else None
+    nonce = nonce or (secrets.token_hex(8) if (if_none_match or if_match) else None)
     if nonce:
         metadata = dict(metadata, **{META_WRITE: nonce})
     args = dict(Bucket=cfg.bucket, Key=key, Body=data, ContentMD5=content_md5(data), Metadata=metadata)
@@ -109,17 +113,32 @@ def put(cfg, key, data, *, metadata, if_none_match=False, if_match=None, content
     try:
         with storage("PutObject", cfg, key):
             tag = etag((client or cfg.s3).put_object(**args)["ETag"])
-        _check_landed(cfg, key, data, tag)
-        return tag
     except StorageError as err:
         if if_match and _status(err.__cause__) == 404:  # If-Match on a key that is gone: the same lost race
             raise PreconditionFailed(key) from err
-        raise
+        try:
+            tag = _landed(cfg, key, nonce) if nonce else None
+        except StorageError:
+            tag = None
+        if tag is None:
+            raise err from err.__cause__
     except PreconditionFailed:
-        found = head(cfg, key)
-        if found is not None and found.get("Metadata", {}).get(META_WRITE) == nonce:
-            return etag(found["ETag"])
-        raise
+        tag = _landed(cfg, key, nonce)
+        if tag is None:
+            raise
+    _check_landed(cfg, key, data, tag)  # whichever way it was learnt, the ETag must be the bytes sent
+    return tag
+
+
+def _landed(cfg, key, nonce):
+    """Return the ETag at ``key`` when the object there carries this write's nonce, else None; errors propagate."""
+    found = head(cfg, key)
+    meta = (found or {}).get("Metadata", {})
+    if found is None or meta.get(META_WRITE) != nonce:
+        return None
+    logs.event("warning", unquote(meta.get(META_COURSE, "")), "write_confirmed", meta.get(META_RUN), key=key,
+               note="the write's answer was lost; reading the key back shows it landed")
+    return etag(found["ETag"])
 
 
 def _check_landed(cfg, key, data, tag):
@@ -131,11 +150,11 @@ def _check_landed(cfg, key, data, tag):
                            "damaged in transit; re-run, and check the network if it happens again")
 
 
-def put_json(cfg, key, doc, *, metadata, if_none_match=False, if_match=None, client=None):
+def put_json(cfg, key, doc, *, metadata, if_none_match=False, if_match=None, client=None, nonce=None):
     """Put a JSON document conditionally; return its ETag."""
     data = json.dumps(doc, sort_keys=True, indent=1, default=str).encode()
     return put(cfg, key, data, metadata=metadata, if_none_match=if_none_match,
-               if_match=if_match, content_type="application/json", client=client)
+               if_match=if_match, content_type="application/json", client=client, nonce=nonce)
 
 
 def fetch(cfg, key):
@@ -300,7 +319,7 @@ class MultipartUpload:
             args["ContentType"] = content_type
         with storage("CreateMultipartUpload", cfg, key):
             self.upload_id = cfg.s3.create_multipart_upload(**args)["UploadId"]
-        self.parts, self._digests = [], []
+        self.parts, self._digests, self.completed = [], [], False
 
     def add(self, data):
         """Upload the next part."""
@@ -330,9 +349,12 @@ class MultipartUpload:
                 raise failure from None  # the completion's own failure is the one to report
             if found is None or found.get("Metadata", {}).get(META_WRITE) != self.nonce:
                 raise
+        self.completed = True
         return self.etag
 
     def abort(self):
-        """Abort the upload, so no parts are left behind."""
+        """Abort the upload, so no parts are left behind; a completed one has none."""
+        if self.completed:
+            return
         with storage("AbortMultipartUpload", self.cfg, self.key):
             self.cfg.s3.abort_multipart_upload(Bucket=self.cfg.bucket, Key=self.key, UploadId=self.upload_id)

@@ -506,3 +506,69 @@ def transcript_field():
     from edxval.models import VideoTranscript
 
     return VideoTranscript._meta.get_field("transcript")
+
+
+def _child(val, database, *args):
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return subprocess.run([sys.executable, "-m", "tests.children.register", val.s3_endpoint_url, BUCKET, VAL_BUCKET,
+                           str(database), *args], cwd=root, capture_output=True, text=True, timeout=300)
+
+
+def _rows(database):
+    import sqlite3
+
+    with sqlite3.connect(database) as db:
+        return sorted(name for (name,) in db.execute("SELECT transcript FROM edxval_videotranscript"))
+
+
+@pytest.mark.parametrize("kill_at, then", [("uploaded", "register"), ("before database commit", "undo")])
+def test_a_register_killed_before_its_database_commit_leaves_copies_the_next_register_or_undo_deletes(
+        val, tmp_path, kill_at, then):
+    database = tmp_path / "edxval.sqlite3"
+    killed = _child(val, database, "register", kill_at)
+    assert killed.returncode == -9 and f"killed at {kill_at}" in killed.stdout, killed.stderr
+    copies = val_objects(val)
+    assert len(copies) == 6 and _rows(database) == []  # every copy saved, no row committed
+    [(_, receipt, _, _)] = receipts.all_of(val, parse_course_id(DEMO_ID))
+    assert receipt["state"] == ("pending" if kill_at == "uploaded" else "live")
+    assert {r["storage_name"] for r in receipt["registered"]} == set(copies)  # named before they were made
+    after = _child(val, database, then)
+    assert after.returncode == 0, after.stderr
+    assert "6 orphaned copies deleted" in after.stdout
+    if then == "register":
+        assert len(_rows(database)) == 6 and sorted(val_objects(val)) == _rows(database)
+        assert not set(copies) & set(val_objects(val))
+    else:
+        assert _rows(database) == [] and val_objects(val) == {}
+    assert all(doc.get("undone_at") or doc.get("state") == "live" for _, doc, _, _ in
+               receipts.all_of(val, parse_course_id(DEMO_ID)))
+
+
+def test_an_undo_whose_copy_deletes_fail_is_finished_by_the_next_undo(val, contentstore, monkeypatch):
+    from edxval.models import VideoTranscript
+
+    demo(val, contentstore)
+    assert manage(val, monkeypatch, DEMO_ID, "--commit")[0] == 0
+    field = transcript_field()
+    original = field.storage
+
+    class Undeletable(type(original)):
+        def delete(self, name):
+            raise OSError("the storage refused the delete")
+
+    field.storage = Undeletable(**{k: getattr(original, k) for k in (
+        "bucket_name", "endpoint_url", "access_key", "secret_key", "region_name", "addressing_style", "location")})
+    try:
+        code, _, err = manage(val, monkeypatch, DEMO_ID, "--undo", "--commit")
+    finally:
+        field.storage = original
+    assert code == 3 and "run the undo again: it deletes every copy the receipts name that no row holds" in err
+    assert VideoTranscript.objects.count() == 0 and len(val_objects(val)) == 6
+    assert len(receipts.live(val, parse_course_id(DEMO_ID))) == 1  # kept live, so the next undo finds its copies
+    code, out, err = manage(val, monkeypatch, DEMO_ID, "--undo", "--commit")
+    assert code == 0, err
+    assert out.count("already gone") == 6 and val_objects(val) == {}
+    assert receipts.live(val, parse_course_id(DEMO_ID)) == []

@@ -205,7 +205,8 @@ def pytest_terminal_summary(terminalreporter):
                                     "the real exports come from ../shared/data beside the checkout.")
 
 
-SERVERS = {"s3_endpoint", "cfg", "make_cfg", "redis_server", "broker", "workers", "s3rver", "front"}
+SERVERS = {"s3_endpoint", "inprocess_s3_endpoint", "cfg", "make_cfg", "val", "django", "redis_server", "broker",
+           "workers", "s3rver", "front"}
 SLOW = {"test_crash", "test_freeze_sweep"}
 SUBPROCESSES = {"test_celery", "test_concurrency", "test_operator_view", "test_hostile", "test_bench",
                 "test_secrets", "test_front_door", "test_cli", "test_architecture", "test_memory"}

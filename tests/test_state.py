@@ -3,7 +3,7 @@ import threading
 import pytest
 
 import etl
-from etl.protocol import claims, marker, state as st
+from etl.protocol import claims, state as st
 from etl.model.layout import Layout, new_run_id, parse_course_id
 from tests.helpers import objects
 from tests.conftest import COURSE, fill
@@ -45,31 +45,39 @@ def test_two_runners_racing_for_one_course_give_one_winner(make_cfg):
 
 
 def test_a_live_lease_refuses_others_and_an_expired_one_is_taken_over(make_cfg):
-    cfg = make_cfg(lease_seconds=1)
+    cfg = make_cfg()
     first = claims.claim(cfg, course, new_run_id(), st.EXTRACTING)
     first.stop()
     with pytest.raises(etl.ConcurrentRun, match="held by run"):
-        claims.claim(cfg, course, new_run_id(), st.EXTRACTING)
-    import time
-
-    time.sleep(1.1)
-    second = claims.claim(cfg, course, new_run_id(), st.EXTRACTING)
+        claims.claim(make_cfg(), course, new_run_id(), st.EXTRACTING)
+    later = make_cfg()
+    later.clock.advance(cfg.lease_seconds + 1)  # by S3's clock as this runner reads it, the lease has run out
+    second = claims.claim(later, course, new_run_id(), st.EXTRACTING)
     with pytest.raises(etl.ConcurrentRun):
         first.move(st.STAGED)  # the old runner, back from the dead, cannot move the course
     second.move(st.STAGED)
     assert st.read(cfg, course)[0]["run_id"] == second.run_id
 
 
-def test_heartbeat_keeps_a_long_run_alive(make_cfg):
-    cfg = make_cfg(lease_seconds=3)
+def test_each_heartbeat_renews_the_lease_and_a_runner_past_its_own_deadline_stops_writing(make_cfg):
+    cfg = make_cfg()
     claim = claims.claim(cfg, course, new_run_id(), st.EXTRACTING)
-    import time
-
-    time.sleep(4)
-    assert st.lease_alive(st.read(cfg, course)[0])
+    claim.stop()  # the test beats by hand, on the runner's own clock
+    margin = cfg.lease_seconds - cfg.lease_margin()
+    before = st.read(cfg, course)[0]
+    cfg.clock.advance(margin - 1)
+    claim.check()  # still within its lease
+    assert claim.beat()
+    renewed = st.read(cfg, course)[0]
+    assert renewed["version"] == before["version"] + 1 and renewed["lease_expires_at"] > before["lease_expires_at"]
+    cfg.clock.advance(2)  # past the first write's deadline, within the renewal's
+    claim.check()
+    assert st.lease_alive(renewed, make_cfg().clock)
     with pytest.raises(etl.ConcurrentRun):
-        claims.claim(cfg, course, new_run_id(), st.EXTRACTING)
-    claim.move(st.STAGED)
+        claims.claim(make_cfg(), course, new_run_id(), st.EXTRACTING)
+    cfg.clock.advance(margin)  # no heartbeat since: the runner can no longer be sure of its lease
+    with pytest.raises(etl.LeaseExpired):
+        claim.check()
 
 
 def test_every_transition_is_logged_with_time_run_host_and_pid(cfg, contentstore):

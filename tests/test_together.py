@@ -1,7 +1,6 @@
 """s3.together: independent requests of one step run at once, and fail only after all have finished."""
 
 import threading
-import time
 
 import pytest
 
@@ -19,14 +18,16 @@ def test_results_come_back_in_call_order_from_concurrent_calls():
 
 
 def test_the_first_error_in_call_order_is_raised_after_every_call_has_finished():
-    finished = []
+    finished, failing = [], threading.Semaphore(0)
 
-    def slow():
-        time.sleep(0.3)
+    def slow():  # finishes only once both other calls have failed
+        for _ in range(2):
+            assert failing.acquire(timeout=5)
         finished.append("slow")
         return 1
 
     def fails(message):
+        failing.release()
         raise ValueError(message)
 
     with pytest.raises(ValueError, match="first"):

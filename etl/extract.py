@@ -107,8 +107,7 @@ def extract_course(cfg, course_id, looked=None, hold=False):
         if hold:
             tx.claim.note(state.STAGED, previous=state.EXTRACTING, **fields)  # recorded with the move to promoting
         else:
-            tx.publish(tx.written)  # the record is about to name the run: from now on it is the course's
-            tx.claim.move(state.STAGED, **fields)
+            tx.publish(tx.written, lambda: tx.claim.move(state.STAGED, **fields))  # the run is the course's now
     result = ExtractResult(str(course), run_id, len(rows), total, problems, key, local or "",
                            fingerprint, round(time.monotonic() - started, 3))
     return (result, Staged(tx, data, fields)) if hold else result

@@ -97,8 +97,8 @@ def promote_staged(cfg, course, staged):
         return df, meta, staged.manifest
 
     def promoting():  # from this move on the record names the staged run: a takeover may roll it forward
-        tx.publish([k for k in tx.written if k.startswith(tx.layout.staging_root)])
-        tx.claim.move(state.PROMOTING, **staged.fields)
+        tx.publish([k for k in tx.written if k.startswith(tx.layout.staging_root)],
+                   lambda: tx.claim.move(state.PROMOTING, **staged.fields))
 
     return _publish(tx, tx.epoch, prepare, started, alongside=promoting)
 

@@ -32,6 +32,7 @@ class RollbackResult:
     delete_markers: int = 0
     purged: int = 0  # noncurrent versions and delete markers deleted by --purge-versions
     would_purge: list = field(default_factory=list)  # with --dry-run: "key@version" of each one it would delete
+    purged_versions: list = field(default_factory=list)  # "key@version" of each one --purge-versions deleted
 
     def to_dict(self):
         return asdict(self)
@@ -43,11 +44,12 @@ class RollbackResult:
                      + f"delete {len(self.would_delete)} objects"]
             lines += [f"  {key}" for key in self.would_delete]
             if self.would_purge:
-                lines.append(f"  and purge {len(self.would_purge)} noncurrent versions and delete markers the tool "
-                             "wrote (with those the deletions above leave):")
+                lines.append(f"  and purge exactly {len(self.would_purge)} noncurrent versions and delete markers the "
+                             "tool wrote (with those its own deletions and writes leave):")
                 lines += [f"  {version}" for version in self.would_purge]
         elif self.run_id is None:
-            lines = [f"nothing to roll back for {self.course_id}: the tool has written nothing for it"]
+            lines = [f"nothing to roll back for {self.course_id}: the tool has nothing of it in S3 (rolled back "
+                     "already, or never migrated)"]
         else:
             lines = [f"rolled back {self.course_id}: "
                      + ("the commit replaced with a release, " if self.was_promoted else "")
@@ -89,7 +91,7 @@ def rollback(cfg, course_id, *, force=False, dry_run=False, purge_versions=False
     looked = claims.look(cfg, course)
     committed = looked.seen.committed
     commit_meta = looked.seen.meta if looked.seen.doc is not None else (looked.seen.legacy or looked.seen).meta
-    if committed and not force and not dry_run:
+    if committed and not force:  # a dry run predicts the run: the same refusal, the same exit code
         raise Refused(f"course {course} is promoted and may be live in Phase II; nothing was deleted. "
                       f"To remove its transcripts from S3 anyway, re-run with --force")
     if committed and not s3.written_by_tool({"Metadata": commit_meta}, course):
@@ -105,16 +107,21 @@ def rollback(cfg, course_id, *, force=False, dry_run=False, purge_versions=False
         next(iter(s3.list_objects(cfg, prefix)), None) for prefix in (layout.live_root, layout.staging_root))
     if untouched:
         refuse_unknown(cfg, [course_id])  # a typo during an incident is not "nothing to roll back"
-    if dry_run:
+    prefixes = [layout.staging_root, layout.live_root]
+    settled = not committed and looked.state in (None, state.ROLLED_BACK)
+    if dry_run or settled:
         (live, kept_live), (staged, kept_staged) = pool.together(
             lambda: remove_tool_objects(cfg, course, layout.live_root, dry_run=True, epochs=upto),
             lambda: remove_tool_objects(cfg, course, layout.staging_root, dry_run=True, epochs=upto))
-        result = RollbackResult(str(course), None, 0, committed, kept_live + kept_staged, True, live + staged)
-        if purge_versions:
-            result.would_purge = versions.purge(cfg, course, [layout.staging_root, layout.live_root], dry_run=True)[0]
-        return result
-    if untouched:
-        return RollbackResult(str(course), None, 0, False)  # never touched: nothing to record either
+        if settled and not live and not staged:  # rolled back already: no claim, so no write a purge would chase
+            result = RollbackResult(str(course), None, 0, False, kept_live + kept_staged, dry_run)
+            _versions(cfg, course, prefixes, result, purge_versions, dry_run)
+            return result
+        if dry_run:
+            result = RollbackResult(str(course), None, 0, committed, kept_live + kept_staged, True, live + staged)
+            if purge_versions:
+                result.would_purge = versions.forecast(cfg, course, prefixes, live + staged, layout.marker)
+            return result
     run_id = new_run_id()
     tx = Transaction.begin(cfg, course, run_id, state.ROLLING_BACK, looked, uncommit=force)
     with tx.running():
@@ -131,11 +138,18 @@ def rollback(cfg, course_id, *, force=False, dry_run=False, purge_versions=False
     for key in kept:
         logs.event("warning", course, "kept_foreign", run_id, key=key, reason="not written by this tool")
     result = RollbackResult(str(course), run_id, deleted, committed, kept)
+    _versions(cfg, course, prefixes, result, purge_versions)
+    return result
+
+
+def _versions(cfg, course, prefixes, result, purge_versions, dry_run=False):
+    """Purge (or, in a dry run, forecast) the tool's noncurrent versions; on a versioned bucket, count what remains."""
+    if dry_run:
+        result.would_purge = versions.forecast(cfg, course, prefixes) if purge_versions else []
+        return
+    if purge_versions:
+        result.purged_versions = versions.purge(cfg, course, prefixes)
+        result.purged = len(result.purged_versions)
     store = probe.known(cfg)
     if store is not None and store.versioned:
-        prefixes = [layout.staging_root, layout.live_root]
-        if purge_versions:
-            gone, markers, _ = versions.purge(cfg, course, prefixes)
-            result.purged = gone + markers
         result.noncurrent, result.delete_markers = versions.left_behind(cfg, prefixes)
-    return result

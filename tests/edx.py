@@ -34,9 +34,14 @@ def django(s3_endpoint):
     from django.conf import settings
 
     if not settings.configured:
+        import tempfile
+
+        # A file, not :memory:, so a runner on another thread (the sweeps') sees the same tables, as MySQL would.
+        database = os.path.join(tempfile.mkdtemp(prefix="etl-edxval-"), "edxval.sqlite3")
         settings.configure(
             INSTALLED_APPS=["django.contrib.contenttypes", "django.contrib.auth", "edxval", "etl.openedx"],
-            DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}},
+            DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": database,
+                                   "OPTIONS": {"timeout": 2, "init_command": "PRAGMA synchronous=OFF"}}},
             STORAGES={"default": {"BACKEND": "django.core.files.storage.InMemoryStorage"},
                       "video_transcripts": {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": {
                           "bucket_name": VAL_BUCKET, "endpoint_url": s3_endpoint, "location": "",

@@ -48,7 +48,7 @@ def test_rollback_dry_run_lists_exactly_what_rollback_deletes_with_or_without_fo
     course = batch_ids(N)[1]
     assert cli(cfg, "migrate", course)[0] == 0
     layout = Layout(cfg, parse_course_id(course))
-    code, out, err = cli(cfg, "rollback", course, "--dry-run", "--format", "json")
+    code, out, err = cli(cfg, "rollback", course, "--dry-run", "--force", "--format", "json")
     plan = json.loads(out)
     assert code == 0 and plan["was_promoted"] and layout.marker not in plan["would_delete"], err
     code, out, err = cli(cfg, "rollback", course, "--force", "--format", "json")

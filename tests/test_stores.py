@@ -232,8 +232,31 @@ def test_a_versioned_bucket_says_what_rollback_leaves_and_purges_only_the_tool_s
                            for v in list_versions(cfg, p))
     before = every()
     plan = etl.rollback(cfg, ids[0], purge_versions=True, dry_run=True)
-    assert plan.would_purge and every() == before and "and purge " in str(plan)
+    assert plan.would_purge and every() == before and "and purge exactly " in str(plan)
     assert {v.split("@")[0] for v in plan.would_purge} <= {k for k, _ in before} - {foreign}
     again = etl.rollback(cfg, ids[0], purge_versions=True)
+    assert again.purged == len(plan.would_purge) and set(again.purged_versions) == set(plan.would_purge)
     left = list(list_versions(cfg, layout.live_root)) + list(list_versions(cfg, layout.staging_root))
     assert {v["Key"] for v in left} == {foreign, layout.marker} and len(left) == 3 and again.purged > 0
+    assert etl.rollback(cfg, ids[0], purge_versions=True).purged == 0  # a second run finds nothing more
+
+
+def test_a_purging_rollback_of_a_committed_course_purges_exactly_what_its_dry_run_listed(make_cfg, contentstore):
+    from etl.model.layout import Layout, parse_course_id
+    from etl.store.versions import list_versions
+
+    ids = build_batch(contentstore, 2)[1:]
+    cfg = make_cfg()
+    cfg.s3.put_bucket_versioning(Bucket=cfg.bucket, VersioningConfiguration={"Status": "Enabled"})
+    probe.probe(cfg)
+    etl.migrate(cfg, ids, workers=1)
+    layout = Layout(cfg, parse_course_id(ids[0]))
+    plan = etl.rollback(cfg, ids[0], force=True, purge_versions=True, dry_run=True)
+    known = {v for v in plan.would_purge if "@(" not in v}
+    result = etl.rollback(cfg, ids[0], force=True, purge_versions=True)
+    assert result.purged == len(plan.would_purge) and known <= set(result.purged_versions)
+    assert result.noncurrent == 0 and result.delete_markers == 0 and "versioned" not in str(result)
+    left = [v for p in (layout.live_root, layout.staging_root) for v in list_versions(cfg, p)]
+    assert [(v["Key"], v["IsLatest"]) for v in left] == [(layout.marker, True)]  # only the release, current
+    again = etl.rollback(cfg, ids[0], force=True, purge_versions=True, dry_run=True)
+    assert again.would_purge == [] and etl.rollback(cfg, ids[0], force=True, purge_versions=True).purged == 0

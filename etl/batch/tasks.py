@@ -220,7 +220,7 @@ def _messages_in(queue):
             return 0
 
 
-def collect(results, progress, patience=120):
+def collect(results, progress, patience=120, idle=None):
     """Wait for every course's task; yield its summary row as it finishes.
 
     The result backend's native join tells of each task as it ends (Redis:
@@ -228,8 +228,35 @@ def collect(results, progress, patience=120):
     100,000 courses is not polled course by course. A backend that stops
     answering is waited for up to ``patience`` seconds at a time; the queued
     work is still safe in the broker (or in S3), so the error says to re-run.
+    When no worker has taken any course ``idle`` seconds after the wait began
+    (``ETL_WORKER_WAIT``, 30 s), one warning names the queue and how to start one.
     """
     pending = {result.id: (course_id, result) for course_id, result in results}
+    idle = float(os.environ.get("ETL_WORKER_WAIT") or 30) if idle is None else idle
+    watch = threading.Timer(idle, _no_worker_yet, args=([r for _, r in pending.values()], idle))
+    watch.daemon = True
+    watch.start()
+    try:
+        yield from _collect(pending, progress, patience)
+    finally:
+        watch.cancel()
+
+
+def _no_worker_yet(results, idle):
+    """Warn once when every task is still queued: no worker consumes the queue (or none for this broker)."""
+    try:
+        states = {r.state for r in results}
+    except Exception:  # the backend is down: collect says so itself
+        return
+    if states <= {QUEUED, "PENDING"}:
+        queue = app.conf.task_default_queue
+        logs.event("warning", "-", "no_worker", queue=queue, waited=f"{idle:g}s",
+                   note=f"no worker has taken a course from queue {queue}; start one (`python -m etl worker "
+                        f"--queues {queue}`) with the same ETL_BROKER_URL, or Ctrl-C and re-run later: the courses "
+                        "stay queued")
+
+
+def _collect(pending, progress, patience):
     quiet_since = None
     while pending:
         try:

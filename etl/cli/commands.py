@@ -153,21 +153,46 @@ def dashed(name):
 
 
 class Frame:
-    """A DataFrame result: printed as a table, csv or json, with a line for when it is empty."""
+    """A DataFrame result: printed as a table, csv or json, with a line for when it is empty.
+
+    The table view cuts a cell longer than ``CELL`` characters (an error, an
+    event's details), so one long cell does not pad every row; the columns in
+    ``WHOLE`` stay whole, since a cut next step is no step at all. CSV and JSON
+    are never cut.
+    """
+
+    CELL, WHOLE = 120, ("next_step",)
 
     def __init__(self, df, empty, exit_code=0, failure=None, note=None):
         self.df, self.empty, self.exit_code, self.failure, self.note = df, empty, exit_code, failure, note
 
     def render(self, fmt):
-        df = self.df.astype(object).where(self.df.notna(), None)
         if fmt == "csv":
             return self.df.to_csv(index=False).rstrip("\n")
         if fmt == "json":
+            df = self.df.astype(object).where(self.df.notna(), None)
             return json.dumps(df.to_dict("records"), indent=1, default=str)
         if self.df.empty:
-            return self.empty
-        table = df.fillna("").to_string(index=False)  # whole cells: a cut next step is no step at all
+            return self.df.attrs.get("empty") or self.empty
+        df = self.df.astype(object).where(self.df.notna(), "")
+        for column in df.columns:
+            if column not in self.WHOLE:
+                df[column] = [_cut(value, self.CELL) for value in df[column]]
+        table = df.to_string(index=False)
         return f"{table}\n{self.note}" if self.note else table
+
+
+def _cut(value, limit):
+    text = str(value)
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+@dataclass
+class Said:
+    """A result whose data goes to standard output and whose notes go to standard error, as aws and rclone split them."""
+
+    data: str
+    notes: list
 
 
 # The commands: the verbs themselves where their signature is the command line, else a thin function.
@@ -257,11 +282,10 @@ def handoff(cfg, *course, courses="", all=False, english_from_transcripts=False,
     if output:
         rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=HANDOFF_COLUMNS)
         content = rows.to_json(orient="records", indent=1) if output.endswith(".json") else rows.to_csv(index=False)
-        if output == "-":
-            lines.append(content.rstrip("\n"))
-        else:
-            reports.write(output, content)
-            lines.append(f"wrote {output}: {len(rows)} rows")
+        if output == "-":  # the rows are the data: the summary goes to standard error
+            return Said(content.rstrip("\n"), lines)
+        reports.write(output, content)
+        lines.append(f"wrote {output}: {len(rows)} rows")
     return "\n".join(lines) or "no courses to hand off"
 
 
@@ -298,8 +322,12 @@ def diff(cfg, *target, all=False, output="", workers=4,
         fmt = "html" if format == "table" else format
         folder = output or os.path.join(reports_dir, "signoff-" + new_run_id().split("-")[0])
         summary = diff_all(cfg, folder, fmt, workers=workers)
-        return (f"wrote {len(summary)} course reports and {folder}/index.{reports.EXTENSIONS[fmt]}: "
-                f"{int(summary['ready'].sum())} of {len(summary)} courses ready")
+        written = int(summary["report"].notna().sum())
+        unresolved = len(summary) - written
+        return (f"wrote {written} course report{'' if written == 1 else 's'} and {folder}/index."
+                f"{reports.EXTENSIONS[fmt]}: {int(summary['ready'].sum())} of {written} courses ready"
+                + (f"; the index also lists {unresolved} unresolved group{'' if unresolved == 1 else 's'} of "
+                   "transcripts no course claims" if unresolved else ""))
     df = course_diff(cfg, *target)
     content = reports.render(df, format)
     if output == "-" or (not output and format == "table"):

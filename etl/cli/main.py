@@ -18,7 +18,7 @@ import fire.decorators
 import pandas as pd
 
 from etl.cli import memory
-from etl.cli.commands import ENV_BACKED, Frame
+from etl.cli.commands import ENV_BACKED, Frame, Said
 from etl.cli.front import HelpWanted, help_text, parse
 from etl.cli.paths import check_local_paths
 from etl.model import logs, redact
@@ -55,7 +55,11 @@ def emit(cmd, result, fmt, log_format="text"):
         return 0
     if isinstance(result, pd.DataFrame):
         result = Frame(result, cmd.empty)
-    if isinstance(result, Frame):
+    if isinstance(result, Said):
+        for line in result.notes:
+            print(logs.note_line(line, log_format), file=sys.stderr)
+        print(result.data)
+    elif isinstance(result, Frame):
         print(result.render(fmt))
     elif isinstance(result, str):
         print(result)

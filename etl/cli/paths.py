@@ -33,7 +33,7 @@ def check_local_paths(cmd, values, settings):
     if cmd.name == "diff" and not output and (values.get("all") or values.get("format", "table") != "table"):
         output = os.path.join(manifest_dir or "manifests", "reports", "")  # where the report goes by default
     if output and output != "-":
-        folder = output if values.get("all") else (os.path.dirname(os.path.abspath(output)))
+        folder = output if (cmd.name == "diff" and values.get("all")) else os.path.dirname(os.path.abspath(output))
         why = _folder_writable(folder)
         if why:
             raise UsageError(f"--output {output!r} cannot be written ({why}); nothing was done; give a writable path")

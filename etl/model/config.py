@@ -224,8 +224,10 @@ def config_from_env(overrides=None, environ=None, **settings):
         try:
             contentstore = connect()
         except Exception as exc:  # pymongo names the URI problem; never echo the URI itself
+            hint = ("; a user name or password holding @, :, / or % must be percent-encoded (Python: "
+                    "urllib.parse.quote_plus(password))" if type(exc).__name__ == "InvalidURI" else "")
             raise UsageError(f"cannot use MongoDB URI {redact.uri(mongo_uri)}: "
-                             f"{type(exc).__name__}; check --mongo-uri or ETL_MONGO_URI") from None
+                             f"{type(exc).__name__}{hint}; check --mongo-uri or ETL_MONGO_URI") from None
         settings.setdefault("contentstore_label", redact.uri(mongo_uri))
         settings.setdefault("reconnect", connect)
     known = {f.name for f in fields(Config)}

@@ -101,6 +101,22 @@ def setup(log_format="text", quiet=False, debug=False):
     log.handlers[:] = [handler]
     log.setLevel(logging.WARNING if quiet else logging.DEBUG if debug else logging.INFO)
     log.propagate = False
+    # A library's warning (pandas', say) is one line in the same format, never Python's two raw lines.
+    logging.captureWarnings(True)
+    warned = _Stderr()
+    warned.setFormatter(OtherFormatter(log_format))
+    warnings_log = logging.getLogger("py.warnings")
+    warnings_log.handlers[:] = [warned]
+    warnings_log.propagate = False
+
+
+def note_line(message, log_format="text"):
+    """Return a line for the operator on stderr, beside data on stdout: ``etl: …``, or in json mode one JSON object."""
+    message = redact.scrub(str(message))
+    if log_format == "json":
+        return json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + "Z", "level": "INFO",
+                           "event": "note", "message": message}, ensure_ascii=False)
+    return f"etl: {message}"
 
 
 def final_line(message, exit_code, log_format="text", prefix="error"):

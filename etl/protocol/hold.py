@@ -14,7 +14,6 @@ from etl.model import client, lease, logs
 from etl.model.errors import ConcurrentRun, EtlError, IllegalTransition, LeaseExpired, describe
 from etl.model.layout import Layout
 from etl.protocol.state import (
-    FAILED,
     IN_PROGRESS,
     PROMOTED,
     PROMOTING,
@@ -146,8 +145,9 @@ class Claim:
             self.notes = []
         # A step of one course: DEBUG, so a batch logs one INFO line per course (its outcome). Promoting
         # carries the staged run's fields into the record; the log has them from ``staged`` already.
-        logs.event("warning" if state == FAILED else "debug", self.course, state, self.run_id, error=error,
-                   epoch=self.epoch, **({} if state == PROMOTING else fields))
+        # DEBUG, failures too: a verb's own error line says why, and a batch logs course_failed with the reason.
+        logs.event("debug", self.course, state, self.run_id, error=error, epoch=self.epoch,
+                   **({} if state == PROMOTING else fields))
         if state in IN_PROGRESS:
             self._start_heartbeat()
         else:

@@ -67,10 +67,21 @@ class Transaction:
         with self._lock:
             self.written.append(key)
 
-    def publish(self, keys):
-        """Say that the record now names these keys of the transaction (its staged run): others may roll them on."""
+    def publish(self, keys, move):
+        """Move the record with ``move()`` so that it names ``keys`` (a staged run): from then on they are the course's.
+
+        They count as named from before the request is sent (its answer may be
+        lost), and no longer when the move is known not to have landed.
+        """
+        keys = set(keys)
         with self._lock:
-            self.published |= set(keys)
+            self.published |= keys
+        try:
+            move()
+        except ConcurrentRun:  # another runner's write won: the record names its run, not these keys
+            with self._lock:
+                self.published -= keys
+            raise
 
     def add_failure_cleanup(self, fn, *args, **kwargs):
         """Register ``fn(*args, **kwargs)`` to run if the transaction is undone (s3transfer's add_failure_cleanup)."""

@@ -16,10 +16,11 @@ import pandas as pd
 
 from etl._version import __version__
 from etl.model import manifest
-from etl.model.errors import UsageError
+from etl.model.errors import StorageError, UsageError
 from etl.model.layout import Layout, parse_course_id
 from etl.protocol import marker as markers
 from etl.protocol import state
+from etl.protocol.known import refuse_unknown
 from etl.source import contentstore, transcripts
 from etl.store import pool, s3
 
@@ -81,6 +82,8 @@ def course_diff(cfg, course_id):
     else:  # nothing committed: nothing is live, whatever uncommitted leftovers an epoch holds
         run_id, where, manifest_key, prefix = None, "live", None, None
     a = _source(cfg, course)
+    if record is None and marker is None and not len(a):
+        refuse_unknown(cfg, [course_id])  # a misspelt id is not a course that is merely "not ready"
     data, _ = s3.get(cfg, manifest_key) if manifest_key else (None, None)
     m = manifest.from_bytes(data, manifest_key)[0] if data is not None else pd.DataFrame(
         columns=list(manifest.SCHEMA.names))
@@ -157,8 +160,15 @@ def load_manifest(cfg, where):
     """Return (DataFrame, metadata) of a manifest given as a local path or ``s3://bucket/key``."""
     if str(where).startswith("s3://"):
         url = urlsplit(str(where))
-        with s3.storage("GetObject", cfg, url.path.lstrip("/"), bucket=url.netloc):
-            data = cfg.s3.get_object(Bucket=url.netloc, Key=url.path.lstrip("/"))["Body"].read()
+        try:
+            with s3.storage("GetObject", cfg, url.path.lstrip("/"), bucket=url.netloc):
+                data = cfg.s3.get_object(Bucket=url.netloc, Key=url.path.lstrip("/"))["Body"].read()
+        except StorageError as err:
+            if s3.gone(err):
+                raise UsageError(f"no manifest at {where}: there is no such key in bucket {url.netloc}; check "
+                                 "the epoch and the prefix (`python -m etl status COURSE` names the committed "
+                                 "epoch)") from None
+            raise
     else:
         try:
             with open(where, "rb") as fh:

@@ -21,7 +21,7 @@ def report(cfg, courses="all", modulestore_db=None, workers=8):
     ``courses="all"`` covers every known course and every course in the status
     table.
     """
-    ids, _ = select(cfg, courses, modulestore_db)
+    ids, unresolved = select(cfg, courses, modulestore_db)
     table = views.status(cfg)
     if isinstance(courses, str) and courses == "all":
         ids = sorted(set(ids) | set(table["course_id"]))
@@ -45,6 +45,11 @@ def report(cfg, courses="all", modulestore_db=None, workers=8):
 
     with ThreadPoolExecutor(workers, thread_name_prefix="report") as pool:
         rows = list(pool.map(row, ids))
+    # Old-style transcripts whose org and course match no course document have no run: no course can migrate them.
+    rows += [{"course_id": f"unresolved: {entry['what']}", "state": None, "ready": False, "reason": entry["reason"],
+              "next_step": "import the course into Studio (or delete the stray transcripts there); `python -m etl "
+                           "migrate --all` reports the group until then", "phase2": "not committed"}
+             for entry in unresolved]
     columns = ["course_id", "contentstore_count", "live_count", "marker_count", "state", "last_error", "ready",
                "reason", "next_step", "phase2"]
     df = pd.DataFrame(rows, columns=columns)

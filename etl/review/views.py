@@ -95,4 +95,9 @@ def status(cfg, course_id=None, *, state=""):
     df = pd.DataFrame(rows, columns=COLUMNS).sort_values("course_id", ignore_index=True)
     for column in ("transcripts", "bytes", "pid"):
         df[column] = pd.to_numeric(df[column]).astype("Int64")
-    return df[df["state"] == state].reset_index(drop=True) if state else df
+    if not state:
+        return df
+    chosen = df[df["state"] == state].reset_index(drop=True)
+    if not len(chosen) and len(df):  # say what was looked through, not that the table is empty
+        chosen.attrs["empty"] = f"no course is {state} ({len(df)} course{'' if len(df) == 1 else 's'} in the status table)"
+    return chosen

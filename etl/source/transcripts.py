@@ -61,6 +61,8 @@ def check_sjson(data):
     lengths = {k: len(doc[k]) for k in ("start", "end", "text")}
     if len(set(lengths.values())) != 1:
         return "start, end and text lists differ in length (" + ", ".join(f"{k}={v}" for k, v in lengths.items()) + ")"
+    if not lengths["start"]:
+        return "no SJSON cues"  # as an SRT with none: the LMS answers 404 for it in SRT and text
     return None
 
 

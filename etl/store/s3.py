@@ -60,7 +60,7 @@ def _status(err):
     return err.response.get("ResponseMetadata", {}).get("HTTPStatusCode") if isinstance(err, ClientError) else None
 
 
-def _gone(err):
+def gone(err):
     """Tell whether a StorageError was S3 saying the object does not exist."""
     return _status(err.__cause__) == 404 or _code(err.__cause__) in ("404", "NoSuchKey", "NotFound")
 
@@ -169,7 +169,7 @@ def fetch_aged(cfg, key):
             resp = cfg.s3.get_object(Bucket=cfg.bucket, Key=key)
             return resp["Body"].read(), etag(resp["ETag"]), resp.get("Metadata", {}), s3_age(resp)
     except StorageError as err:
-        if _gone(err):
+        if gone(err):
             return None, None, None, None
         raise
 
@@ -194,7 +194,7 @@ def md5_of(cfg, key):
             for chunk in iter(lambda: body.read(1024 * 1024), b""):
                 digest.update(chunk)
     except StorageError as err:
-        if _gone(err):
+        if gone(err):
             return None
         raise
     return digest.hexdigest()
@@ -213,7 +213,7 @@ def head(cfg, key):
         with storage("HeadObject", cfg, key):
             return cfg.s3.head_object(Bucket=cfg.bucket, Key=key)
     except StorageError as err:
-        if _gone(err):
+        if gone(err):
             return None
         raise
 

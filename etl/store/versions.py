@@ -20,41 +20,64 @@ def left_behind(cfg, prefixes):
     return sum(1 for v in found if not v["marker"] and not v["IsLatest"]), sum(1 for v in found if v["marker"])
 
 
-def purge(cfg, course, prefixes, dry_run=False):
-    """Delete, by version id, every noncurrent version under ``prefixes`` that this tool wrote for ``course``.
+def _purgeable(cfg, course, prefixes):
+    """Return (every version found, the tool's own noncurrent versions, the delete markers that may go).
 
     Whose versions: each one's own metadata must name the tool and the course
-    (a HEAD of that version). A delete marker goes too, but only once no
-    version is left at its key, so nobody else's version is ever uncovered.
-    Return (versions deleted, delete markers deleted, versions kept because
-    someone else wrote them); with ``dry_run``, (the "key@version" of each version
-    and delete marker it would delete, 0, kept), deleting nothing.
+    (a HEAD of that version). A delete marker may go only where no version is
+    left under it that is current or someone else's, so nobody's version is
+    ever uncovered.
     """
     found = [v for prefix in prefixes for v in list_versions(cfg, prefix)]
-    versions = [v for v in found if not v["marker"] and not v["IsLatest"]]
+    noncurrent = [v for v in found if not v["marker"] and not v["IsLatest"]]
 
-    def drop(version):
+    def mine(version):
         with s3.storage("HeadObject", cfg, version["Key"]):
             head = cfg.s3.head_object(Bucket=cfg.bucket, Key=version["Key"], VersionId=version["VersionId"])
-        if not s3.written_by_tool(head, course):
-            return False
-        if dry_run:
-            return True
-        with s3.storage("DeleteObject", cfg, version["Key"]):
-            cfg.s3.delete_object(Bucket=cfg.bucket, Key=version["Key"], VersionId=version["VersionId"])
-        return True
+        return s3.written_by_tool(head, course)
 
-    dropped = pool.run_all(cfg, drop, versions)
-    kept = {v["Key"] for v, gone in zip(versions, dropped) if not gone}
+    owned = [v for v, ok in zip(noncurrent, pool.run_all(cfg, mine, noncurrent)) if ok]
+    kept = {v["Key"] for v in found if not v["marker"]} - {v["Key"] for v in owned}
     kept |= {v["Key"] for v in found if not v["marker"] and v["IsLatest"]}
-    markers = [v for v in found if v["marker"] and v["Key"] not in kept]
-    if dry_run:
-        gone = [v for v, ok in zip(versions, dropped) if ok] + markers
-        return [f"{v['Key']}@{v['VersionId']}" for v in gone], 0, sum(1 for ok in dropped if not ok)
+    return found, owned, [v for v in found if v["marker"] and v["Key"] not in kept]
 
-    def unmark(version):
+
+def _named(versions):
+    return [f"{v['Key']}@{v['VersionId']}" for v in versions]
+
+
+def purge(cfg, course, prefixes):
+    """Delete, by version id, the tool's own noncurrent versions of the course under ``prefixes``, then the
+    delete markers left with nothing under them; return the "key@version" of each one deleted, in that order."""
+    _, owned, markers = _purgeable(cfg, course, prefixes)
+
+    def drop(version):
         with s3.storage("DeleteObject", cfg, version["Key"]):
             cfg.s3.delete_object(Bucket=cfg.bucket, Key=version["Key"], VersionId=version["VersionId"])
 
-    pool.run_all(cfg, unmark, markers)
-    return sum(dropped), len(markers), sum(1 for gone in dropped if not gone)
+    pool.run_all(cfg, drop, owned)
+    pool.run_all(cfg, drop, markers)
+    return _named(owned) + _named(markers)
+
+
+def forecast(cfg, course, prefixes, deleting=(), marker=None):
+    """Return the "key@version" a rollback's purge will delete, read before the rollback runs: exactly those.
+
+    The purge after a rollback finds what is noncurrent now, plus what the
+    rollback itself makes noncurrent: the current version of each key it deletes
+    (``deleting``) and the delete marker that deletion leaves, and at the commit
+    key (``marker``, when the rollback claims the course) the version that holds
+    now, replaced by its fence, and its own fence, replaced by its release. Those
+    a run has not made yet have no version id: they are named by what they are.
+    """
+    found, owned, markers = _purgeable(cfg, course, prefixes)
+    current = {v["Key"]: v["VersionId"] for v in found if v["IsLatest"] and not v["marker"]}
+    named = _named(owned)
+    for key in deleting:
+        named += [f"{key}@{current[key]}"] if key in current else []
+    named += _named(markers)
+    named += [f"{key}@(the delete marker deleting it leaves)" for key in deleting if key in current]
+    if marker is not None:
+        named += [f"{marker}@{current[marker]}"] if marker in current else []
+        named += [f"{marker}@(this rollback's own fence, which its release replaces)"]
+    return named

@@ -295,3 +295,28 @@ def test_kombu_scans_for_unacknowledged_messages_at_every_sweep_so_a_dead_worker
     options = tasks.settings({"ETL_BROKER_URL": "redis://127.0.0.1:1/5"})["broker_transport_options"]
     assert options["unacked_restore_throttle"] == 1 and options["visibility_timeout"] == 1800 + 600
     assert "unacked_restore_throttle" in Channel.from_transport_options  # an option this kombu reads
+
+
+def test_an_enqueuer_whose_courses_no_worker_takes_says_so_once_naming_the_queue(cfg, contentstore, broker, queue,
+                                                                                   monkeypatch):
+    import logging
+
+    ids = build_batch(contentstore, 2)
+    said = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = lambda record: said.append(record.getMessage())
+    logger = logging.getLogger("etl")
+    logger.addHandler(handler)
+    try:
+        results = tasks.enqueue(cfg, ids, retries=0)  # no worker consumes the queue
+        rows = tasks.collect(results, progress=_Count(), idle=0.5)
+        waiting = threading.Thread(target=lambda: next(rows, None), daemon=True)
+        waiting.start()
+        deadline = time.monotonic() + 30
+        while not said and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        logger.removeHandler(handler)
+    assert len(said) == 1 and "event=no_worker" in said[0] and f"queue={queue}" in said[0], said
+    assert f"python -m etl worker --queues {queue}" in said[0]
+    assert commits(cfg) == set()  # the courses wait in the broker; nothing was done

@@ -29,6 +29,7 @@ IDENTITY = {
     "aws_access_key_id": "ETL_AWS_ACCESS_KEY_ID",
     "aws_secret_access_key": "ETL_AWS_SECRET_ACCESS_KEY",
     "aws_session_token": "ETL_AWS_SESSION_TOKEN",
+    "region_name": "ETL_REGION",
 }
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
 _DATABASE = re.compile(r"^[A-Za-z0-9_\-]{1,63}$")  # MongoDB forbids /\. "$ and more; Open edX uses these

@@ -34,7 +34,7 @@ from etl.source.site import Site
 from etl.store import pool, s3
 
 COLUMNS = ["course_id", "usage_key", "branch", "edx_video_id", "language", "asset_name", "live_key", "file_format",
-           "md5", "status", "difference", "detail"]
+           "md5", "status", "difference", "detail", "status_with_id"]
 RESOLVED = ("ok", "no_edx_video_id", "asset_missing", "not_served", "format_differs", "parse_error")
 STATUSES = RESOLVED + pairs.STATUSES
 # The departures: English from the file ``transcripts['en']`` names, which the LMS never reads; and a file
@@ -77,7 +77,9 @@ def handoff(cfg, course_id, english_from_transcripts=False, as_parsed=False, sit
     course = parse_course_id(course_id)
     cfg.require_contentstore()
     layout = Layout.of(cfg, course)
-    seen, videos = pool.together(lambda: marker.read(cfg, course), lambda: modulestore.videos(cfg, course))
+    heads = {} if course.deprecated else modulestore.heads(cfg, course)  # what --mint-ids checks again before it writes
+    seen, videos = pool.together(lambda: marker.read(cfg, course),
+                                 lambda: modulestore.videos(cfg, course, None if course.deprecated else heads))
     commit = seen.commit
     if commit is None:
         refuse_unknown(cfg, [course_id])  # a misspelled id says so, with the closest one, rather than "migrate it"
@@ -100,14 +102,18 @@ def handoff(cfg, course_id, english_from_transcripts=False, as_parsed=False, sit
             if digest != r["md5"]:
                 r["_parsed"], r["_error"] = None, "the live object is missing or differs from the manifest"
         r["status"] = _status(r, english_from_transcripts, as_parsed)
-        r["difference"] = _difference(r, r["status"])
+        # What it would be with an id (``transcript_etl_register --mint-ids`` gives one): the same checks, the same flags.
+        r["status_with_id"] = _status(dict(r, edx_video_id=r["edx_video_id"] or "-"), english_from_transcripts,
+                                      as_parsed)
+        r["difference"] = _difference(r, r["status_with_id"])
         r["file_format"] = r["_parsed"] or r["file_format"]
     held, shared = _judge(cfg, course, [r for r in rows if r["status"] == "ok"], found, site)
     df = pd.DataFrame(rows, columns=COLUMNS)
     meta = {"course_id": str(course), "epoch": epoch, "run_id": commit.get("run_id"), "videos": len(videos),
             "transcripts": len(assets), "manifest_key": key, "manifest_sha256": sha256,
             ENGLISH_FROM_TRANSCRIPTS: str(bool(english_from_transcripts)), AS_PARSED: str(bool(as_parsed)),
-            "created_at": iso(now()), "tool_version": __version__}
+            "created_at": iso(now()), "tool_version": __version__,
+            **{f"{branch}_head": str(version) for branch, version in heads.items()}}
     _write(cfg, course, layout.handoff, df, meta)
     df.attrs.update(meta)
     ok = df[df["status"] == "ok"].drop_duplicates(["edx_video_id", "language"])
@@ -207,8 +213,9 @@ def read(cfg, course):
     if data is None:
         return None, None
     df, meta = manifest.read_parquet(data)
-    if "detail" not in df.columns:  # a hand-off of 0.7.0
-        df["detail"] = ""
+    for column in ("detail", "status_with_id"):  # a hand-off of 0.7.0
+        if column not in df.columns:
+            df[column] = "" if column == "detail" else None
     return df, meta
 
 

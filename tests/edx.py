@@ -48,7 +48,8 @@ def django(s3_endpoint):
                           "access_key": "testing", "secret_key": "testing", "region_name": "us-east-1",
                           "addressing_style": "path", "file_overwrite": False}}},
             VIDEO_TRANSCRIPTS_SETTINGS={"DIRECTORY_PREFIX": "video-transcripts/"},
-            TRANSCRIPT_LANG_CACHE_TIMEOUT=0, USE_TZ=True, DEFAULT_AUTO_FIELD="django.db.models.AutoField")
+            TRANSCRIPT_LANG_CACHE_TIMEOUT=0, USE_TZ=True, DEFAULT_AUTO_FIELD="django.db.models.AutoField",
+            TRANSCRIPT_ETL_MODULESTORE="tests.split.StandIn")  # no openedx-platform here: split's documents, as split
         import django as dj
 
         dj.setup()

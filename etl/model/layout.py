@@ -154,6 +154,7 @@ class Layout:
         self.handoff = f"{cfg.state_prefix}/handoff/{seg}.parquet"  # what Open edX may register (etl.handoff)
         self.receipts = f"{cfg.state_prefix}/receipts/{seg}/"  # what it did register, one object per register
         self.phase2 = f"{cfg.state_prefix}/phase2/{seg}.json"  # hand-off, registration and check, summed up
+        self.mints = f"{cfg.state_prefix}/mints/{seg}/"  # the video ids --mint-ids set, one object per run
         longest = max(len(k.encode()) for k in (self.live_manifest(999999), self.staging_manifest(999999),
                                                 f"{self.events}v0000000000-{'20260101T000000.000Z-' * 2}.json"))
         if longest > MAX_KEY_BYTES:  # before anything is read or written: no key of the course could be

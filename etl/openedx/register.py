@@ -28,11 +28,12 @@ from django.db import transaction
 from etl.handoff import WHY, commit_identity, read as read_handoff
 from etl.model.errors import NotCommitted, Refused, StorageError, UsageError
 from etl.model.layout import parse_course_id
-from etl.openedx import copies, val
+from etl.openedx import copies, mint, val
 from etl.protocol import marker, receipts
 from etl.protocol.known import closest, refuse_unknown, table_ids
 from etl.protocol.state import iso, now
 from etl.source import pairs
+from etl.source.modulestore import BRANCHES, heads as modulestore_heads
 from etl.source.site import Site
 from etl.store import pool, s3
 
@@ -51,6 +52,8 @@ class Plan:
     reach: list = field(default_factory=list)  # every course whose structures the plan read: checked again at commit
     receipts: dict = field(default_factory=dict)  # course -> [(key, receipt, ETag)] an undo acts on
     orphans: list = field(default_factory=list)  # copies.Orphans: what a commit deletes first
+    mints: list = field(default_factory=list)  # mint.Mint: blocks given an id first (--mint-ids); for an undo, receipts
+    heads: dict = field(default_factory=dict)  # course -> {branch: structure id} its hand-off was made from
 
     @property
     def course_id(self):
@@ -74,20 +77,34 @@ def read_site(cfg):
     return Site.read(cfg)
 
 
-def plan(cfg, course_id, with_shared=False, site=None):
-    """Plan a course's registration (with ``with_shared``, its family's); refuse what cannot be registered safely."""
+def plan(cfg, course_id, with_shared=False, site=None, mint_ids=False):
+    """Plan a course's registration (with ``with_shared``, its family's); refuse what cannot be registered safely.
+
+    With ``mint_ids``, blocks without an ``edx_video_id`` that serve a transcript
+    are given one too (``etl.openedx.mint``), and their pairs judged like any other.
+    """
     course = parse_course_id(course_id)
     refuse_old_style(course)
     site = site or read_site(cfg)
     family = site.family(str(course)) if with_shared else [str(course)]
     result = Plan(family, site=site)
-    rows = []
+    rows, mints = [], []
     for member in family:
-        identity, df = _handoff(cfg, parse_course_id(member), None if member == str(course) else str(course))
+        identity, df, meta = _handoff(cfg, parse_course_id(member), None if member == str(course) else str(course))
         result.identities[member] = identity
+        result.heads[member] = {b: meta.get(f"{b}_head") for b in BRANCHES if meta.get(f"{b}_head")}
+        minted = set()
+        if mint_ids:
+            if df["status_with_id"].isna().all():
+                raise Refused(f"course {member}: its hand-off was made by a version that does not say what would "
+                              f"serve with an id; nothing was changed; run `python -m etl handoff {member}` again")
+            more_mints, more_rows, skips = mint.plan(member, df, site)
+            mints, rows, result.skip = mints + more_mints, rows + more_rows, result.skip + skips
+            minted = {m.usage_key for m in more_mints} | {skip.row["usage_key"] for skip in skips}
         candidates = df["status"].isin(("ok",) + pairs.STATUSES)
         rows += df[candidates].to_dict("records")
-        for row in df[~candidates].drop_duplicates(["usage_key", "language", "status"]).to_dict("records"):
+        left = df[~candidates & ~df["usage_key"].isin(minted)]
+        for row in left.drop_duplicates(["usage_key", "language", "status"]).to_dict("records"):
             result.skip.append(pairs.Skip(row, row["status"], WHY.get(row["status"], "")))
     chosen, skips = pairs.choose(rows, family)
     result.skip += skips
@@ -100,12 +117,19 @@ def plan(cfg, course_id, with_shared=False, site=None):
             result.skip.append(collision)
         else:
             candidates.append(pair)
-    result.act, more = pairs.judge(candidates, site, pairs.Cached(val.View()), set(family))
+    result.act, more = pairs.judge(candidates, mint.Minted(site, mints) if mints else site,
+                                   pairs.Cached(val.View()), set(family))
     result.skip += more
     if with_shared:
         _refuse_disagreement(result)
     for pair in result.act:
         pair.row["create_video"] = not val.has_video(pair.video_id)
+    serving = {}
+    for pair in result.act:
+        serving.setdefault(pair.video_id, []).append(pair.language)
+    result.mints = [m for m in mints if m.video_id in serving]  # a block none of whose pairs may register keeps none
+    for entry in result.mints:
+        entry.languages = sorted(serving[entry.video_id])
     result.reach = sorted(set(family) | {c for p in result.act for c in site.courses(p.video_id)})
     result.orphans = copies.orphans(cfg, family)
     return result
@@ -130,7 +154,7 @@ def _handoff(cfg, course, named=None):
     if (meta.get("epoch"), meta.get("manifest_key"), meta.get("manifest_sha256")) != current:
         raise Refused(f"course {course}{member}: its hand-off is stale (epoch {meta.get('epoch')}, the commit is "
                       f"epoch {current[0]}); nothing was registered; run `python -m etl handoff {course}` again")
-    return current, df
+    return current, df, meta
 
 
 def _read_objects(cfg, course, chosen):
@@ -175,11 +199,40 @@ def _refuse_disagreement(result):
 
 
 def commit(cfg, result, hook=None):
-    """Register every planned pair in one database transaction; on any failure leave no row and no copy.
+    """Mint the planned ids, then register every planned pair in one database transaction, all or none.
 
-    ``hook(point)`` is called at "uploaded" and "before database commit", for tests.
+    On any failure no row, no copy and no minted id is left. ``hook(point)`` is
+    called at "minted" (after each branch written), "uploaded" and "before
+    database commit", for tests.
     """
     copies.settle(cfg, result.orphans)  # what earlier registrations left goes first
+    mint.settle(cfg, result.courses)  # and what a killed mint run left
+    written = {}
+    if result.mints:
+        _refuse_moved_since_handoff(cfg, result)
+        written = mint.write(cfg, result.mints, {c: int(i[0]) for c, i in result.identities.items()}, hook)
+        result.site.moved(sorted({m.course_id for m in result.mints}))  # its own writes: nobody else's edit
+    try:
+        _register(cfg, result, hook)
+    except BaseException:
+        for claim in written.values():
+            mint.clear(cfg, claim.doc)
+            mint.close(claim, "its transcripts were not registered")
+        raise
+    mint.live(cfg, written)
+
+
+def _refuse_moved_since_handoff(cfg, result):
+    """Refuse to mint in a course whose structure changed since its hand-off: the plan may not be the course's."""
+    for course_id in sorted({m.course_id for m in result.mints}):
+        now_heads = {b: str(v) for b, v in modulestore_heads(cfg, parse_course_id(course_id)).items()}
+        if now_heads != result.heads.get(course_id):
+            raise Refused(f"course {course_id}: its structure changed since the hand-off (an author's edit); no id "
+                          f"was minted and nothing was registered; run `python -m etl handoff {course_id}`, then "
+                          "register again")
+
+
+def _register(cfg, result, hook=None):
     for pair in result.act:
         pair.row["file_name"], pair.row["storage_name"] = val.planned_name(pair.row["file_format"])
     claims = {}

@@ -16,9 +16,10 @@ from django.db import transaction
 
 from etl.model.errors import Refused
 from etl.model.layout import parse_course_id
-from etl.openedx import copies, val
+from etl.openedx import copies, mint, val
 from etl.openedx.register import Plan
 from etl.protocol import receipts
+from etl.protocol.state import iso, now
 from etl.source.pairs import Skip
 from etl.store import s3
 
@@ -60,6 +61,17 @@ def plan_undo(cfg, course_id, with_shared=False):
                     taken.add(current.pk)
                     result.act.append(dict(row, pk=current.pk, copy=receipt.get("mode") == receipts.UPLOAD))
     result.orphans = copies.orphans(cfg, family)
+    result.mints = [(key, doc, tag) for member in family for key, doc, tag, _ in mint.receipts_of(
+        cfg, parse_course_id(member)) if doc.get("state") == receipts.LIVE and not doc.get("undone_at")]
+    for _, doc, _ in result.mints:
+        for entry in doc.get("minted") or []:
+            for branch in entry["branches"]:
+                current = mint.video_id(cfg, parse_course_id(doc["course_id"]), entry["usage_key"], branch)
+                if current and current != entry["video_id"]:
+                    result.skip.append(Skip({"course_id": doc["course_id"], "usage_key": entry["usage_key"],
+                                             "branch": branch, "edx_video_id": current, "language": "-"},
+                                            f"an author changed its id since it was minted ({entry['video_id']}); "
+                                            "left as it is"))
     return result
 
 
@@ -77,7 +89,11 @@ def _others(cfg, course_id):
 
 
 def commit_undo(cfg, result):
-    """Delete the planned rows; once the database has committed, every copy left; then mark the receipts undone."""
+    """Delete the planned rows; once the database has committed, every copy left; then mark the receipts undone.
+
+    Ids ``--mint-ids`` gave go last, once no row serves them (a killed mint run's first).
+    """
+    mint.settle(cfg, result.courses)
     with transaction.atomic():
         val.rows_by_pk([row["pk"] for row in result.act]).delete()
     names = {r["storage_name"] for member in result.courses for _, doc, _ in result.receipts[member]
@@ -90,6 +106,13 @@ def commit_undo(cfg, result):
                       f"deleted from edx-val's storage, e.g. {left[0]}; run the undo again: it deletes every copy "
                       "the receipts name that no row holds, then marks them undone")
     kept = {skip.row.get("receipt") for skip in result.skip}
+    for key, doc, tag in result.mints:  # the rows are gone: the LMS reads the contentstore for these blocks again
+        mint.clear(cfg, doc)
+        try:
+            s3.put_json(cfg, key, dict(doc, undone_at=iso(now())), if_match=f'"{tag}"',
+                        metadata=s3.tool_metadata(parse_course_id(doc["course_id"]), ""))
+        except s3.PreconditionFailed:
+            pass  # another undo closed it
     for member in result.courses:
         course = parse_course_id(member)
         for key, receipt, tag in result.receipts[member]:

@@ -17,6 +17,9 @@ class Command(BaseCommand):
         add_courses(parser)
         parser.add_argument("--commit", action="store_true", help="write to edx-val; without it, only say what")
         parser.add_argument("--undo", action="store_true", help="remove exactly the rows the receipts list")
+        parser.add_argument("--mint-ids", action="store_true",
+                            help="also give each video without an edx_video_id that serves a transcript an id, as "
+                                 "Studio does (written through the modulestore; --undo clears them)")
         parser.add_argument("--with-shared", action="store_true",
                             help="register (or undo) each course together with every course that shares a video "
                                  "with it, in one transaction; refused unless all are committed and agree")
@@ -46,7 +49,7 @@ class Command(BaseCommand):
             if commit:
                 undo.commit_undo(cfg, result)
         else:
-            result = register.plan(cfg, course_id, with_shared=shared, site=site)
+            result = register.plan(cfg, course_id, with_shared=shared, site=site, mint_ids=options["mint_ids"])
             if commit:
                 register.commit(cfg, result)
         verb = ("removed" if options["undo"] else "registered") if commit else (
@@ -55,6 +58,16 @@ class Command(BaseCommand):
             closed = f"; its receipt closed: {orphan.close}" if orphan.close else ""
             self.stdout.write(f"{'deleted' if commit else 'would delete'} {len(orphan.names)} copies no row holds "
                               f"({orphan.key}){closed}")
+        for entry in result.mints:
+            if options["undo"]:
+                key, doc, _ = entry
+                for minted in doc.get("minted") or []:
+                    self.stdout.write(f"{'cleared' if commit else 'would clear'} {doc['course_id']} "
+                                      f"{minted['usage_key']} ({', '.join(minted['branches'])}): {minted['video_id']}")
+            else:
+                self.stdout.write(f"{'minted' if commit else 'would mint'} {entry.course_id} {entry.usage_key} "
+                                  f"({', '.join(entry.branches)}): {entry.video_id}; then served from edx-val: "
+                                  f"{', '.join(entry.languages)}")
         for item in result.act:
             self.stdout.write(self._acted(verb, item))
         for skip in result.skip:

@@ -81,7 +81,12 @@ def test_minting_gives_each_id_less_block_one_id_in_both_branches_and_serves_it_
     assert sorted(rows()) == sorted([(minted[("plain", "published")], "en"), (minted[("plain", "published")], "fr"),
                                      (minted[("renamed", "published")], "en")])
     assert changed(before, answers(val)) == {}  # no LMS answer changed, in any block or branch
-    assert {w[2] for w in split.writes if w[0] == COURSE} == {"published", "draft"}
+    done = [(w[1].rsplit("@", 1)[1], w[2]) for w in split.writes if w[0] == COURSE]
+    assert done == [("plain", "draft"), ("plain", "publish"), ("renamed", "published"), ("renamed", "draft")]
+    versions = {(v.usage_key.rsplit("@", 1)[1], v.branch): v.version
+                for v in modulestore.videos(_cfg(contentstore), parse_course_id(COURSE))}
+    assert versions[("plain", "draft")] == versions[("plain", "published")]  # Studio shows no unpublished change
+    assert versions[("renamed", "draft")] != versions[("renamed", "published")]  # its pending change stays pending
     assert len(mint.receipts_of(val, parse_course_id(COURSE))) == 1
 
     code, out, err = manage(val, monkeypatch, COURSE, "--undo", "--commit")
@@ -96,7 +101,7 @@ def test_undo_leaves_a_block_whose_id_an_author_changed_since_and_says_so(val, c
     ready(val, COURSE)
     assert manage(val, monkeypatch, COURSE, "--mint-ids", "--commit")[0] == 0
     minted = ids(contentstore)[("plain", "draft")]
-    split.StandIn(val).set_video_id(COURSE, f"block-v1:Mint+Ids+2026+type@video+block@plain", "draft",
+    split.StandIn(val).set_video_id(COURSE, "block-v1:Mint+Ids+2026+type@video+block@plain", "draft",
                                     "authors-own-video", expected=minted)  # Studio: the author picked another video
     code, out, err = manage(val, monkeypatch, COURSE, "--undo", "--commit")
     assert code == 0, err
@@ -124,23 +129,26 @@ def test_a_run_killed_while_it_mints_is_finished_by_the_next_and_a_late_write_of
     before = answers(val)
     hold, frozen, writes = threading.Event(), threading.Event(), []
 
-    def freeze_at_the_second_write(*args):
+    def freeze_at_the_third_write(*args):
         writes.append(args)
-        if len(writes) == 2:  # one branch of the first block written: the process stops here, as if killed
+        if len(writes) == 3:  # the second block written in one branch of two: the process stops, as if killed
             frozen.set()
             hold.wait(120)
 
-    split.before_write[0] = freeze_at_the_second_write
+    split.before_write[0] = freeze_at_the_third_write
     zombie = threading.Thread(target=lambda: _commit(register, val), daemon=True)
     zombie.start()
     assert frozen.wait(60)
     split.before_write[0] = None
-    assert sum(1 for v in ids(contentstore).values() if v) == 1  # half a block minted
+    half = ids(contentstore)
+    assert half[("renamed", "published")] and not half[("renamed", "draft")]  # half a block minted
     later = make_cfg(bucket=val.bucket)
     later.clock.advance(mint.receipts.LEASE_SECONDS + 1)  # its lease has run out, by S3's clock
-    with pytest.raises(etl.Refused, match="structure changed since the hand-off"):
-        register.commit(later, register.plan(later, COURSE, mint_ids=True))  # the half-minted block cleared first
+    with pytest.raises(etl.Refused, match="a stopped run had minted ids; they were cleared first"):
+        register.commit(later, register.plan(later, COURSE, mint_ids=True))
     assert set(ids(contentstore).values()) == {""}
+    with pytest.raises(etl.Refused, match="structure changed since the hand-off"):
+        register.commit(later, register.plan(later, COURSE, mint_ids=True))
     etl.handoff(val, COURSE)
     register.commit(later, register.plan(later, COURSE, mint_ids=True))
     hold.set()  # the first run wakes: its next write meets another id, and it stops

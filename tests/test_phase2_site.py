@@ -17,6 +17,7 @@ import os
 import re
 
 import pytest
+from bson import ObjectId
 
 pytest.importorskip("edxval")
 pytest.importorskip("storages")
@@ -43,10 +44,14 @@ def build(db, course_id, files, published, draft=None):
         save_upload(db, course_id, name, data, "application/json" if name.endswith("sjson") else "application/x-subrip")
     index = db["modulestore.active_versions"].find_one(dict(zip(("org", "course", "run"),
                                                                 course_id[len("course-v1:"):].split("+"))))
-    for branch, blocks in (("published", published), ("draft", draft if draft is not None else published)):
+    draft = draft if draft is not None else published
+    versions = {block_id: ObjectId() for block_id in draft}  # split's: a published block's source is its draft's
+    pending = {block_id: ObjectId() for block_id in draft if draft[block_id] != published.get(block_id)}
+    for branch, blocks in (("published", published), ("draft", draft)):
         db["modulestore.structures"].insert_one({"_id": index["versions"][f"{branch}-branch"], "blocks": [
             {"block_type": "video", "block_id": block_id, "fields": fields, "definition": None, "defaults": {},
-             "edit_info": {}} for block_id, fields in blocks.items()]})
+             "edit_info": {"source_version": versions[block_id]} if branch == "published" else
+             {"update_version": pending.get(block_id, versions[block_id])}} for block_id, fields in blocks.items()]})
 
 
 def link(course_id, *video_ids):

@@ -182,7 +182,7 @@ def enqueue(cfg, ids, retries, queue=None):
     """
     check_broker()
     target = target_of(cfg)
-    queue = queue or os.environ.get("ETL_CELERY_QUEUE") or app.conf.task_default_queue
+    queue = queue or queue_name()
     states = _states([task_id(target, c) for c in ids])
     waiting = _messages_in(queue) if QUEUED in states.values() else 0
     under_way = {"STARTED", "RETRY"} | ({QUEUED} if waiting else set())
@@ -220,6 +220,11 @@ def _messages_in(queue):
             return 0
 
 
+def queue_name():
+    """Return the queue courses are sent to: ETL_CELERY_QUEUE, else the app's default (``transcript-etl``)."""
+    return os.environ.get("ETL_CELERY_QUEUE") or app.conf.task_default_queue
+
+
 def collect(results, progress, patience=120, idle=None):
     """Wait for every course's task; yield its summary row as it finishes.
 
@@ -249,7 +254,7 @@ def _no_worker_yet(results, idle):
     except Exception:  # the backend is down: collect says so itself
         return
     if states <= {QUEUED, "PENDING"}:
-        queue = app.conf.task_default_queue
+        queue = queue_name()
         logs.event("warning", "-", "no_worker", queue=queue, waited=f"{idle:g}s",
                    note=f"no worker has taken a course from queue {queue}; start one (`python -m etl worker "
                         f"--queues {queue}`) with the same ETL_BROKER_URL, or Ctrl-C and re-run later: the courses "

@@ -5,8 +5,9 @@ without one is served from the contentstore forever. ``--mint-ids`` gives each
 such block of a committed course that the hand-off found serving a transcript
 a new id (an external Video in edx-val, as Studio's own transcript upload makes
 one), written through the modulestore (``etl.openedx.modulestore``) in each
-branch the block is in, the same id in both, never publishing an author's
-pending changes; then its transcripts register like any other pair. A minted
+branch the block is in, the same id in both (a block with no pending change:
+its draft, then that block alone published, so Studio shows no change it did
+not have), never publishing an author's pending changes; then its transcripts register like any other pair. A minted
 id is new, so no other course shares it, and until edx-val has a row for it the
 LMS answers exactly as before; a block whose draft resolves otherwise than its
 published version is left alone.
@@ -47,6 +48,7 @@ class Mint:
     usage_key: str
     branches: list
     video_id: str
+    settled: bool = False  # both branches, one version (no pending change): the draft written, then that block published
     languages: list = field(default_factory=list)
 
 
@@ -57,7 +59,9 @@ def plan(course_id, df, site):
     with an id (``status_with_id``) and its draft resolves as its published
     version does.
     """
-    blocks = {(v.usage_key, v.branch) for v in site.blocks(course_id) if not (v.fields.get("edx_video_id") or "").strip()}
+    versions = {(v.usage_key, v.branch): v.version for v in site.blocks(course_id)
+                if not (v.fields.get("edx_video_id") or "").strip()}
+    blocks = set(versions)
     idless = df[(df["edx_video_id"] == "") & (df["status_with_id"] == "ok")]
     mints, rows, skips = [], [], []
     for usage_key, group in idless.groupby("usage_key", sort=True):
@@ -73,7 +77,9 @@ def plan(course_id, df, site):
                               "not minted"))
             continue
         video_id = str(uuid.uuid4())  # as edx-val's generate_video_id
-        mints.append(Mint(course_id, usage_key, branches, video_id))
+        settled = branches == list(BRANCHES) and versions[(usage_key, "draft")] is not None and \
+            versions[(usage_key, "draft")] == versions[(usage_key, "published")]
+        mints.append(Mint(course_id, usage_key, branches, video_id, settled))
         rows += [dict(r, edx_video_id=video_id, status="ok") for r in records]
     return mints, rows, skips
 
@@ -108,7 +114,7 @@ class Claim:
         self.doc = {"course_id": course_id, "epoch": epoch, "created_at": iso(now()), "undone_at": None,
                     "state": receipts.PENDING, "minted": [
                         {"usage_key": m.usage_key, "video_id": m.video_id, "branches": m.branches, "written": {},
-                         "languages": m.languages} for m in mints]}
+                         "settled": m.settled, "languages": m.languages} for m in mints]}
         stamp = iso(now()).replace(":", "").replace("-", "").replace(".", "")
         self.key = f"{Layout.of(cfg, self.course).mints}e{int(epoch)}-{stamp}-{secrets.token_hex(4)}.json"
         self.tag = None
@@ -138,13 +144,16 @@ def write(cfg, mints, epochs, hook=None):
     try:
         for claim in claims.values():
             for entry in claim.doc["minted"]:
-                for branch in entry["branches"]:
+                for branch in (["draft", "published"] if entry["settled"] else entry["branches"]):
                     if time.monotonic() > deadline:
                         raise Refused(f"course {claim.course}: minting took longer than its receipt's lease; "
                                       "its ids are cleared; register again")
                     claim.save(writing={"usage_key": entry["usage_key"], "branch": branch})
-                    entry["written"][branch] = store.set_video_id(claim.doc["course_id"], entry["usage_key"], branch,
-                                                                  entry["video_id"])
+                    course_id, usage_key = claim.doc["course_id"], entry["usage_key"]
+                    entry["written"][branch] = (
+                        store.publish(course_id, usage_key, entry["written"]["draft"])
+                        if entry["settled"] and branch == "published" else
+                        store.set_video_id(course_id, usage_key, branch, entry["video_id"]))
                     claim.save(writing=None)
                     if hook:
                         hook("minted")
@@ -165,6 +174,17 @@ def clear(cfg, doc, store=None):
     course = parse_course_id(doc["course_id"])
     left = []
     for entry in doc.get("minted") or []:
+        blocks = {v.branch: v for v in reader.videos(cfg, course) if v.usage_key == entry["usage_key"]}
+        if set(blocks) == set(BRANCHES) and blocks["draft"].version is not None and \
+                blocks["draft"].version == blocks["published"].version and \
+                (blocks["draft"].fields.get("edx_video_id") or "").strip() == entry["video_id"]:
+            try:  # still no pending change: cleared in the draft, then that block published, as it was minted
+                head = store.set_video_id(doc["course_id"], entry["usage_key"], "draft", "",
+                                          expected=entry["video_id"])
+                store.publish(doc["course_id"], entry["usage_key"], head)
+                continue
+            except modulestore.Changed:  # an author got there: each branch on its own, below
+                pass
         for branch in entry["branches"]:
             current = video_id(cfg, course, entry["usage_key"], branch)
             if current == entry["video_id"]:

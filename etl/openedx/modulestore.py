@@ -4,10 +4,14 @@ One small adapter, two sides. In Studio (``Studio``), the platform's own
 ``modulestore()`` API, line by line as edx-platform's 2018 ``migrate_transcripts``
 wrote it (``async_migrate_transcript_subtask``): get the block at its revision,
 set ``edx_video_id``, and ``update_item`` it as the management-command user under
-the branch setting of that revision, published only or draft preferred; never a
-publish. Elsewhere (the tests), a stand-in that writes split's documents as split
-does: Django's setting ``TRANSCRIPT_ETL_MODULESTORE`` names its class. Reading
-stays the tool's own, index-served (``etl.source.modulestore``).
+the branch setting of that revision, published only or draft preferred. One
+departure: a block with no pending change is written in its draft and then that
+block alone is published, so that Studio shows no unpublished change it did not
+have (split compares the two branches' block versions); a block with pending
+changes is written in each branch and never published. Elsewhere (the tests), a
+stand-in that writes split's documents as split does: Django's setting
+``TRANSCRIPT_ETL_MODULESTORE`` names its class. Reading stays the tool's own,
+index-served (``etl.source.modulestore``).
 """
 
 from django.conf import settings
@@ -57,3 +61,20 @@ class Studio:
         with store.branch_setting(branch_setting, video.location.course_key):
             store.update_item(video, ModuleStoreEnum.UserID.mgmt_command)
         return str(reader.heads(self.cfg, parse_course_id(course_id))[branch])
+
+    def publish(self, course_id, usage_key, draft_head):
+        """Publish one block (a video: no children) whose draft is the one this run just wrote; return the new head.
+
+        Only for a block with no pending change but this run's own: Studio's
+        publish copies the draft block, so the unit shows no unpublished change.
+        Raise ``Changed`` when the draft branch moved since ``draft_head``.
+        """
+        from opaque_keys.edx.keys import UsageKey
+        from xmodule.modulestore import ModuleStoreEnum
+        from xmodule.modulestore.django import modulestore
+
+        course = parse_course_id(course_id)
+        if str(reader.heads(self.cfg, course).get("draft")) != draft_head:
+            raise Changed(course_id, usage_key, "draft", "(a newer draft)")
+        modulestore().publish(UsageKey.from_string(usage_key), ModuleStoreEnum.UserID.mgmt_command)
+        return str(reader.heads(self.cfg, course)["published"])

@@ -206,7 +206,9 @@ def commit(cfg, result, hook=None):
     database commit", for tests.
     """
     copies.settle(cfg, result.orphans)  # what earlier registrations left goes first
-    mint.settle(cfg, result.courses)  # and what a killed mint run left
+    if mint.settle(cfg, result.courses):  # a stopped mint run's ids: cleared, so the plan is not the course's now
+        raise Refused(f"course {result.course_id}: a stopped run had minted ids; they were cleared first, and "
+                      "nothing else was changed; register again")
     written = {}
     if result.mints:
         _refuse_moved_since_handoff(cfg, result)
@@ -220,6 +222,13 @@ def commit(cfg, result, hook=None):
             mint.close(claim, "its transcripts were not registered")
         raise
     mint.live(cfg, written)
+
+
+def finish_stopped(cfg, course_ids):
+    """Finish what a stopped register or mint run left in these courses, before a plan reads them; return it."""
+    found = copies.orphans(cfg, course_ids)
+    copies.settle(cfg, found)
+    return found, mint.settle(cfg, course_ids)
 
 
 def _refuse_moved_since_handoff(cfg, result):

@@ -24,11 +24,17 @@ BRANCHES = ("published", "draft")
 
 @dataclass(frozen=True)
 class Video:
-    """One video block as one branch stores it: its usage key and its settings, defaults filled in."""
+    """One video block as one branch stores it: its usage key and its settings, defaults filled in.
+
+    ``version`` is split's version of the block (``edit_info.source_version``, else
+    ``update_version``; None when unknown): a block whose draft and published
+    versions are the same has no pending change, as Studio's ``has_changes`` judges it.
+    """
 
     usage_key: str
     branch: str
     fields: dict
+    version: str = None
 
 
 def database(cfg):
@@ -74,9 +80,12 @@ def branch_heads(index):
     return {branch: versions[f"{branch}-branch"] for branch in BRANCHES if versions.get(f"{branch}-branch")}
 
 
-def _video(course, block_type, block_id, branch, fields):
+def _video(course, block_type, block_id, branch, fields, edit_info=None):
     usage = course.locator().make_usage_key(block_type, block_id)
-    return Video(str(usage), branch, {**DEFAULTS, **{k: v for k, v in (fields or {}).items() if k in DEFAULTS}})
+    info = edit_info or {}
+    version = info.get("source_version") or info.get("update_version")
+    return Video(str(usage), branch, {**DEFAULTS, **{k: v for k, v in (fields or {}).items() if k in DEFAULTS}},
+                 str(version) if version is not None else None)
 
 
 def _split(cfg, db, course, wanted=None):
@@ -86,7 +95,7 @@ def _split(cfg, db, course, wanted=None):
     read_limiter(cfg).acquire()
     structures = {doc["_id"]: doc for doc in db["modulestore.structures"].find(
         {"_id": {"$in": list(wanted.values())}}, {"blocks": 1})}
-    return [_video(course, block["block_type"], block["block_id"], branch, block.get("fields"))
+    return [_video(course, block["block_type"], block["block_id"], branch, block.get("fields"), block.get("edit_info"))
             for branch, structure_id in wanted.items()
             for block in (structures.get(structure_id) or {}).get("blocks") or []
             if block.get("block_type") in VIDEO_TYPES]

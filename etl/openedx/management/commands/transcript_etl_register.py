@@ -49,6 +49,10 @@ class Command(BaseCommand):
             if commit:
                 undo.commit_undo(cfg, result)
         else:
+            if commit:  # what a stopped run left goes first, so the plan reads the course as it will be
+                _, cleared = register.finish_stopped(cfg, [course_id])
+                if cleared:
+                    site.moved([course_id])
             result = register.plan(cfg, course_id, with_shared=shared, site=site, mint_ids=options["mint_ids"])
             if commit:
                 register.commit(cfg, result)

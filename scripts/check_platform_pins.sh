@@ -66,4 +66,5 @@ print(f"edx-val {edxval.__version__ if hasattr(edxval, '__version__') else '?'},
       f"numpy {numpy.__version__}, pandas {pandas.__version__}, pyarrow {pyarrow.__version__}, "
       f"boto3 {boto3.__version__}, pymongo {pymongo.version}")
 PY
-python -m pytest -q -p no:cacheprovider tests/test_openedx.py tests/test_handoff.py tests/test_phase2_site.py
+python -m pytest -q -p no:cacheprovider tests/test_openedx.py tests/test_handoff.py tests/test_phase2_site.py \
+  tests/test_mint.py tests/test_lms.py

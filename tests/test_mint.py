@@ -164,3 +164,25 @@ def _commit(register, cfg):
     except Exception:  # the test asserts what it left
         pass
 
+
+
+def test_a_failure_after_some_blocks_were_written_clears_them_before_the_command_exits(val, contentstore,
+                                                                                       monkeypatch):
+    course(contentstore)
+    ready(val, COURSE)
+    before = answers(val)
+    calls = []
+
+    def fail_at_the_third_write(*args):
+        calls.append(args)
+        if len(calls) == 3:
+            raise RuntimeError("the modulestore went away")
+
+    split.before_write[0] = fail_at_the_third_write
+    code, _, err = manage(val, monkeypatch, COURSE, "--mint-ids", "--commit")
+    assert code == 4 and "a modulestore write failed (RuntimeError: the modulestore went away)" in err
+    assert "every id this run set was cleared" in err
+    assert set(ids(contentstore).values()) == {""} and rows() == []
+    [(_, receipt, _, _)] = mint.receipts_of(val, parse_course_id(COURSE))
+    assert receipt["undone_at"] and "before its transcripts were registered" in receipt["undone_because"]
+    assert changed(before, answers(val)) == {}

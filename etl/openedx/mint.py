@@ -29,7 +29,7 @@ import uuid
 from dataclasses import dataclass, field
 
 from etl.model import lease
-from etl.model.errors import Refused
+from etl.model.errors import EtlError, Refused, StorageError
 from etl.model.layout import Layout, parse_course_id
 from etl.openedx import modulestore
 from etl.protocol import receipts
@@ -157,10 +157,15 @@ def write(cfg, mints, epochs, hook=None):
                     claim.save(writing=None)
                     if hook:
                         hook("minted")
-    except BaseException:
+    except BaseException as exc:
         for claim in claims.values():
             clear(cfg, claim.doc, store)
             close(claim, "the run failed before its transcripts were registered")
+        if isinstance(exc, Exception) and not isinstance(exc, EtlError):
+            raise StorageError(f"course {sorted(claims)[0]}: a modulestore write failed ({type(exc).__name__}: "
+                               f"{str(exc).splitlines()[0][:160] if str(exc) else ''}); every id this run set was "
+                               "cleared and nothing was registered; check Studio's MongoDB, then register again") \
+                from exc
         raise
     return claims
 

@@ -28,34 +28,44 @@ def s3_storage(endpoint, bucket, **extra):
                      file_overwrite=False, **options)
 
 
+def setup_django(database, endpoint, val_bucket=VAL_BUCKET):
+    """Configure Django for edx-val on a sqlite file, its transcripts storage ``val_bucket`` on ``endpoint``; migrate.
+
+    A file, not :memory:, so a runner on another thread (the sweeps') or another
+    process (tests/children/register.py) sees the same tables, as MySQL would.
+    """
+    from django.conf import settings
+
+    settings.configure(
+        INSTALLED_APPS=["django.contrib.contenttypes", "django.contrib.auth", "edxval", "etl.openedx"],
+        DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": database,
+                               "OPTIONS": {"timeout": 2, "init_command": "PRAGMA synchronous=OFF"}}},
+        STORAGES={"default": {"BACKEND": "django.core.files.storage.InMemoryStorage"},
+                  "video_transcripts": {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": {
+                      "bucket_name": val_bucket, "endpoint_url": endpoint, "location": "",
+                      "access_key": "testing", "secret_key": "testing", "region_name": "us-east-1",
+                      "addressing_style": "path", "file_overwrite": False}}},
+        VIDEO_TRANSCRIPTS_SETTINGS={"DIRECTORY_PREFIX": "video-transcripts/"},
+        TRANSCRIPT_LANG_CACHE_TIMEOUT=0, USE_TZ=True, DEFAULT_AUTO_FIELD="django.db.models.AutoField",
+        TRANSCRIPT_ETL_MODULESTORE="tests.split.StandIn")  # no openedx-platform here: split's documents, as split
+    import django as dj
+
+    dj.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    return settings
+
+
 @pytest.fixture(scope="module")
 def django(s3_endpoint):
     """Configure Django once: edxval's tables in sqlite, its transcripts storage a bucket of its own on moto."""
+    import tempfile
+
     from django.conf import settings
 
     if not settings.configured:
-        import tempfile
-
-        # A file, not :memory:, so a runner on another thread (the sweeps') sees the same tables, as MySQL would.
-        database = os.path.join(tempfile.mkdtemp(prefix="etl-edxval-"), "edxval.sqlite3")
-        settings.configure(
-            INSTALLED_APPS=["django.contrib.contenttypes", "django.contrib.auth", "edxval", "etl.openedx"],
-            DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": database,
-                                   "OPTIONS": {"timeout": 2, "init_command": "PRAGMA synchronous=OFF"}}},
-            STORAGES={"default": {"BACKEND": "django.core.files.storage.InMemoryStorage"},
-                      "video_transcripts": {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": {
-                          "bucket_name": VAL_BUCKET, "endpoint_url": s3_endpoint, "location": "",
-                          "access_key": "testing", "secret_key": "testing", "region_name": "us-east-1",
-                          "addressing_style": "path", "file_overwrite": False}}},
-            VIDEO_TRANSCRIPTS_SETTINGS={"DIRECTORY_PREFIX": "video-transcripts/"},
-            TRANSCRIPT_LANG_CACHE_TIMEOUT=0, USE_TZ=True, DEFAULT_AUTO_FIELD="django.db.models.AutoField",
-            TRANSCRIPT_ETL_MODULESTORE="tests.split.StandIn")  # no openedx-platform here: split's documents, as split
-        import django as dj
-
-        dj.setup()
-        from django.core.management import call_command
-
-        call_command("migrate", verbosity=0)
+        setup_django(os.path.join(tempfile.mkdtemp(prefix="etl-edxval-"), "edxval.sqlite3"), s3_endpoint)
     return settings
 
 

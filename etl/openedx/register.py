@@ -136,7 +136,7 @@ def plan(cfg, course_id, with_shared=False, site=None, mint_ids=False):
 
 
 def _handoff(cfg, course, named=None):
-    """Return (commit identity, hand-off rows) of a committed course with a current hand-off; refuse otherwise."""
+    """Return (commit identity, hand-off rows, hand-off metadata) of a committed course with a current hand-off."""
     refuse_old_style(course)
     seen, (df, meta) = pool.together(lambda: marker.read(cfg, course), lambda: read_handoff(cfg, course))
     member = f", which shares videos with {named}," if named else ""

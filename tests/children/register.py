@@ -18,29 +18,12 @@ import mongomock
 import mongomock.gridfs
 
 import etl
-from tests.edx import DATA, DEMO, DEMO_ID, import_static, load_videos
+from tests.edx import DATA, DEMO, DEMO_ID, import_static, load_videos, setup_django
 
 if __name__ == "__main__":
     endpoint, bucket, val_bucket, database, action = sys.argv[1:6]
     kill_at = sys.argv[6] if len(sys.argv) > 6 else None
-    from django.conf import settings
-
-    settings.configure(
-        INSTALLED_APPS=["django.contrib.contenttypes", "django.contrib.auth", "edxval", "etl.openedx"],
-        DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": database}},
-        STORAGES={"default": {"BACKEND": "django.core.files.storage.InMemoryStorage"},
-                  "video_transcripts": {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": {
-                      "bucket_name": val_bucket, "endpoint_url": endpoint, "location": "",
-                      "access_key": "testing", "secret_key": "testing", "region_name": "us-east-1",
-                      "addressing_style": "path", "file_overwrite": False}}},
-        VIDEO_TRANSCRIPTS_SETTINGS={"DIRECTORY_PREFIX": "video-transcripts/"},
-        TRANSCRIPT_LANG_CACHE_TIMEOUT=0, USE_TZ=True, DEFAULT_AUTO_FIELD="django.db.models.AutoField")
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
+    setup_django(database, endpoint, val_bucket)
     from edxval.models import Video
 
     from etl.demo.sample import register_course

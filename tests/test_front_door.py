@@ -213,9 +213,8 @@ def test_rollback_dry_run_lists_exactly_what_would_go_and_changes_nothing(front,
     assert code == 0 and unchanged
     result = json.loads(out)
     assert result["dry_run"] and result["was_promoted"] and sorted(result["would_delete"]) == live
-    code, out, _, unchanged = front("rollback", COURSE, "--dry-run")  # without --force: listed, not refused
-    assert code == 0 and unchanged and out.startswith(f"rollback {COURSE} (dry run, nothing changed) would replace "
-                                                      "the commit with a release first (--force)")
+    code, out, err, unchanged = front("rollback", COURSE, "--dry-run")  # without --force: refused, as the run is
+    assert code == 3 and unchanged and out == "" and "is promoted and may be live in Phase II" in err
     code, out, err, unchanged = front("rollback", "course-v1:Never+Touched+2026")
     assert code == 2 and unchanged and "unknown course course-v1:Never+Touched+2026" in err
 

@@ -65,6 +65,11 @@ def gone(err):
     return _status(err.__cause__) == 404 or _code(err.__cause__) in ("404", "NoSuchKey", "NotFound")
 
 
+def no_bucket(err):
+    """Tell whether a StorageError was S3 saying the bucket does not exist."""
+    return _code(err.__cause__) == "NoSuchBucket"
+
+
 @contextmanager
 def storage(action, cfg, key="", bucket=None):
     """Turn botocore failures in the block into one-line StorageErrors naming the object."""

@@ -121,6 +121,26 @@ def test_a_storage_edx_val_cannot_write_leaves_no_row_no_video_and_no_receipt(va
     assert receipts.live(val, parse_course_id(DEMO_ID)) == [] and val_objects(val) == {}
 
 
+def test_a_row_edx_val_cannot_write_after_its_copy_is_saved_leaves_no_copy(val, contentstore, monkeypatch):
+    """edx-val saves the copy, then the row: a database another writer holds fails the row, not the copy."""
+    import sqlite3
+
+    from django.conf import settings
+    from edxval.models import VideoTranscript
+
+    demo(val, contentstore, skip={"48c991fb-083c-45e1-adad-930d2b11b11e"})
+    other = sqlite3.connect(settings.DATABASES["default"]["NAME"], isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another register's open transaction, as the pairwise sweep freezes one
+    try:
+        code, _, err = manage(val, monkeypatch, DEMO_ID, "--commit")
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert code == 4 and "edx-val could not save its copy" in err and "database is locked" in err, err
+    assert VideoTranscript.objects.count() == 0 and val_objects(val) == {}
+    assert receipts.live(val, parse_course_id(DEMO_ID)) == []
+
+
 def test_bytes_edx_val_serves_differently_undo_the_course_and_delete_its_copies(val, contentstore, monkeypatch):
     from django.core.files.base import ContentFile
     from edxval.models import VideoTranscript

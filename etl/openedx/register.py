@@ -324,7 +324,8 @@ def _recheck(cfg, result):
 def _upload(course_id, pair, saved):
     try:
         name = val.upload(pair.video_id, pair.language, pair.data, pair.row["file_format"], pair.row["file_name"])
-    except Exception as exc:  # edx-val's storage refused: the transaction rolls back
+    except Exception as exc:  # edx-val's storage refused, or its row did: the transaction rolls back
+        saved.append(pair.row["storage_name"])  # the copy may be saved before the row failed; the name is ours alone
         raise StorageError(f"course {course_id}: edx-val could not save its copy of {pair.video_id} "
                            f"{pair.language} ({type(exc).__name__}: {str(exc).splitlines()[0][:160]}); nothing "
                            "was registered; check edx-val's VIDEO_TRANSCRIPTS storage settings and credentials, then "

@@ -32,7 +32,7 @@ from etl.store import s3
 
 
 class Claim:
-    """A runner's hold on one course: one status with legal moves, conditional record writes, and a lease.
+    r"""A runner's hold on one course: one status with legal moves, conditional record writes, and a lease.
 
     The status is one field, moved only by the named moves below; an illegal
     move raises, as s3transfer's ``TransferCoordinator`` does::

@@ -107,7 +107,7 @@ def course_diff(cfg, course_id):
     suspect = df.index[df["etag_b"].notna() & (df["md5_b"] != df["md5_a"].fillna(df["md5_m"]))]
     found = pool.run_all(cfg, lambda name: s3.md5_of(cfg, keys[name]), list(df.loc[suspect, "asset_name"]))
     df.loc[suspect, "md5_b"] = pd.Series(found, index=suspect, dtype=object)
-    df["in_manifest"] = df["in_manifest"].fillna(False).astype(bool)
+    df["in_manifest"] = df["in_manifest"].eq(True)  # NaN (not in the manifest) is False; no downcast
     df["asset_id"] = df["asset_id"].fillna(df["asset_id_m"])
     df["parse_ok"] = df["parse_ok"].where(df["in_manifest"], df["parse_ok_a"])
     df["parse_error"] = df["parse_error"].where(df["in_manifest"], df["parse_error_a"])

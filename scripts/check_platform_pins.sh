@@ -32,6 +32,14 @@ check() {
   echo "platform pins unchanged by $1: $(wc -l < "$work/wanted") packages"
 }
 
+# base DIR: a virtualenv with pip that already holds the platform's pins, as an image does before the tool is
+# added. uv fills it (it is only the starting point); the install under test is the step after it. The venv is
+# Python's own, whose setuptools still has the pkg_resources that fs (edx-val's storage) imports.
+base() {
+  python -m venv "$1"
+  uv pip install -q --python "$1/bin/python" -r "$pins"
+}
+
 # Tutor 21+: uv pip, into an environment that already holds the platform's requirements.
 uv venv -q --python "$(command -v python)" "$work/uv"
 uv pip install -q --python "$work/uv/bin/python" -r "$pins"
@@ -40,23 +48,21 @@ uv pip freeze --python "$work/uv/bin/python" > "$work/uv.txt"
 check "uv pip install '.[openedx]'" "$work/uv.txt"
 
 # tutor mounts: the checkout installed editable, without the extra.
-python -m venv "$work/bare"
-"$work/bare/bin/pip" install -q -r "$pins"
+base "$work/bare"
 "$work/bare/bin/pip" install -q -e .
 "$work/bare/bin/pip" freeze --exclude-editable > "$work/bare.txt"
 check "pip install -e ." "$work/bare.txt"
 
 # pip, as OPENEDX_EXTRA_PIP_REQUIREMENTS without uv; then the demo and the Phase II tests in that environment.
-python -m venv "$work/venv"
+base "$work/venv"
 # shellcheck disable=SC1091
 . "$work/venv/bin/activate"
-pip install -q -r "$pins"
 pip install -q '.[openedx]'
 pip freeze > "$work/pip.txt"
 check "pip install '.[openedx]'" "$work/pip.txt"
 # The tests' own tools, held to the same pins (extras stripped: pip takes no extras in a constraints file).
 sed 's/\[[^]]*\]//' "$pins" > "$work/constraints"
-pip install -q -c "$work/constraints" '.[test]'
+uv pip install -q --python "$work/venv/bin/python" -c "$work/constraints" '.[test]'
 python -m etl --version
 python -m etl demo > "$work/demo.txt"
 tail -n 2 "$work/demo.txt"

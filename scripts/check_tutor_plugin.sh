@@ -8,7 +8,8 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 python -m venv "$work/venv"
-"$work/venv/bin/pip" install -q 'tutor==22.0.3' ./tutor-contrib-transcript-etl 'pytest>=8,<10' 'pytest-timeout>=2.2,<3'
+"$work/venv/bin/pip" install -q 'tutor==22.0.3' ./tutor-contrib-transcript-etl 'pytest>=8,<10' 'pytest-timeout>=2.2,<3' \
+  'pytest-xdist>=3.5,<4'
 "$work/venv/bin/tutor" --version
 # The tool itself is not installed here: the plugin needs only Tutor, and its tests need no fixture of the suite.
 "$work/venv/bin/python" -m pytest -q -p no:cacheprovider --noconftest tests/test_tutor.py

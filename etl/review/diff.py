@@ -164,7 +164,7 @@ def load_manifest(cfg, where):
             with s3.storage("GetObject", cfg, url.path.lstrip("/"), bucket=url.netloc):
                 data = cfg.s3.get_object(Bucket=url.netloc, Key=url.path.lstrip("/"))["Body"].read()
         except StorageError as err:
-            if s3.gone(err) and not s3.no_bucket(err):
+            if s3.gone(err):
                 raise UsageError(f"no manifest at {where}: there is no such key in bucket {url.netloc}; check "
                                  "the epoch and the prefix (`python -m etl status COURSE` names the committed "
                                  "epoch)") from None

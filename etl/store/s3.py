@@ -61,13 +61,9 @@ def _status(err):
 
 
 def gone(err):
-    """Tell whether a StorageError was S3 saying the object does not exist."""
-    return _status(err.__cause__) == 404 or _code(err.__cause__) in ("404", "NoSuchKey", "NotFound")
-
-
-def no_bucket(err):
-    """Tell whether a StorageError was S3 saying the bucket does not exist."""
-    return _code(err.__cause__) == "NoSuchBucket"
+    """Tell whether a StorageError was S3 saying the object does not exist (a missing bucket is not that)."""
+    code = _code(err.__cause__)
+    return code != "NoSuchBucket" and (_status(err.__cause__) == 404 or code in ("404", "NoSuchKey", "NotFound"))
 
 
 @contextmanager

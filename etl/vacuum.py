@@ -101,10 +101,11 @@ def _alive(cfg, course, looked):
     elif seen.epoch is not None:
         key = seen.epoch
         if seen.holds == marker.FENCED:
-            alive[key] = f"its fence stands at the commit key: run {seen.doc.get('run_id')} may still commit it"
             if key == state.epoch_of(record) and record.get("run_id") == seen.doc.get("run_id"):  # a stopped run's
                 alive[key] = (f"{record.get('state')} by run {record.get('run_id')}; `python -m etl migrate {course}`"
                               f" or `python -m etl rollback {course}` removes what it left (its fence still stands)")
+            else:
+                alive[key] = f"its fence stands at the commit key: run {seen.doc.get('run_id')} may still commit it"
         alive[None] = lambda epoch: epoch < key or (epoch == key and seen.holds == marker.RELEASED)
         for epoch in range(key + 1, state.epoch_of(record) + 1):
             alive[epoch] = "claimed after the commit key's epoch: its fence may still land"

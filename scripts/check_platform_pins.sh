@@ -32,17 +32,16 @@ check() {
   echo "platform pins unchanged by $1: $(wc -l < "$work/wanted") packages"
 }
 
-# base DIR: a virtualenv with pip that already holds the platform's pins, as an image does before the tool is
-# added. uv fills it (it is only the starting point); the install under test is the step after it. The venv is
-# Python's own, whose setuptools still has the pkg_resources that fs (edx-val's storage) imports.
+# base DIR: a virtualenv that already holds the platform's pins, made as Tutor's openedx image makes it: Python's
+# own venv (whose setuptools still has the pkg_resources that fs, edx-val's storage, imports), filled by uv pip.
+# The install under test is the step after it.
 base() {
   python -m venv "$1"
   uv pip install -q --python "$1/bin/python" -r "$pins"
 }
 
 # Tutor 21+: uv pip, into an environment that already holds the platform's requirements.
-uv venv -q --python "$(command -v python)" "$work/uv"
-uv pip install -q --python "$work/uv/bin/python" -r "$pins"
+base "$work/uv"
 uv pip install -q --python "$work/uv/bin/python" '.[openedx]'
 uv pip freeze --python "$work/uv/bin/python" > "$work/uv.txt"
 check "uv pip install '.[openedx]'" "$work/uv.txt"
